@@ -1,0 +1,1 @@
+"""The ears: neural networks that listen. See :mod:`earsight.ears.base` for the interface."""

@@ -1,0 +1,166 @@
+"""The interface every ear shares, and a base for ears that look at a sliding window.
+
+An ear turns mono float32 audio at ``sample_rate`` into *frames*: every ``hop`` samples it
+emits one activation frame per layer. Frame ``k`` is available once sample ``(k + 1) * hop``
+has arrived and depends only on samples before it (ears are causal), so streaming a file
+block by block gives exactly the frames of one offline pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import BadRequest
+
+Frames = dict[str, np.ndarray]
+"""Layer name -> array of shape (n_frames, *layer.shape), float32."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of an ear as the outside world sees it.
+
+    ``shape`` is the shape of one frame of this layer, e.g. ``(channels,)`` or
+    ``(channels, frequencies)``; a *neuron* (unit) is one element. ``kind`` tells the
+    layout how the layer connects to the one before it: "conv" (local in the last axis),
+    "dense" (all to all) or "recurrent".
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    unit: str = "channel"
+    kind: str = "conv"
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+
+class Ear(ABC):
+    """A neural ear. Subclasses set the class attributes and implement the three methods."""
+
+    name: str = "ear"
+    description: str = ""
+    sample_rate: int = 16000
+    hop: int = 160
+    window: int = 1024
+    """Samples one frame looks at (receptive field), at ``sample_rate``."""
+    latency: int = 512
+    """Samples from an input sample to the frame where it weighs most (declared, at ``sample_rate``)."""
+    layers: tuple[Layer, ...] = ()
+    labels: tuple[str, ...] | None = None
+    """Names of the units of the ``output`` layer, for ears that tag."""
+    output_layer: str | None = None
+    """The layer whose units are probabilities for ``labels`` (tags) or pitch bins (pitch)."""
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise BadRequest(f"ear {self.name!r} has no layer {name!r} (layers: {', '.join(self.layer_names)})")
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def info(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "hop": self.hop,
+            "frame_rate": self.frame_rate,
+            "window": self.window,
+            "latency": self.latency,
+            "layers": [(layer.name, layer.shape, layer.unit, layer.kind) for layer in self.layers],
+            "labels": list(self.labels or ()),
+        }
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget streaming state, as if no audio had been heard."""
+
+    @abstractmethod
+    def stream(self, block: np.ndarray) -> Frames:
+        """Feed the next mono samples (any length, float32 at ``sample_rate``); return the frames they complete (possibly none)."""
+
+    @abstractmethod
+    def analyse(self, audio: np.ndarray) -> Frames:
+        """Offline: all ``len(audio) // hop`` frames of a whole signal, from a reset state. Equals concatenated ``stream``."""
+
+    @abstractmethod
+    def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Differentiable pass for sonification: ``(batch, samples)`` -> layer -> ``(batch, frames, *shape)``."""
+
+
+class WindowedEar(Ear):
+    """An ear whose frame ``k`` is a pure function of the ``window`` samples ending at ``(k+1)*hop``.
+
+    Subclasses implement :meth:`frames` on a batch of windows; streaming and offline share it.
+    """
+
+    batch: int = 256
+
+    def __init__(self) -> None:
+        self._buffer = np.zeros(self.window - self.hop, np.float32)
+
+    @abstractmethod
+    def frames(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(n, window)`` -> layer -> ``(n, *shape)``."""
+
+    def reset(self) -> None:
+        self._buffer = np.zeros(self.window - self.hop, np.float32)
+
+    def _run(self, windows: torch.Tensor) -> Frames:
+        out: dict[str, list[np.ndarray]] = {layer.name: [] for layer in self.layers}
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], self.batch):
+                for name, value in self.frames(windows[start : start + self.batch]).items():
+                    out[name].append(value.float().numpy())
+        return {
+            layer.name: (
+                np.concatenate(out[layer.name])
+                if out[layer.name]
+                else np.zeros((0, *layer.shape), np.float32)
+            )
+            for layer in self.layers
+        }
+
+    def _windows(self, signal: np.ndarray) -> torch.Tensor:
+        """Windows of a signal that starts with ``window - hop`` samples of history."""
+        t = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))
+        if t.shape[0] < self.window:
+            return t.new_zeros((0, self.window))
+        return t.unfold(0, self.window, self.hop)
+
+    def stream(self, block: np.ndarray) -> Frames:
+        signal = np.concatenate([self._buffer, np.asarray(block, np.float32).reshape(-1)])
+        n = (signal.shape[0] - (self.window - self.hop)) // self.hop
+        frames = self._run(self._windows(signal[: self.window - self.hop + n * self.hop]))
+        self._buffer = signal[n * self.hop :]
+        return frames
+
+    def analyse(self, audio: np.ndarray) -> Frames:
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        n = audio.shape[0] // self.hop
+        signal = np.concatenate([np.zeros(self.window - self.hop, np.float32), audio[: n * self.hop]])
+        return self._run(self._windows(signal))
+
+    def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch, samples = audio.shape
+        padded = torch.nn.functional.pad(audio, (self.window - self.hop, 0))
+        windows = padded.unfold(1, self.window, self.hop)  # (batch, n, window)
+        n = windows.shape[1]
+        out = self.frames(windows.reshape(batch * n, self.window))
+        return {k: v.reshape(batch, n, *v.shape[1:]) for k, v in out.items()}
