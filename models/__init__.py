@@ -1,0 +1,1 @@
+"""Shipped ears: weights (safetensors), model cards and cached layouts (package data)."""
