@@ -167,7 +167,9 @@ def _shape(data: bytes) -> tuple[int, ...]:
 
 def parse_entry(data: bytes) -> Entry:
     """Decode a ``BundleEntryProto``: dtype=1, shape=2, shard_id=3, offset=4, size=5, crc32c=6 (fixed32), slices=7."""
-    dtype, shape, shard, offset, size, crc, sliced = 0, (), 0, 0, 0, None, False
+    shape: tuple[int, ...] = ()
+    crc: int | None = None
+    dtype, shard, offset, size, sliced = 0, 0, 0, 0, False
     for number, value in proto_fields(data):
         if number == 1 and isinstance(value, int):
             dtype = value
