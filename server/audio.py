@@ -12,6 +12,7 @@ possible with ``realtime=False``). Never pyo's default ``Server()`` without a de
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing as mp
 import os
@@ -299,8 +300,11 @@ class _Graph:
         self.server.boot()
         if not self.server.getIsBooted():
             raise EarsightError(f"pyo could not boot the {config.backend} backend")
-        self.objects: list[Any] = []  # keep the current source's objects alive
-        self.fader = pyo.InputFader(self._make(source, None))
+        # pyo frees an object with its last Python reference, even while a crossfade still reads
+        # it (a crash): keep the sources of the last few changes alive.
+        self.objects: list[Any] = []
+        self.generations: collections.deque[list[Any]] = collections.deque(maxlen=4)
+        self.fader = pyo.InputFader(self._keep(self._make(source, None)))
         self.gain = pyo.SigTo(1.0, time=0.02)
         self.dry = pyo.SigTo(1.0, time=0.02)
         self.wet = pyo.SigTo(1.0, time=0.02)
@@ -348,6 +352,10 @@ class _Graph:
             self.out_bufs[ch][idx] = self.block[:, ch]
         self.counts[0] += 1
 
+    def _keep(self, obj: Any) -> Any:
+        self.generations.append([*self.objects, obj])
+        return obj
+
     def _make(self, source: Source, audio: tuple[int, int, str] | None) -> Any:
         pyo = self.pyo
         if source.kind in ("file", "demo"):
@@ -394,7 +402,7 @@ class _Graph:
             return False
         try:
             if kind == "source":
-                self.fader.setInput(self._make(message[1], message[2]), fadetime=0.02)
+                self.fader.setInput(self._keep(self._make(message[1], message[2])), fadetime=0.02)
                 self.counts[3] += 1
             elif kind == "gain":
                 self.gain.value = message[1]

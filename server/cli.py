@@ -1,0 +1,158 @@
+"""The ``earsight`` command: serve, analyse, bench, ears, and the other stages' commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .audio import BACKENDS, SOURCE_KINDS, AudioConfig, Source
+from .errors import EarsightError
+
+log = logging.getLogger("earsight")
+
+# Commands that live with their stage: name -> (module, help). Each module has add_arguments/run.
+STAGE_COMMANDS = {
+    "analyse": ("earsight.analyse", "run an ear offline on a file: activations (.npz) and a plot (.png)"),
+    "bench": ("earsight.bench", "measure latency, real-time factors, xruns, OSC throughput"),
+    "train": ("earsight.train", "train a CPC ear on folders of your music"),
+    "data": ("earsight.data", "build the default ear's training audio from Debian packages and music21"),
+    "layout": ("earsight.layout", "lay out an ear's neurons in 2-D (cached) and draw them to a PNG"),
+    "render": ("earsight.render", "render the activation picture of a file to a video"),
+    "dream": ("earsight.sonify", "dream: optimise a file so chosen neurons respond more"),
+    "auralise": ("earsight.sonify", "auralise: listen to one feature map through the original phase"),
+}
+
+
+def has_sound_card() -> bool:
+    cards = Path("/proc/asound/cards")
+    if cards.exists():
+        return "no soundcards" not in cards.read_text()
+    return sys.platform != "linux"  # macOS, Windows: portaudio finds the system's device
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    from .ears import registry
+
+    p.add_argument("--host", default="127.0.0.1", help="OSC address to bind (default 127.0.0.1; 0.0.0.0 for the network)")
+    p.add_argument("--port", type=int, default=9000, help="OSC port (default 9000)")
+    p.add_argument("--ear", default=registry.DEFAULT, choices=registry.names(), help="the ear to start with")
+    p.add_argument("--input", default=None, metavar="KIND", help=f"one of {', '.join(SOURCE_KINDS)} (default: device with a sound card, else demo)")
+    p.add_argument("--file", default="", help="the file for --input file")
+    p.add_argument("--test", default="sine", help="the test signal for --input test (sine, clicks, noise, sweep)")
+    p.add_argument("--value", type=float, default=0.0, help="the test signal's parameter (Hz for sine)")
+    p.add_argument("--backend", default="auto", choices=("auto", *BACKENDS), help="audio backend (auto: JACK if running, else a sound card, else jackd -d dummy)")
+    p.add_argument("--sample-rate", type=int, default=48000)
+    p.add_argument("--block", type=int, default=256, help="audio block size in samples")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for the ear")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: run until Ctrl-C)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    from . import jack
+    from .engine import Engine, EngineConfig
+
+    backend, jackd = args.backend, None
+    card = has_sound_card()
+    if backend == "auto":
+        if jack.running():
+            backend = "jack"
+        elif card:
+            backend = "portaudio"
+        else:
+            log.info("no sound card and no JACK server: starting jackd -d dummy -r %d -p %d", args.sample_rate, args.block)
+            jackd = jack.start_dummy(args.sample_rate, args.block)
+            backend = "jack"
+    kind = args.input or ("device" if card else "demo")
+    source = Source(kind, args.file if kind == "file" else args.test if kind == "test" else "", args.value)
+    config = EngineConfig(
+        host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
+        audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        engine = Engine(config)
+        with engine:
+            host, port = engine.osc.address
+            log.info(
+                "earsight: ear %s, input %s, audio %s at %d Hz / %d, OSC on %s:%d",
+                engine.listening.name, engine.audio.source.describe(), backend, args.sample_rate, args.block, host, port,
+            )
+            log.info("try: oscsend %s %d /ear/stream sf pitch 10   (and oscdump -L <your port>)", host, port)
+            print(f"earsight ready on {host}:{port}", flush=True)
+            stop.wait(args.seconds or None)
+            log.info("stopping: %s", engine.status())
+    finally:
+        if jackd is not None:
+            jackd.terminate()
+            jackd.wait(5)
+    return 0
+
+
+def ears(args: argparse.Namespace) -> int:
+    from .ears import registry
+
+    for name, entry in registry.EARS.items():
+        print(f"{name:12s} {entry.doc}")
+    return 0
+
+
+def oscdoc(args: argparse.Namespace) -> int:
+    from .commands import reference_markdown
+
+    print(reference_markdown())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earsight", description="An artificial ear you can play.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve_arguments(sub.add_parser("serve", help="run the server (OSC control, audio, streams)"))
+    sub.add_parser("ears", help="list the ears")
+    sub.add_parser("oscdoc", help="print the OSC reference (Markdown) from the command table")
+    for name, (module, help_text) in STAGE_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(stage_module=module)
+        try:
+            mod: Any = importlib.import_module(module)
+        except ImportError:
+            continue  # a stage not built yet
+        adder = getattr(mod, f"add_{name}_arguments", None) or getattr(mod, "add_arguments")
+        adder(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYO_GUI_WX", "0")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "ears":
+            return ears(args)
+        if args.command == "oscdoc":
+            return oscdoc(args)
+        mod: Any = importlib.import_module(args.stage_module)
+        runner = getattr(mod, f"run_{args.command}", None) or getattr(mod, "run")
+        return int(runner(args) or 0)
+    except EarsightError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""THE table of OSC commands: address, arguments, handler, reply, doc.
+
+The README's API reference, the patches' help and the tests are generated from :data:`COMMANDS`.
+Every command answers: its reply (``/ear/pong``, ``/ear/status.reply``, ...) or ``/ear/done
+<address>``; a failure answers ``/ear/fail <address> <reason>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import BadRequest
+
+if TYPE_CHECKING:
+    from .engine import Engine, Request
+
+Reply = tuple[str, Sequence[object]]
+"""An OSC reply: address and arguments."""
+
+DEFERRED = object()
+"""Returned by a handler that will answer later itself (e.g. after loading an ear)."""
+
+TYPES = {
+    "n": "number (int or float)",
+    "i": "integer (a whole float is accepted: Pd sends only floats)",
+    "s": "string",
+    "a": "string or number",
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    type: str
+    doc: str = ""
+    optional: bool = False
+    variadic: bool = False
+
+    def signature(self) -> str:
+        text = f"{self.name}:{self.type}" + ("..." if self.variadic else "")
+        return f"[{text}]" if self.optional else f"<{text}>"
+
+
+@dataclass(frozen=True)
+class Command:
+    address: str
+    args: tuple[Arg, ...]
+    handler: Callable[..., Any]
+    reply: str
+    doc: str
+
+    @property
+    def typetag(self) -> str:
+        """Argument types as one string, e.g. ``si*`` (``?`` marks optional, ``*`` repeated)."""
+        return "".join(a.type + ("*" if a.variadic else "?" if a.optional else "") for a in self.args)
+
+    def signature(self) -> str:
+        return " ".join([self.address, *(a.signature() for a in self.args)])
+
+    def coerce(self, values: Sequence[object]) -> list[object]:
+        """Check and convert arguments; raises BadRequest with a reason a person can act on."""
+        out: list[object] = []
+        values = list(values)
+        for i, arg in enumerate(self.args):
+            if arg.variadic:
+                out.extend(_convert(arg, v) for v in values[i:])
+                return out
+            if i >= len(values):
+                if arg.optional:
+                    out.append(None)
+                    continue
+                raise BadRequest(f"missing argument {arg.name} ({TYPES[arg.type]}); usage: {self.signature()}")
+            out.append(_convert(arg, values[i]))
+        if len(values) > len(self.args):
+            raise BadRequest(f"too many arguments ({len(values)}); usage: {self.signature()}")
+        return out
+
+
+def _convert(arg: Arg, value: object) -> object:
+    if arg.type == "s":
+        if isinstance(value, str):
+            return value
+        raise BadRequest(f"{arg.name} must be a string, got {_kind(value)}")
+    if arg.type == "a":
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return value
+        raise BadRequest(f"{arg.name} must be a string or number, got {_kind(value)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{arg.name} must be a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        raise BadRequest(f"{arg.name} must be finite, got {value}")
+    if arg.type == "i":
+        if float(value) != int(value):
+            raise BadRequest(f"{arg.name} must be a whole number, got {value}")
+        return int(value)
+    return float(value)
+
+
+def _kind(value: object) -> str:
+    return {str: "a string", int: "an int", float: "a float", bytes: "a blob"}.get(type(value), type(value).__name__)
+
+
+# ---------------------------------------------------------------- handlers (thin: the engine does the work)
+
+
+def _ping(engine: Engine, req: Request) -> list[Reply]:
+    return [("/ear/pong", [])]
+
+
+def _status(engine: Engine, req: Request) -> list[Reply]:
+    flat: list[object] = []
+    for key, value in engine.status().items():
+        flat += [key, value]
+    return [("/ear/status.reply", flat)]
+
+
+def _sync(engine: Engine, req: Request, ident: int) -> list[Reply]:
+    return [("/ear/synced", [ident])]
+
+
+def _notify(engine: Engine, req: Request, port: int | None, fmt: str | None, bundled: int | None) -> None:
+    engine.notify(req.sender, port, fmt or "list", bool(bundled))
+
+
+def _unnotify(engine: Engine, req: Request, port: int | None) -> None:
+    engine.unnotify(req.sender, port)
+
+
+def _stream(engine: Engine, req: Request, name: str, rate: float, port: int | None) -> None:
+    engine.set_stream(req.sender, name, rate, port)
+
+
+def _select(engine: Engine, req: Request, layer: str, *channels: int) -> None:
+    engine.select(layer, list(channels))
+
+
+def _input(engine: Engine, req: Request, kind: str, name: object, value: float | None) -> None:
+    engine.set_input(kind, name, value)
+
+
+def _gain(engine: Engine, req: Request, gain: float) -> None:
+    engine.audio.set_gain(gain)
+
+
+def _mix(engine: Engine, req: Request, dry: float, wet: float) -> None:
+    engine.audio.set_mix(dry, wet)
+
+
+def _model_list(engine: Engine, req: Request) -> list[Reply]:
+    from .ears import registry
+
+    return [("/ear/model/list.reply", registry.names())]
+
+
+def _model_load(engine: Engine, req: Request, name: str) -> object:
+    engine.load_ear(name, req)
+    return DEFERRED
+
+
+def _model_info(engine: Engine, req: Request) -> list[Reply]:
+    return [("/ear/model/info.reply", engine.model_info())]
+
+
+def _top(engine: Engine, req: Request, count: int, threshold: float) -> None:
+    engine.set_top(count, threshold)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("/ear/ping", (), _ping, "/ear/pong", "Is the server there? Answers /ear/pong."),
+    Command(
+        "/ear/status", (), _status, "/ear/status.reply",
+        "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, "
+        "late_blocks, dropped, frames, subscribers, received, malformed.",
+    ),
+    Command(
+        "/ear/sync", (Arg("id", "i"),), _sync, "/ear/synced",
+        "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).",
+    ),
+    Command(
+        "/ear/notify",
+        (
+            Arg("port", "i", "where streams and replies go (default: the sender's port)", optional=True),
+            Arg("format", "s", "list (one message of floats per stream) or flat (/ear/<stream>/<name> per value)", optional=True),
+            Arg("bundle", "i", "1: each frame's messages in one timetagged bundle", optional=True),
+        ),
+        _notify, "/ear/done",
+        "Subscribe the sender (its host, at port) to streams; replies go there too.",
+    ),
+    Command(
+        "/ear/notify/off", (Arg("port", "i", "the port given to /ear/notify (default: the sender's)", optional=True),),
+        _unnotify, "/ear/done", "Unsubscribe: no more streams.",
+    ),
+    Command(
+        "/ear/stream",
+        (
+            Arg("name", "s", "act, layers, pitch, level, tags, top or embed"),
+            Arg("rate", "n", "frames per second (capped at the ear's frame rate); 0 turns it off"),
+            Arg("port", "i", "the subscriber's port, for one-shot senders like oscsend (default: the sender's)", optional=True),
+        ),
+        _stream, "/ear/done",
+        "Turn a stream on or off for the sender (subscribing it with defaults if needed). "
+        "Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat).",
+    ),
+    Command(
+        "/ear/select",
+        (Arg("layer", "s", "a layer of the ear (see /ear/model/info)"), Arg("channels", "i", "channel numbers; none: all", variadic=True)),
+        _select, "/ear/done",
+        "Choose the neurons of the act stream (and the highlighted ones in the view).",
+    ),
+    Command(
+        "/ear/input",
+        (
+            Arg("kind", "s", "demo, device, file, test or silence"),
+            Arg("name", "a", "file path, or test signal: sine, clicks, noise, sweep", optional=True),
+            Arg("value", "n", "test signal parameter: Hz (sine), clicks per second, amplitude (noise), seconds (sweep)", optional=True),
+        ),
+        _input, "/ear/done",
+        "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop.",
+    ),
+    Command("/ear/input/gain", (Arg("gain", "n", "0-16, linear"),), _gain, "/ear/done", "Input gain (smoothed)."),
+    Command(
+        "/ear/output/mix", (Arg("dry", "n", "0-4"), Arg("wet", "n", "0-4")), _mix, "/ear/done",
+        "Output levels: dry (the input passed through) and wet (the sonification).",
+    ),
+    Command("/ear/model/list", (), _model_list, "/ear/model/list.reply", "The names of the ears."),
+    Command(
+        "/ear/model/load", (Arg("name", "s", "an ear from /ear/model/list"),), _model_load, "/ear/done",
+        "Switch ears while audio plays; /ear/done once the new ear is listening.",
+    ),
+    Command(
+        "/ear/model/info", (), _model_info, "/ear/model/info.reply",
+        "name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units.",
+    ),
+    Command(
+        "/ear/top", (Arg("count", "i", "at most this many labels (P)"), Arg("threshold", "n", "0-1: each at least this probable")),
+        _top, "/ear/done",
+        "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold).",
+    ),
+)
+
+BY_ADDRESS: dict[str, Command] = {c.address: c for c in COMMANDS}
+
+
+def reference_markdown() -> str:
+    """The README's OSC reference, generated from the table."""
+    lines = [
+        "| address | arguments | reply | what it does |",
+        "|---|---|---|---|",
+    ]
+    for c in COMMANDS:
+        args = "<br>".join(f"`{a.signature()}` {a.doc}".strip() for a in c.args) or "–"
+        lines.append(f"| `{c.address}` | {args} | `{c.reply}` | {c.doc} |")
+    lines.append("")
+    lines.append("Types: " + "; ".join(f"`{k}` {v}" for k, v in TYPES.items()) + ". "
+                 "Every command answers its reply or `/ear/fail <address> <reason>`.")
+    return "\n".join(lines)

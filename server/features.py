@@ -1,0 +1,163 @@
+"""Features: pure functions from one activation frame (and its audio) to the values streams send.
+
+Each stream of :data:`STREAMS` names its values (for the ``flat`` OSC format, where each value
+gets an address) and computes them from a :class:`FrameContext`. Nothing here keeps state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ears.base import Ear
+from .errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen neurons: channels of one layer (all channels when ``channels`` is empty)."""
+
+    layer: str
+    channels: tuple[int, ...] = ()
+
+
+@dataclass
+class FrameContext:
+    """Everything a stream may read for one frame."""
+
+    ear: Ear
+    frame: dict[str, np.ndarray]
+    """Layer -> activations of this frame, shape ``layer.shape``."""
+    audio: np.ndarray
+    """The hop of audio (at the ear's rate) that completed this frame."""
+    time: float
+    """Wall-clock time (s, epoch) at which the frame's last sample entered the server."""
+    selection: Selection
+    top: tuple[int, float] = (5, 0.1)
+    """``top`` stream: at most P labels, each above the threshold."""
+    embed: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
+    cache: dict[str, object] = field(default_factory=dict)
+
+
+def safe_name(text: str) -> str:
+    """A string usable as one OSC address part (TouchDesigner turns addresses into channel names)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def layer_energy(frame: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
+    """Root mean square of each layer's activations: ``(len(layers),)``."""
+    return np.array([np.sqrt(np.mean(np.square(frame[name], dtype=np.float64))) for name in layers], np.float32)
+
+
+def channel_activation(values: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """Mean activation of each chosen channel; ``values`` is one frame of a layer, ``(channels, ...)``."""
+    per_channel = values.reshape(values.shape[0], -1).mean(axis=1)
+    return per_channel[list(channels)] if len(channels) else per_channel
+
+
+def level(audio: np.ndarray) -> np.ndarray:
+    """``[rms, peak]`` of a block of samples (linear, 0–1 for full-scale audio)."""
+    if audio.size == 0:
+        return np.zeros(2, np.float32)
+    a = np.asarray(audio, np.float64)
+    return np.array([np.sqrt(np.mean(a * a)), np.max(np.abs(a))], np.float32)
+
+
+def top_labels(probs: np.ndarray, count: int, threshold: float) -> list[int]:
+    """Indices of at most ``count`` labels whose probability is at least ``threshold``, most probable first.
+
+    The selection function of the audio-visual hallucinations seed.
+    """
+    order = np.argsort(-probs, kind="stable")[: max(0, count)]
+    return [int(i) for i in order if probs[i] >= threshold]
+
+
+# ---------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    doc: str
+    names: Callable[[Ear, Selection], list[str]]
+    """The value names (one OSC address each in the ``flat`` format)."""
+    compute: Callable[[FrameContext], np.ndarray]
+    check: Callable[[Ear], str | None] = lambda ear: None
+    """Why this ear cannot give the stream, or None."""
+
+
+def _act_names(ear: Ear, sel: Selection) -> list[str]:
+    channels = sel.channels or tuple(range(ear.layer(sel.layer).channels))
+    return [f"{sel.layer}_{c}" for c in channels]
+
+
+def _act(ctx: FrameContext) -> np.ndarray:
+    return channel_activation(ctx.frame[ctx.selection.layer], ctx.selection.channels)
+
+
+def _layers(ctx: FrameContext) -> np.ndarray:
+    return layer_energy(ctx.frame, ctx.ear.layer_names)
+
+
+def _pitch_check(ear: Ear) -> str | None:
+    return None if ear.output_layer == "pitch" else f"ear {ear.name!r} does not hear pitch (try /ear/model/load crepe)"
+
+
+def _pitch(ctx: FrameContext) -> np.ndarray:
+    from .ears.crepe import decode_pitch
+
+    hz, confidence = decode_pitch(ctx.frame["pitch"][None, :])
+    return np.array([float(np.asarray(hz).reshape(-1)[0]), float(np.asarray(confidence).reshape(-1)[0])], np.float32)
+
+
+def _tags_check(ear: Ear) -> str | None:
+    return None if ear.labels else f"ear {ear.name!r} has no labels (try /ear/model/load musicnn)"
+
+
+def _tags(ctx: FrameContext) -> np.ndarray:
+    assert ctx.ear.output_layer is not None
+    return np.asarray(ctx.frame[ctx.ear.output_layer], np.float32).reshape(-1)
+
+
+def _top(ctx: FrameContext) -> np.ndarray:
+    probs = _tags(ctx)
+    out = np.zeros_like(probs)
+    chosen = top_labels(probs, *ctx.top)
+    out[chosen] = probs[chosen]
+    return out
+
+
+def _embed_check(ear: Ear) -> str | None:
+    return None
+
+
+def _embed(ctx: FrameContext) -> np.ndarray:
+    if ctx.embed is None:
+        raise BadRequest("no embedding fitted yet: send /ear/embed/fit first")
+    return ctx.embed(ctx.frame)
+
+
+STREAMS: dict[str, StreamSpec] = {
+    s.name: s
+    for s in (
+        StreamSpec("act", "mean activation of each selected channel (see /ear/select)", _act_names, _act),
+        StreamSpec("layers", "energy (RMS) of every layer", lambda ear, sel: [safe_name(n) for n in ear.layer_names], _layers),
+        StreamSpec("pitch", "pitch in Hz and its confidence (0-1)", lambda ear, sel: ["hz", "confidence"], _pitch, _pitch_check),
+        StreamSpec("level", "input RMS and peak (linear)", lambda ear, sel: ["rms", "peak"], lambda ctx: level(ctx.audio)),
+        StreamSpec("tags", "probability of every label", lambda ear, sel: [safe_name(t) for t in ear.labels or ()], _tags, _tags_check),
+        StreamSpec(
+            "top",
+            "the most probable labels (see /ear/top): probability where chosen, else 0",
+            lambda ear, sel: [safe_name(t) for t in ear.labels or ()],
+            _top,
+            _tags_check,
+        ),
+        StreamSpec("embed", "low-dimensional code of a layer, 0-1 (see /ear/embed/fit)", lambda ear, sel: [f"e{i}" for i in range(10)], _embed, _embed_check),
+    )
+}
