@@ -1,0 +1,109 @@
+"""Shared fixtures: a real server (pyo in its own process, manual clock), a real OSC client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
+os.environ.setdefault("PYO_GUI_WX", "0")
+
+from earsight.audio import AudioConfig, Source  # noqa: E402
+from earsight.engine import Engine, EngineConfig  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OscClient:
+    """A plain UDP OSC client with a fixed port, like sclang or Max."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, address: str, *args: object, types: str | None = None) -> None:
+        builder = OscMessageBuilder(address)
+        for i, arg in enumerate(args):
+            builder.add_arg(arg, types[i] if types else None)
+        self.sock.sendto(builder.build().dgram, self.server)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server)
+
+    def receive(self, timeout: float = 2.0) -> list[tuple[str, list[object]]]:
+        """Messages of the next datagram (bundles unpacked), or [] on timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except TimeoutError:
+            return []
+        return [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
+
+    def expect(self, address: str, timeout: float = 5.0) -> list[object]:
+        """Arguments of the next message at ``address``; fails the test after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for addr, args in self.receive(max(0.01, deadline - time.monotonic())):
+                if addr == address:
+                    return args
+        raise AssertionError(f"no {address} within {timeout} s")
+
+    def request(self, address: str, *args: object, reply: str = "/ear/done", types: str | None = None) -> list[object]:
+        """Send a command and return its answer; a /ear/fail fails the test with its reason."""
+        self.drain()
+        self.send(address, *args, types=types)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            for addr, values in self.receive(0.5):
+                if addr == "/ear/fail" and values and values[0] == address:
+                    raise AssertionError(f"{address} failed: {values[1:]}")
+                if addr == reply and (reply != "/ear/done" or values[:1] == [address]):
+                    return values
+        raise AssertionError(f"no {reply} for {address}")
+
+    def drain(self) -> None:
+        while self.receive(0.0):
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def make_server(source: Source = Source("test", "sine", 440.0), ear: str = "crepe", backend: str = "manual") -> Engine:
+    engine = Engine(EngineConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend)))
+    engine.start()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Engine]:
+    """A running server listening to a 440 Hz sine through CREPE (module-wide: starting costs seconds)."""
+    engine = make_server()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def client(server: Engine) -> Iterator[OscClient]:
+    c = OscClient(server.osc.address)
+    try:
+        yield c
+    finally:
+        try:
+            server.streams.unsubscribe(("127.0.0.1", c.port))
+        except Exception:
+            pass
+        c.close()
