@@ -137,6 +137,8 @@ class AudioEngine:
         """Mono input after gain, written by the audio process; read by the ear worker."""
         self.output = Ring(capacity, 2)
         """Stereo sonified audio, written by the sonifier; mixed into the output."""
+        self.monitor = Ring(capacity, 2)
+        """What the server plays (the final stereo mix), for meters, tests and click checks."""
         self._stats = Ring(len(STAT_FIELDS), 1)  # a plain shared array of counters
         self._lock = threading.Lock()
         self._conn: Connection | None = None
@@ -155,7 +157,10 @@ class AudioEngine:
         parent, child = ctx.Pipe()
         self._process = ctx.Process(
             target=_audio_main,
-            args=(self.config, Source("silence"), self.input.spec(), self.output.spec(), self._stats.spec(), child),
+            args=(
+                self.config, Source("silence"), self.input.spec(), self.output.spec(), self.monitor.spec(),
+                self._stats.spec(), child,
+            ),
             name="earsight-audio",
             daemon=True,
         )
@@ -236,7 +241,7 @@ class AudioEngine:
                 self._process.kill()
                 self._process.join(2.0)
             self._process = None
-        for ring in (self.input, self.output, self._stats):
+        for ring in (self.input, self.output, self.monitor, self._stats):
             try:
                 ring.close()
             except FileNotFoundError:
@@ -258,12 +263,13 @@ def _audio_main(
     source: Source,
     in_spec: tuple[int, int, str],
     out_spec: tuple[int, int, str],
+    monitor_spec: tuple[int, int, str],
     stats_spec: tuple[int, int, str],
     conn: Connection,
 ) -> None:
     os.environ.setdefault("PYO_GUI_WX", "0")
     try:
-        graph = _Graph(config, source, Ring(*in_spec), Ring(*out_spec), Ring(*stats_spec))
+        graph = _Graph(config, source, Ring(*in_spec), Ring(*out_spec), Ring(*monitor_spec), Ring(*stats_spec))
     except Exception as exc:  # report any failure to boot to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -283,12 +289,12 @@ def _audio_main(
 class _Graph:
     """The pyo graph and the per-block callback (runs only inside the audio process)."""
 
-    def __init__(self, config: AudioConfig, source: Source, inp: Ring, out: Ring, stats: Ring) -> None:
+    def __init__(self, config: AudioConfig, source: Source, inp: Ring, out: Ring, monitor: Ring, stats: Ring) -> None:
         import pyo
 
         self.pyo = pyo
         self.config = config
-        self.inp, self.out, self.stats = inp, out, stats
+        self.inp, self.out, self.monitor, self.stats = inp, out, monitor, stats
         sr, bs = config.sample_rate, config.block
         duplex = 0 if config.backend == "manual" else 1
         self.server = pyo.Server(
@@ -319,6 +325,10 @@ class _Graph:
         self.count = pyo.Count(pyo.Trig().play(), min=0, max=n_out)
         wet = [pyo.TableIndex(t, self.count) for t in self.out_tables]
         self.mix = (stereo * self.dry + pyo.Mix(wet, voices=2) * self.wet).out()
+        self.mon_tables = [pyo.DataTable(1 << 15) for _ in range(2)]
+        self.mon_bufs = [np.asarray(t.getBuffer()) for t in self.mon_tables]
+        self.mon_fill = [pyo.TableFill(self.mix[ch], t) for ch, t in enumerate(self.mon_tables)]
+        self.last_mon = 0
         self.block = np.zeros((bs, 2), np.float32)
         self.last_in = 0
         self.last_time = 0.0
@@ -342,6 +352,11 @@ class _Graph:
             else:
                 self.inp.write(np.concatenate([self.in_buf[self.last_in :], self.in_buf[:pos]]))
             self.last_in = pos
+        pos = self.mon_fill[0].getCurrentPos()
+        if pos != self.last_mon:
+            idx = np.arange(self.last_mon, pos if pos > self.last_mon else pos + n_in) % n_in
+            self.monitor.write(np.stack([self.mon_bufs[0][idx], self.mon_bufs[1][idx]], axis=1))
+            self.last_mon = pos
         got = self.out.read_into(self.block)
         if 0 < got < bs:
             self.counts[2] += 1

@@ -26,6 +26,7 @@ from .errors import BadRequest, EarsightError, NotFound
 from .features import STREAMS, FrameContext, Selection
 from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
+from .ring import Ring
 from .streams import Address, Streams, message
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class Engine:
         self._reply_to: dict[Address, Address] = {}
         self._running = False
         self._worker: threading.Thread | None = None
+        self.recent = Ring(int(10 * config.audio.sample_rate), 1)
+        """The last 10 s of input at the audio rate (``recent.latest(n)``; ``recent.written`` counts samples)."""
         self.latest: dict[str, np.ndarray] = {}
         """The newest frame of every layer (for views)."""
         self.frame_listeners: list[Any] = []
@@ -118,6 +121,7 @@ class Engine:
         if self.xrun_monitor is not None:
             self.xrun_monitor.close()
         self.audio.stop()
+        self.recent.close()
 
     def __enter__(self) -> Engine:
         self.start()
@@ -328,6 +332,7 @@ class Engine:
             if block.shape[0] == 0:
                 time.sleep(0.002)
                 continue
+            self.recent.write(block)
             arrived = time.time()
             started = time.perf_counter()
             try:

@@ -92,6 +92,15 @@ class Ring:
         self._counts[1] = np.uint64(consumed + n)
         return n
 
+    def latest(self, frames: int) -> np.ndarray:
+        """The newest ``frames`` frames (zeros before the start), without consuming: for any reader."""
+        frames = min(int(frames), self.capacity)
+        end = self.written
+        idx = np.arange(end - frames, end)
+        out = self._data[idx % self.capacity].copy()
+        out[idx < 0] = 0.0
+        return out
+
     def close(self) -> None:
         # Views into the buffer must go before the mapping can close.
         del self._counts, self._data
