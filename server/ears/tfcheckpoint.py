@@ -15,6 +15,7 @@ tensors on request, because a pure-Python CRC costs about a second per 10 MB.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,9 +260,18 @@ def read_table(data: bytes) -> list[tuple[bytes, bytes]]:
 # --- the checkpoint -----------------------------------------------------------------------------
 
 
+def _file(prefix: str | Path, suffix: str) -> Path:
+    """``prefix + suffix`` as TensorFlow joins them; a directory prefix (as the musicnn wheel
+    saved, ``dir/`` -> ``dir/.index``) may be given without its trailing slash."""
+    base = str(prefix)
+    if os.path.isdir(base) and not base.endswith(os.sep):
+        base += os.sep
+    return Path(base + suffix)
+
+
 def read_index(prefix: str | Path) -> tuple[int, dict[str, Entry]]:
     """Read ``prefix.index``: the number of data shards and each tensor's entry, by name."""
-    data = Path(f"{prefix}.index").read_bytes()
+    data = _file(prefix, ".index").read_bytes()
     n_shards = 1
     entries: dict[str, Entry] = {}
     for key, value in read_table(data):
@@ -295,9 +305,8 @@ def read_checkpoint(prefix: str | Path, *, verify: bool = False) -> dict[str, np
         if not 0 <= entry.shard_id < n_shards:
             raise CheckpointError(f"{name}: shard {entry.shard_id} of {n_shards}")
         if entry.shard_id not in shards:
-            shards[entry.shard_id] = Path(
-                f"{prefix}.data-{entry.shard_id:05d}-of-{n_shards:05d}"
-            ).read_bytes()
+            suffix = f".data-{entry.shard_id:05d}-of-{n_shards:05d}"
+            shards[entry.shard_id] = _file(prefix, suffix).read_bytes()
         raw = shards[entry.shard_id][entry.offset : entry.offset + entry.size]
         dtype = DTYPES[entry.dtype]
         count = int(np.prod(entry.shape, dtype=np.int64))
