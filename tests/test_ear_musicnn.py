@@ -1,0 +1,263 @@
+"""musicnn ear: the TensorFlow checkpoint reader, the port, and known answers on real recordings.
+
+The recordings are pyo's example sounds (``pyo/examples/snds/drumloop.wav`` and ``flute.aif``),
+which the pyo wheel (a project dependency) installs; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from earsight.ears import musicnn as mn
+from earsight.ears.tfcheckpoint import CheckpointError, crc32c, read_checkpoint, read_index
+from scipy.signal import resample_poly
+from torch.nn import functional as F
+
+PREFIX = mn.checkpoint_prefix()
+
+# What musicnn/models.py builds for MTT_musicnn (tf.layers names in creation order), in TF layout.
+CONV_KERNELS = {
+    "conv2d": (7, 38, 1, 204),  # timbral: 7 frames x int(0.4 * 96) bands
+    "conv2d_1": (7, 67, 1, 204),  # timbral: 7 frames x int(0.7 * 96) bands
+    "conv2d_2": (128, 1, 1, 51),  # temporal
+    "conv2d_3": (64, 1, 1, 51),
+    "conv2d_4": (32, 1, 1, 51),
+    "conv2d_5": (7, 561, 1, 64),  # mid end: spans all 561 front-end channels
+    "conv2d_6": (7, 64, 1, 64),
+    "conv2d_7": (7, 64, 1, 64),
+}
+BN_SIZES = [1, 204, 204, 51, 51, 51, 64, 64, 64, 1506, 200]
+DENSE_KERNELS = {"dense": (1506, 200), "dense_1": (200, 50)}
+
+
+def _pyo_sound(name: str) -> np.ndarray:
+    """A pyo example sound as mono float32 at 16 kHz ``(samples,)``."""
+    spec = importlib.util.find_spec("pyo")  # locate only: importing pyo starts its audio machinery
+    assert spec is not None and spec.submodule_search_locations, "pyo is a dependency"
+    path = Path(next(iter(spec.submodule_search_locations))) / "examples" / "snds" / name
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    return resample_poly(audio.mean(axis=1), 16000, rate).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh cache directory, so these tests exercise the conversion, not a stale file."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EARSIGHT_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def ear(cache: Path) -> mn.MusicnnEar:
+    return mn.load()
+
+
+def _top(ear: mn.MusicnnEar, audio: np.ndarray, k: int) -> list[str]:
+    """The ``k`` tags with the highest mean probability over frames whose window is all signal."""
+    tags = ear.analyse(audio)["tags"]
+    full = mn.WINDOW // mn.HOP  # frames before this one still see the zero history
+    assert tags.shape[0] > full, "need at least one window inside the signal"
+    mean = tags[full:].mean(axis=0)
+    return [ear.labels[i] for i in np.argsort(-mean)[:k]]  # type: ignore[index]
+
+
+# --- the checkpoint reader -----------------------------------------------------------------------
+
+
+def test_crc32c_known_answer() -> None:
+    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+
+
+def test_checkpoint_holds_what_models_py_builds() -> None:
+    tensors = read_checkpoint(PREFIX, verify=True)  # verify: every tensor's CRC matches TF's
+    network = {k: v for k, v in tensors.items() if "Adam" not in k and not k.endswith("_power")}
+    expected: dict[str, tuple[int, ...]] = {
+        f"{name}/kernel": shape for name, shape in (CONV_KERNELS | DENSE_KERNELS).items()
+    }
+    expected |= {
+        f"{name}/bias": (shape[-1],) for name, shape in (CONV_KERNELS | DENSE_KERNELS).items()
+    }
+    for i, size in enumerate(BN_SIZES):
+        scope = "batch_normalization" + (f"_{i}" if i else "")
+        expected |= {
+            f"{scope}/{k}": (size,) for k in ("gamma", "beta", "moving_mean", "moving_variance")
+        }
+    assert {k: v.shape for k, v in network.items()} == expected
+    assert all(v.dtype == np.float32 for v in tensors.values())
+    # Adam keeps two slots per trainable variable (all but the moving statistics), plus two powers.
+    trainable = [k for k in expected if "moving_" not in k]
+    assert len(tensors) == len(expected) + 2 * len(trainable) + 2 == 150
+    # The input batch norm saw log10(10000 mel + 1) of music: its mean is a small positive number.
+    assert 0.5 < float(tensors["batch_normalization/moving_mean"][0]) < 3.0
+    assert (tensors["batch_normalization_9/moving_variance"] > 0).all()
+
+
+def test_corrupt_index_is_refused(tmp_path: Path) -> None:
+    for name in (".index", ".data-00000-of-00001"):
+        shutil.copy(PREFIX / name, tmp_path / name)
+    n_shards, entries = read_index(tmp_path)
+    assert n_shards == 1 and entries["dense_1/bias"].shape == (50,)
+    data = bytearray((tmp_path / ".index").read_bytes())
+    data[40] ^= 0x01  # inside the first data block: its trailer checksum no longer matches
+    (tmp_path / ".index").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        read_checkpoint(tmp_path)
+
+
+def test_corrupt_tensor_is_refused_when_verifying(tmp_path: Path) -> None:
+    for name in (".index", ".data-00000-of-00001"):
+        shutil.copy(PREFIX / name, tmp_path / name)
+    entry = read_index(tmp_path)[1]["dense_1/bias"]
+    data = bytearray((tmp_path / ".data-00000-of-00001").read_bytes())
+    data[entry.offset] ^= 0x01
+    (tmp_path / ".data-00000-of-00001").write_bytes(bytes(data))
+    assert read_checkpoint(tmp_path)["dense_1/bias"].shape == (50,)  # not verified: read as is
+    with pytest.raises(CheckpointError, match="dense_1/bias: checksum"):
+        read_checkpoint(tmp_path, verify=True)
+
+
+# --- conversion ---------------------------------------------------------------------------------
+
+
+def test_converted_weights_are_safetensors_and_round_trip(cache: Path) -> None:
+    from safetensors import safe_open
+
+    path = mn.converted_weights()
+    assert path.parent == cache
+    raw = path.read_bytes()
+    (header,) = struct.unpack_from("<Q", raw)
+    meta = json.loads(raw[8 : 8 + header])  # a JSON header and raw bytes: nothing to unpickle
+    entry = meta["frontend.timbral.0.conv.weight"]
+    assert entry["dtype"] == "F32" and entry["shape"] == [204, 1, 7, 38]
+    tf = read_checkpoint(PREFIX)
+    with safe_open(str(path), framework="pt") as f:
+        # conv2d (out, in, kh, kw) from (kh, kw, in, out); the mid end's conv1d (out, channels, 7)
+        # from (7, channels, 1, out); dense (out, in) from (in, out).
+        timbral = f.get_tensor("frontend.timbral.0.conv.weight")
+        mid = f.get_tensor("midend.convs.0.weight")
+        dense = f.get_tensor("backend.dense.weight")
+    assert timbral[200, 0, 6, 37] == tf["conv2d/kernel"][6, 37, 0, 200]
+    assert mid[63, 560, 2] == tf["conv2d_5/kernel"][2, 560, 0, 63]
+    assert dense[199, 1500] == tf["dense/kernel"][1500, 199]
+    mtime = path.stat().st_mtime_ns
+    assert mn.converted_weights() == path and path.stat().st_mtime_ns == mtime  # cached, not redone
+
+
+# --- the port ----------------------------------------------------------------------------------
+
+
+def test_mel_band_of_a_sine_is_its_centre_band() -> None:
+    edges = mn.mel_to_hz(np.linspace(0.0, mn.hz_to_mel(np.array(8000.0)), mn.N_MELS + 2))
+    band = 60
+    t = torch.arange(mn.WINDOW) / mn.SAMPLE_RATE
+    sine = 0.5 * torch.sin(2 * torch.pi * float(edges[band + 1]) * t)
+    mel = mn.LogMel()(sine[None])
+    assert mel.shape == (1, mn.N_FRAMES, mn.N_MELS)
+    assert int(mel[0].mean(0).argmax()) == band
+    # Slaney area normalisation: a wider (higher) band has a lower peak.
+    bank = mn.mel_filterbank()
+    assert bank.shape == (96, 257) and bank[10].max() > bank[90].max() > 0
+
+
+def test_fused_front_end_equals_textbook_order(ear: mn.MusicnnEar) -> None:
+    front = ear.network.frontend
+    mel = ear.mel(torch.from_numpy(_pyo_sound("flute.aif")[: mn.WINDOW])[None])
+    with torch.no_grad():
+        x = front.bn_input(mel.unsqueeze(1))
+        naive = [
+            block.bn(F.relu(block.conv(F.pad(x, (0, 0, *block.pad))))).amax(dim=3)
+            for block in [*front.timbral, *front.temporal]
+        ]
+        timbral, temporal = front(mel)
+    bn = front.timbral[0].bn
+    scale = bn.gamma * torch.rsqrt(bn.moving_variance + mn.BN_EPS)
+    assert (scale < 0).any() and (scale > 0).any()  # both branches of the trick are exercised
+    torch.testing.assert_close(
+        torch.cat([timbral, temporal], 1), torch.cat(naive, 1), rtol=0, atol=1e-6
+    )
+
+
+def test_drum_loop_is_heard_as_drums(ear: mn.MusicnnEar) -> None:
+    top = _top(ear, _pyo_sound("drumloop.wav"), 3)
+    assert top[0] == "drums", top  # observed: drums 0.71, beat 0.31, guitar 0.22
+    assert "beat" in top, top
+
+
+def test_flute_is_heard_as_flute(ear: mn.MusicnnEar) -> None:
+    top = _top(ear, _pyo_sound("flute.aif"), 2)
+    assert top[0] == "flute", top  # observed: flute 0.86, slow 0.18
+
+
+def test_back_end_reads_max_and_mean_interleaved(ear: mn.MusicnnEar) -> None:
+    """Reading the pool in TensorFlow's order is what makes the flute a flute."""
+    frames = ear.analyse(_pyo_sound("flute.aif"))
+    pool = torch.from_numpy(frames["pool"][mn.WINDOW // mn.HOP :])
+    maxima, means = pool[:, 0::2], pool[:, 1::2]
+    assert torch.equal(maxima[:, :408], torch.from_numpy(frames["timbral"][mn.WINDOW // mn.HOP :]))
+    back = ear.network.backend
+
+    def tags(pool: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            hidden = back.bn_dense(F.relu(back.dense(back.bn_pool(pool))))
+            return torch.sigmoid(back.out(hidden)).mean(0)
+
+    flute = mn.MTT_LABELS.index("flute")
+    assert float(tags(pool)[flute]) > 0.5
+    assert float(tags(torch.cat([maxima, means], 1))[flute]) < 0.1  # the order a naive port uses
+
+
+# --- the ear -------------------------------------------------------------------------------------
+
+
+def test_ear_declares_its_shape(ear: mn.MusicnnEar) -> None:
+    assert ear.name == "musicnn" and ear.sample_rate == 16000 and ear.output_layer == "tags"
+    assert (ear.window - mn.N_FFT) // mn.STFT_HOP + 1 == mn.N_FRAMES  # one window, 187 mel frames
+    assert ear.hop % mn.STFT_HOP == 0
+    assert ear.labels is not None and len(ear.labels) == 50 and ear.labels[25] == "flute"
+    assert ear.layer("tags").shape == (50,)
+    frames = ear.analyse(np.zeros(ear.window, np.float32))
+    assert {k: v.shape[1:] for k, v in frames.items()} == {
+        layer.name: layer.shape for layer in ear.layers
+    }
+    assert all(
+        v.shape[0] == ear.window // ear.hop and v.dtype == np.float32 for v in frames.values()
+    )
+
+
+@pytest.mark.parametrize("block", [512, 4096, 16000])
+def test_streaming_equals_offline(ear: mn.MusicnnEar, block: int) -> None:
+    audio = _pyo_sound("drumloop.wav")[: 4 * 16000]
+    offline = ear.analyse(audio)
+    ear.reset()
+    parts = [ear.stream(audio[i : i + block]) for i in range(0, len(audio), block)]
+    for name, expected in offline.items():
+        streamed = np.concatenate([p[name] for p in parts])
+        assert streamed.shape == expected.shape
+        np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_forward_is_differentiable_and_matches_analyse(ear: mn.MusicnnEar) -> None:
+    audio = _pyo_sound("flute.aif")[: mn.WINDOW + mn.HOP]
+    x = torch.from_numpy(audio)[None].clone().requires_grad_(True)
+    out = ear.forward(x)
+    assert out["tags"].shape == (1, len(audio) // mn.HOP, 50)
+    np.testing.assert_allclose(
+        out["tags"][0].detach().numpy(), ear.analyse(audio)["tags"], atol=1e-5
+    )
+    out["tags"][0, -1, mn.MTT_LABELS.index("flute")].backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    # The last frame is a function of exactly the window ending at its hop.
+    end = (len(audio) // mn.HOP) * mn.HOP
+    grad = x.grad[0].abs()
+    assert grad[: end - mn.WINDOW].sum() == 0 and grad[end:].sum() == 0
+    assert grad[end - mn.WINDOW : end - mn.WINDOW + mn.N_FFT].sum() > 0  # its first STFT frame
