@@ -105,35 +105,53 @@ def ears(args: argparse.Namespace) -> int:
     return 0
 
 
+README_MARKERS = ("<!-- osc-reference:begin -->", "<!-- osc-reference:end -->")
+
+
 def oscdoc(args: argparse.Namespace) -> int:
     from .commands import reference_markdown
 
-    print(reference_markdown())
+    text = reference_markdown()
+    if not args.write:
+        print(text)
+        return 0
+    readme = Path(args.readme)
+    begin, end = README_MARKERS
+    content = readme.read_text()
+    if begin not in content or end not in content:
+        raise EarsightError(f"{readme} has no {begin} ... {end} block")
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+    print(f"wrote the OSC reference into {readme}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s stage module is imported (they pull in torch, GL, ...)."""
     parser = argparse.ArgumentParser(prog="earsight", description="An artificial ear you can play.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     add_serve_arguments(sub.add_parser("serve", help="run the server (OSC control, audio, streams)"))
     sub.add_parser("ears", help="list the ears")
-    sub.add_parser("oscdoc", help="print the OSC reference (Markdown) from the command table")
+    doc = sub.add_parser("oscdoc", help="print the OSC reference (Markdown) from the command table")
+    doc.add_argument("--write", action="store_true", help="rewrite the reference block of the README")
+    doc.add_argument("--readme", default="README.md")
     for name, (module, help_text) in STAGE_COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(stage_module=module)
-        try:
+        if name == command:
             mod: Any = importlib.import_module(module)
-        except ImportError:
-            continue  # a stage not built yet
-        adder = getattr(mod, f"add_{name}_arguments", None) or getattr(mod, "add_arguments")
-        adder(p)
+            adder = getattr(mod, f"add_{name}_arguments", None) or mod.add_arguments
+            adder(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYO_GUI_WX", "0")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
@@ -145,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "oscdoc":
             return oscdoc(args)
         mod: Any = importlib.import_module(args.stage_module)
-        runner = getattr(mod, f"run_{args.command}", None) or getattr(mod, "run")
+        runner = getattr(mod, f"run_{args.command}", None) or mod.run
         return int(runner(args) or 0)
     except EarsightError as exc:
         log.error("%s", exc)

@@ -87,6 +87,9 @@ class Engine:
         self.frame_listeners: list[Any] = []
         """Callables ``(ear, frame_dict)`` called by the worker for each frame (views, sonifiers)."""
         self.worker_busy = 0.0
+        self.skipped = 0
+        """Input samples the worker dropped to catch up with real time."""
+        self.max_backlog = config.audio.sample_rate // 2
         self._cpu_mark = (time.perf_counter(), time.process_time())
         self.xrun_monitor: Any = None
 
@@ -115,9 +118,9 @@ class Engine:
 
     def stop(self) -> None:
         self._running = False
-        self.osc.stop()
         if self._worker is not None:
             self._worker.join(5.0)
+        self.osc.stop()
         if self.xrun_monitor is not None:
             self.xrun_monitor.close()
         self.audio.stop()
@@ -315,7 +318,8 @@ class Engine:
             "cpu": float(100.0 * (cpu - cpu0) / max(now - wall0, 1e-6)),
             "xruns": int(xruns),
             "late_blocks": stats["late_blocks"],
-            "dropped": stats["input_dropped"] + stats["output_underruns"],
+            "dropped": stats["input_dropped"] + stats["output_underruns"] + self.skipped,
+            "lag_ms": float(1000.0 * self.audio.input.available() / self.config.audio.sample_rate),
             "frames": self.listening.frames,
             "subscribers": len(self.streams.subscribers),
             "received": self.osc.received,
@@ -328,6 +332,12 @@ class Engine:
         while self._running:
             if self._staged is not None:
                 self._swap()
+            backlog = self.audio.input.available()
+            if backlog > self.max_backlog:
+                # Far behind real time (an overloaded machine): stay live, drop the oldest audio.
+                self.audio.input.read(backlog - self.config.audio.block)
+                self.skipped += backlog - self.config.audio.block
+                log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.config.audio.sample_rate)
             block = self.audio.input.read()
             if block.shape[0] == 0:
                 time.sleep(0.002)

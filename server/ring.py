@@ -23,8 +23,10 @@ class Ring:
         size = _HEADER + self.capacity * self.channels * 4
         self._owner = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=name is None, size=size)
-        self._counts = np.ndarray((2,), np.uint64, self.shm.buf[:16])
-        self._data = np.ndarray((self.capacity, self.channels), np.float32, self.shm.buf[_HEADER:size])
+        buf = self.shm.buf
+        assert buf is not None
+        self._counts = np.ndarray((2,), np.uint64, buf[:16])
+        self._data = np.ndarray((self.capacity, self.channels), np.float32, buf[_HEADER:size])
         if self._owner:
             self._counts[:] = 0
         self.dropped = 0
@@ -53,9 +55,10 @@ class Ring:
         """Producer: append ``(n, channels)`` or ``(n,)`` samples, overwriting the oldest if full."""
         frames = np.asarray(frames, np.float32).reshape(-1, self.channels)
         n = frames.shape[0]
-        if n > self.capacity:
-            frames, n = frames[-self.capacity :], self.capacity
         start = self.written
+        if n > self.capacity:  # only the newest fit; the rest counts as written and lost
+            start += n - self.capacity
+            frames, n = frames[-self.capacity :], self.capacity
         first = start % self.capacity
         head = min(n, self.capacity - first)
         self._data[first : first + head] = frames[:head]

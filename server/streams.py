@@ -10,13 +10,14 @@ closed port is dropped, counted and logged once.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.parsing import osc_types
 
 from .errors import BadRequest, NotFound
 
@@ -43,18 +44,11 @@ def message(address: str, *args: object) -> bytes:
 
 
 def bundle(messages: list[bytes], when: float) -> bytes:
-    builder = OscBundleBuilder(when)
+    """An OSC bundle of encoded messages, timetagged ``when`` (seconds since the Unix epoch)."""
+    parts = [b"#bundle\0", osc_types.write_date(when)]
     for m in messages:
-        builder.add_content(_Raw(m))  # type: ignore[arg-type]
-    return builder.build().dgram
-
-
-class _Raw:
-    """Already-encoded content for OscBundleBuilder (it only asks for ``.size`` and ``.dgram``)."""
-
-    def __init__(self, dgram: bytes) -> None:
-        self.dgram = dgram
-        self.size = len(dgram)
+        parts += [struct.pack(">i", len(m)), m]
+    return b"".join(parts)
 
 
 @dataclass
@@ -136,7 +130,7 @@ class Streams:
                 if sub.format == "list":
                     messages.append(message(f"{ROOT}/{name}", *[float(v) for v in vals]))
                 else:
-                    messages.extend(message(f"{ROOT}/{name}/{n}", float(v)) for n, v in zip(names, vals))
+                    messages.extend(message(f"{ROOT}/{name}/{n}", float(v)) for n, v in zip(names, vals, strict=True))
             if not messages:
                 continue
             packets = [bundle(messages, now)] if sub.bundled else messages

@@ -46,7 +46,7 @@ class OscClient:
         self.sock.settimeout(timeout)
         try:
             data, _ = self.sock.recvfrom(65536)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
             return []
         return [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
 
@@ -80,7 +80,11 @@ class OscClient:
         self.sock.close()
 
 
-def make_server(source: Source = Source("test", "sine", 440.0), ear: str = "crepe", backend: str = "manual") -> Engine:
+SINE_440 = Source("test", "sine", 440.0)
+
+
+def make_server(source: Source = SINE_440, ear: str = "crepe", backend: str = "manual") -> Engine:
+    """A started server on a free port; the caller stops it."""
     engine = Engine(EngineConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend)))
     engine.start()
     return engine
@@ -102,8 +106,6 @@ def client(server: Engine) -> Iterator[OscClient]:
     try:
         yield c
     finally:
-        try:
+        if ("127.0.0.1", c.port) in server.streams.subscribers:
             server.streams.unsubscribe(("127.0.0.1", c.port))
-        except Exception:
-            pass
         c.close()

@@ -1,0 +1,240 @@
+"""The server end to end, through real UDP: commands, streams, formats, bundles and bad input."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import OscClient
+from earsight.engine import Engine
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def collect(client: OscClient, address: str, n: int, timeout: float = 10.0) -> list[list[object]]:
+    out: list[list[object]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out += [args for addr, args in client.receive(0.5) if addr == address]
+    assert len(out) >= n, f"only {len(out)} of {n} {address} messages"
+    return out
+
+
+def test_ping_and_status(client: OscClient) -> None:
+    assert client.request("/ear/ping", reply="/ear/pong") == []
+    reply = client.request("/ear/status", reply="/ear/status.reply")
+    status = dict(zip(reply[::2], reply[1::2], strict=True))
+    assert status["ear"] == "crepe" and status["sample_rate"] == 48000 and status["block"] == 256
+    assert 10.0 < float(status["latency_ms"]) < 200.0  # type: ignore[arg-type]
+    assert {"xruns", "dropped", "subscribers", "cpu", "frames"} <= set(status)
+
+
+def settled_pitch(client: OscClient, target: float, n: int = 10, timeout: float = 20.0) -> np.ndarray:
+    """The first ``n`` pitch frames in a row within 30 cents of ``target`` (hz, confidence).
+
+    The ear may still be hearing the previous input for a moment after a switch (its window, and
+    on a busy machine its backlog), so wait for the stream to settle, then hold it to the answer.
+    """
+    run: list[list[object]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(run) < n:
+        for frame in collect(client, "/ear/pitch", 1):
+            close = abs(1200 * np.log2(max(float(frame[0]), 1e-3) / target)) < 30  # type: ignore[arg-type]
+            run = [*run, frame] if close else []
+    assert len(run) >= n, f"pitch never settled at {target} Hz"
+    return np.array(run, float)
+
+
+def test_a_440_hz_sine_streams_a_pitch_of_440(client: OscClient) -> None:
+    client.request("/ear/input", "test", "sine", 440.0)
+    client.request("/ear/notify")
+    client.request("/ear/stream", "pitch", 20)
+    frames = settled_pitch(client, 440.0)
+    assert np.all(frames[:, 1] > 0.5)
+
+
+def test_stream_rate_is_honoured(client: OscClient) -> None:
+    client.request("/ear/stream", "level", 10)
+    client.drain()
+    start = time.monotonic()
+    collect(client, "/ear/level", 21)
+    elapsed = time.monotonic() - start
+    assert 1.5 < elapsed < 3.5, f"21 frames at 10/s took {elapsed:.2f} s"
+
+
+def test_flat_format_gives_one_address_per_value(client: OscClient) -> None:
+    client.request("/ear/notify", client.port, "flat", 0)
+    client.request("/ear/stream", "pitch", 10)
+    hz = collect(client, "/ear/pitch/hz", 3)
+    confidence = collect(client, "/ear/pitch/confidence", 3)
+    assert all(len(v) == 1 and isinstance(v[0], float) for v in hz + confidence)
+
+
+def test_bundled_frames_carry_their_time(client: OscClient) -> None:
+    client.request("/ear/notify", client.port, "list", 1)
+    client.request("/ear/stream", "pitch", 10)
+    client.request("/ear/stream", "level", 10)
+    client.sock.settimeout(3.0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        data, _ = client.sock.recvfrom(65536)
+        if data.startswith(b"#bundle"):
+            from pythonosc.osc_bundle import OscBundle
+
+            b = OscBundle(data)
+            addresses = sorted(m.address for m in b)
+            assert addresses == ["/ear/level", "/ear/pitch"]
+            assert abs(b.timestamp - time.time()) < 1.0
+            return
+    raise AssertionError("no bundle arrived")
+
+
+def test_act_and_layers_follow_the_selection(client: OscClient, server: Engine) -> None:
+    client.request("/ear/notify")
+    client.request("/ear/select", "conv2", 0, 3, 5)
+    client.request("/ear/stream", "act", 10)
+    assert all(len(v) == 3 for v in collect(client, "/ear/act", 3))
+    client.request("/ear/stream", "layers", 10)
+    assert all(len(v) == len(server.listening.ear.layers) for v in collect(client, "/ear/layers", 3))
+
+
+def test_a_future_bundle_is_applied_on_time_without_blocking(client: OscClient) -> None:
+    builder = OscBundleBuilder(time.time() + 0.8)
+    msg = OscMessageBuilder("/ear/sync")
+    msg.add_arg(42)
+    builder.add_content(msg.build())
+    client.drain()
+    sent = time.monotonic()
+    client.send_raw(builder.build().dgram)
+    assert client.request("/ear/ping", reply="/ear/pong") == []  # answered meanwhile
+    assert time.monotonic() - sent < 0.5
+    assert client.expect("/ear/synced", timeout=3.0) == [42]
+    assert 0.7 < time.monotonic() - sent < 1.5
+
+
+def test_an_immediate_bundle_is_applied_in_order(client: OscClient) -> None:
+    builder = OscBundleBuilder(IMMEDIATELY)
+    for i in (1, 2):
+        msg = OscMessageBuilder("/ear/sync")
+        msg.add_arg(i)
+        builder.add_content(msg.build())
+    client.drain()
+    client.send_raw(builder.build().dgram)
+    assert client.expect("/ear/synced") == [1]
+    assert client.expect("/ear/synced") == [2]
+
+
+def test_patterns_reach_every_matching_command(client: OscClient) -> None:
+    assert client.request("/ear/p?ng", reply="/ear/pong") == []
+    client.drain()
+    client.send("/ear/{ping,sync}", 7)  # ping fails (too many args), sync answers: both answer
+    got = [client.receive(2.0) for _ in range(2)]
+    flat = sorted(addr for msgs in got for addr, _ in msgs)
+    assert flat == ["/ear/fail", "/ear/synced"]
+
+
+BAD = [
+    (b"\x00\x01garbage", "/ear", "malformed"),
+    (b"/ear/ping\x00\x00\x00,i\x00\x00", "/ear", "malformed"),  # type tag promises an int that is not there
+]
+
+
+@pytest.mark.parametrize(("data", "address", "reason"), BAD)
+def test_malformed_packets_get_a_reason(client: OscClient, data: bytes, address: str, reason: str) -> None:
+    client.drain()
+    client.send_raw(data)
+    fail = client.expect("/ear/fail")
+    assert fail[0] == address and reason in str(fail[1])
+
+
+@pytest.mark.parametrize(
+    ("address", "args", "reason"),
+    [
+        ("/ear/nonsense", [], "unknown command"),
+        ("/ear/stream", ["pitch", "fast"], "must be a number"),
+        ("/ear/stream", ["nope", 10], "unknown stream"),
+        ("/ear/stream", ["tags", 10], "has no labels"),
+        ("/ear/stream", ["pitch", -1], ">= 0"),
+        ("/ear/select", ["conv9"], "no layer"),
+        ("/ear/select", ["conv1", 100000], "no channel"),
+        ("/ear/input", ["file", "/no/such/file.wav"], "no such file"),
+        ("/ear/input", ["test", "square"], "unknown test signal"),
+        ("/ear/input", ["test", "sine", 1e9], "must be in"),
+        ("/ear/input", ["radio"], "unknown input kind"),
+        ("/ear/input/gain", [100.0], "gain must be"),
+        ("/ear/model/load", ["no-such-ear"], "unknown ear"),
+        ("/ear/notify", [70000], "port must be"),
+    ],
+)
+def test_bad_requests_fail_with_a_reason_and_the_music_goes_on(
+    client: OscClient, server: Engine, address: str, args: list[object], reason: str
+) -> None:
+    client.request("/ear/notify")
+    client.request("/ear/stream", "level", 20)
+    frames_before = server.listening.frames
+    client.drain()
+    client.send(address, *args)
+    fail = client.expect("/ear/fail")
+    assert fail[0] == address and reason in str(fail[1]), fail
+    assert client.request("/ear/ping", reply="/ear/pong") == []
+    collect(client, "/ear/level", 2)
+    assert wait_until(lambda: server.listening.frames > frames_before) and server.audio.alive
+
+
+def test_a_vanished_subscriber_does_not_break_the_server(client: OscClient, server: Engine) -> None:
+    ghost = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ghost.bind(("127.0.0.1", 0))
+    port = ghost.getsockname()[1]
+    client.request("/ear/stream", "pitch", 100, port)  # subscribes that port
+    ghost.close()  # the subscriber is gone; the server keeps sending into the void
+    time.sleep(0.5)
+    frames = server.listening.frames
+    assert server.streams.subscribers[("127.0.0.1", port)].sent > 0
+    client.request("/ear/notify/off", port)
+    assert client.request("/ear/ping", reply="/ear/pong") == []
+    assert wait_until(lambda: server.listening.frames > frames)
+
+
+def test_file_input_and_gain(client: OscClient, tmp_path: Path) -> None:
+    sr = 44100
+    t = np.arange(3 * sr) / sr
+    path = tmp_path / "a220.flac"
+    soundfile.write(path, 0.4 * np.sin(2 * np.pi * 220 * t), sr)
+    client.request("/ear/input", "file", str(path))
+    client.request("/ear/notify")
+    client.request("/ear/stream", "pitch", 20)
+    assert np.all(settled_pitch(client, 220.0, n=5)[:, 1] > 0.5)
+    client.request("/ear/stream", "level", 20)
+    client.request("/ear/input/gain", 0)
+    time.sleep(0.3)
+    client.drain()
+    assert max(float(v[0]) for v in collect(client, "/ear/level", 5)) < 1e-3
+    client.request("/ear/input/gain", 1)
+    client.request("/ear/input", "test", "sine", 440.0)
+
+
+def test_switching_ears_while_audio_plays(client: OscClient, server: Engine) -> None:
+    assert "crepe" in client.request("/ear/model/list", reply="/ear/model/list.reply")
+    client.request("/ear/notify")
+    client.request("/ear/stream", "level", 50)
+    before = server.audio.stats()
+    client.request("/ear/model/load", "crepe")
+    info = client.request("/ear/model/info", reply="/ear/model/info.reply")
+    assert info[:2] == ["name", "crepe"]
+    collect(client, "/ear/level", 5)
+    after = server.audio.stats()
+    assert after["input_dropped"] == before["input_dropped"]
