@@ -329,6 +329,7 @@ class Engine:
     # ------------------------------------------------------------ the ear worker
 
     def _work(self) -> None:
+        self.audio.input.read()  # what queued up while starting is not live any more
         while self._running:
             if self._staged is not None:
                 self._swap()

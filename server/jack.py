@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -27,6 +29,15 @@ def running() -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when the server dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_dummy(sample_rate: int = 48000, block: int = 256, timeout: float = 10.0) -> subprocess.Popen[bytes]:
     """Start ``jackd -d dummy``: clocked like a sound card, for machines that have none."""
     exe = shutil.which("jackd")
@@ -36,6 +47,7 @@ def start_dummy(sample_rate: int = 48000, block: int = 256, timeout: float = 10.
         [exe, "-d", "dummy", "-r", str(sample_rate), "-p", str(block)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

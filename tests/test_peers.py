@@ -1,0 +1,95 @@
+"""The README's own path: `earsight serve` as a process, driven by liblo's oscsend and oscdump."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools not installed (./setup.sh)")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """`earsight serve` with its defaults (no sound card: JACK dummy and the demo input)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "earsight ready" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start:\n" + log.read_text()
+            time.sleep(0.2)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        print(log.read_text())
+
+
+def oscsend(port: int, address: str, types: str = "", *args: object) -> None:
+    subprocess.run(["oscsend", "localhost", str(port), address, types, *map(str, args)], check=True, timeout=10)
+
+
+def dump(port: int, listen: int, seconds: float, *commands: tuple[object, ...]) -> list[str]:
+    """Run oscdump on ``listen`` while sending ``commands`` with oscsend; its output lines."""
+    out = Path(f"/tmp/earsight-oscdump-{listen}.txt")
+    with open(out, "w") as f:
+        proc = subprocess.Popen(["stdbuf", "-oL", "oscdump", "-L", str(listen)], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.3)
+        for command in commands:
+            oscsend(port, *command)  # type: ignore[arg-type]
+        time.sleep(seconds)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    # oscdump prints "<timetag> <address> <types> <values...>"
+    lines = [line.split(" ", 1)[1] if not line.startswith("/") else line for line in out.read_text().splitlines()]
+    out.unlink()
+    return lines
+
+
+def test_oscdump_receives_level_and_layers_of_the_demo(served: int) -> None:
+    listen = free_port()
+    lines = dump(
+        served, listen, 2.0,
+        ("/ear/notify", "i", listen),
+        ("/ear/stream", "sfi", "level", 20, listen),
+        ("/ear/stream", "sfi", "layers", 10, listen),
+        ("/ear/status",),  # replies to oscsend's own (closed) port: must not hurt
+    )
+    levels = [line for line in lines if line.startswith("/ear/level ff")]
+    layers = [line for line in lines if line.startswith("/ear/layers ")]
+    assert len(levels) >= 20 and len(layers) >= 10, lines[:20]
+    assert max(float(line.split()[2]) for line in levels) > 0.001  # the demo is playing
+
+
+def test_oscsend_switches_to_a_sine_and_oscdump_hears_its_pitch(served: int) -> None:
+    listen = free_port()
+    lines = dump(
+        served, listen, 2.5,
+        ("/ear/notify", "i", listen),
+        ("/ear/input", "ssf", "test", "sine", 440),
+        ("/ear/stream", "sfi", "pitch", 20, listen),
+    )
+    hz = [float(line.split()[2]) for line in lines if line.startswith("/ear/pitch ff")]
+    assert len(hz) >= 20
+    assert sum(abs(h - 440) < 10 for h in hz[-10:]) >= 8, hz
