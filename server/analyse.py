@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     prefix = Path(args.out) if args.out else Path(args.file).with_suffix("")
     prefix = prefix.with_name(f"{prefix.name}.{ear.name}")
     summary = summarise(frames, ear)
-    np.savez_compressed(f"{prefix}.npz", **{f"layer/{k}": v for k, v in frames.items()}, **summary)
+    arrays: dict[str, Any] = {f"layer/{k}": v for k, v in frames.items()} | summary
+    np.savez_compressed(f"{prefix}.npz", **arrays)
     plot(summary, ear, f"{Path(args.file).name} through {ear.name} ({len(audio) / ear.sample_rate:.1f} s)", Path(f"{prefix}.png"))
     print(f"wrote {prefix}.npz and {prefix}.png")
     return 0

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-
 from earsight.cli import main
 
 
