@@ -108,17 +108,12 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
     sock.settimeout(0.5)
     received: list[float] = []
     try:
-        from pythonosc.osc_message_builder import OscMessageBuilder
         from pythonosc.osc_packet import OscPacket
 
-        def send(address: str, *args: object) -> None:
-            b = OscMessageBuilder(address)
-            for a in args:
-                b.add_arg(a)
-            sock.sendto(b.build().dgram, engine.osc.address)
+        from .streams import message
 
-        send("/ear/notify")
-        send("/ear/stream", "level", float(engine.listening.ear.frame_rate))
+        sock.sendto(message("/ear/notify"), engine.osc.address)
+        sock.sendto(message("/ear/stream", "level", float(engine.listening.ear.frame_rate)), engine.osc.address)
         client.activate()
         client.connect(port, f"{engine.config.audio.jack_name}:input_1")
         time.sleep(0.5)
