@@ -1,0 +1,132 @@
+"""The audio process: sources with known answers, the output path, validation at the boundary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from earsight.audio import AudioConfig, AudioEngine, Source, validate_source
+from earsight.errors import BadRequest, NotFound
+
+SR = 48000
+
+
+@pytest.fixture(scope="module")
+def audio() -> Iterator[AudioEngine]:
+    engine = AudioEngine(AudioConfig(backend="manual", sample_rate=SR), Source("silence"))
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def listen(engine: AudioEngine, source: Source, seconds: float = 0.5) -> np.ndarray:
+    """Switch to ``source`` and return ``seconds`` of what the audio process captured after the switch."""
+    engine.set_source(source)
+    time.sleep(0.05)  # the 20 ms crossfade
+    engine.input.read()
+    want = int(seconds * SR)
+    got: list[np.ndarray] = []
+    deadline = time.monotonic() + 10 * seconds + 5
+    while sum(len(g) for g in got) < want and time.monotonic() < deadline:
+        got.append(engine.input.read()[:, 0])
+        time.sleep(0.01)
+    out = np.concatenate(got)
+    assert out.size >= want, "the audio process stopped producing"
+    return out[:want]
+
+
+def frequency(x: np.ndarray) -> float:
+    rising = np.where((x[:-1] < 0) & (x[1:] >= 0))[0]
+    return float(SR / np.mean(np.diff(rising)))
+
+
+def test_sine(audio: AudioEngine) -> None:
+    x = listen(audio, Source("test", "sine", 1000.0))
+    assert frequency(x) == pytest.approx(1000.0, rel=1e-3)
+    assert np.max(np.abs(x)) == pytest.approx(0.5, rel=1e-3)
+
+
+def test_click_train_has_one_impulse_per_period(audio: AudioEngine) -> None:
+    x = listen(audio, Source("test", "clicks", 8.0), seconds=1.0)
+    onsets = np.where(x > 0.5)[0]
+    assert len(onsets) == 8
+    assert np.allclose(np.diff(onsets), SR / 8, atol=1)
+
+
+def test_noise_and_silence(audio: AudioEngine) -> None:
+    noise = listen(audio, Source("test", "noise", 0.5))
+    assert 0.2 < np.sqrt(np.mean(noise**2)) < 0.4  # uniform in [-0.5, 0.5]: rms 0.29
+    assert np.max(np.abs(listen(audio, Source("silence"), 0.2))) == 0.0
+
+
+def test_sweep_rises(audio: AudioEngine) -> None:
+    x = listen(audio, Source("test", "sweep", 2.0), seconds=0.8)
+    assert frequency(x[-4800:]) > frequency(x[:4800])
+
+
+def test_file_plays_at_its_own_pitch_and_loops(audio: AudioEngine, tmp_path: Path) -> None:
+    sr = 22050
+    t = np.arange(int(0.25 * sr)) / sr
+    path = tmp_path / "tone.ogg"
+    soundfile.write(path, 0.5 * np.sin(2 * np.pi * 500 * t), sr)
+    x = listen(audio, Source("file", str(path)), seconds=1.0)  # four times the file's length
+    assert frequency(x) == pytest.approx(500.0, rel=2e-3)
+    quarter = len(x) // 4
+    assert all(np.sqrt(np.mean(x[i * quarter : (i + 1) * quarter] ** 2)) > 0.2 for i in range(4))
+
+
+def test_demo_plays_pyos_sounds(audio: AudioEngine) -> None:
+    x = listen(audio, Source("demo"), seconds=1.0)
+    assert np.sqrt(np.mean(x**2)) > 0.005
+
+
+def test_gain_scales_the_input(audio: AudioEngine) -> None:
+    audio.set_gain(0.5)
+    try:
+        x = listen(audio, Source("test", "sine", 440.0))
+        assert np.max(np.abs(x)) == pytest.approx(0.25, rel=1e-2)
+    finally:
+        audio.set_gain(1.0)
+
+
+def test_output_carries_input_and_the_sonified_ring(audio: AudioEngine) -> None:
+    listen(audio, Source("silence"), 0.1)
+    audio.set_mix(1.0, 1.0)
+    audio.monitor.read()
+    wet = np.zeros((SR // 2, 2), np.float32)
+    wet[:, 0], wet[:, 1] = 0.25, -0.25
+    audio.output.write(wet)
+    time.sleep(1.0)
+    played = audio.monitor.read()
+    assert np.isclose(played[:, 0], 0.25).sum() >= SR // 2 - 256
+    assert np.isclose(played[:, 1], -0.25).sum() >= SR // 2 - 256
+    assert audio.output.available() == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "reason"),
+    [
+        (Source("file", "/no/such.wav"), NotFound, "no such file"),
+        (Source("test", "triangle"), BadRequest, "unknown test signal"),
+        (Source("test", "sine", -5.0), BadRequest, "must be in"),
+        (Source("test", "clicks", float("inf")), BadRequest, "must be in"),
+        (Source("tape"), BadRequest, "unknown input kind"),
+    ],
+)
+def test_bad_sources_are_refused_before_reaching_the_audio_process(source: Source, error: type, reason: str) -> None:
+    with pytest.raises(error, match=reason):
+        validate_source(source)
+
+
+def test_a_file_that_is_not_audio_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("not audio")
+    with pytest.raises(BadRequest, match="cannot read"):
+        validate_source(Source("file", str(path)))
