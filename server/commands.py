@@ -168,6 +168,11 @@ def _top(engine: Engine, req: Request, count: int, threshold: float) -> None:
     engine.set_top(count, threshold)
 
 
+def _embed_fit(engine: Engine, req: Request, layer: str, seconds: float | None, dims: int | None) -> object:
+    engine.fit_embedding(layer, seconds or 10.0, dims or 10, req)
+    return DEFERRED
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("/ear/ping", (), _ping, "/ear/pong", "Is the server there? Answers /ear/pong."),
     Command(
@@ -238,6 +243,17 @@ COMMANDS: tuple[Command, ...] = (
         "/ear/top", (Arg("count", "i", "at most this many labels (P)"), Arg("threshold", "n", "0-1: each at least this probable")),
         _top, "/ear/done",
         "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold).",
+    ),
+    Command(
+        "/ear/embed/fit",
+        (
+            Arg("layer", "s", "the layer to encode"),
+            Arg("seconds", "n", "how much audio to fit on, from now (default 10)", optional=True),
+            Arg("dims", "i", "dimensions (default 10, at most 32)", optional=True),
+        ),
+        _embed_fit, "/ear/done",
+        "Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; "
+        "answers /ear/done /ear/embed/fit <layer> <dims> when fitted.",
     ),
 )
 

@@ -23,7 +23,7 @@ from .audio import AudioConfig, AudioEngine, Source
 from .ears import registry
 from .ears.base import Ear
 from .errors import BadRequest, EarsightError, NotFound
-from .features import STREAMS, FrameContext, Selection
+from .features import MAX_EMBED_DIMS, STREAMS, Embedding, FrameContext, Selection, fit_embedding
 from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
 from .ring import Ring
@@ -64,6 +64,18 @@ class _Listening:
     frames: int = 0  # frames it has produced
 
 
+@dataclass
+class _Recording:
+    """Frames being collected for an embedding fit."""
+
+    ear: str
+    layer: str
+    dims: int
+    wanted: int
+    req: Request | None
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
 class Engine:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -75,6 +87,8 @@ class Engine:
         self.listening = self._prepare(config.ear)
         self.selection = Selection(self.listening.ear.layers[0].name)
         self.top: tuple[int, float] = (5, 0.1)
+        self.embedding: Embedding | None = None
+        self._recording: _Recording | None = None
         self._staged: tuple[_Listening, Request | None] | None = None
         self._stage_lock = threading.Lock()
         self._reply_to: dict[Address, Address] = {}
@@ -279,8 +293,41 @@ class Engine:
                 self.streams.clear_stream(name)
         self.listening = listening
         self.latest = {}
+        if self.embedding is not None and self.embedding.layer not in ear.layer_names:
+            self.embedding = None
         if req is not None:
             self.send(req.reply_to, "/ear/done", req.address, listening.name)
+
+    def fit_embedding(self, layer: str, seconds: float, dims: int, req: Request | None = None) -> None:
+        """Collect ``seconds`` of ``layer``'s frames from now on, then fit the ``embed`` stream's PCA."""
+        self.listening.ear.layer(layer)
+        if not 0.5 <= seconds <= 120.0:
+            raise BadRequest(f"seconds must be in [0.5, 120], got {seconds:g}")
+        if not 1 <= dims <= MAX_EMBED_DIMS:
+            raise BadRequest(f"dims must be in [1, {MAX_EMBED_DIMS}], got {dims}")
+        frames = max(2, int(seconds * self.listening.ear.frame_rate))
+        self._recording = _Recording(self.listening.name, layer, dims, frames, req)
+
+    def _record(self, frame: dict[str, np.ndarray]) -> None:
+        rec = self._recording
+        assert rec is not None
+        if rec.ear != self.listening.name or rec.layer not in frame:
+            self._recording = None
+            if rec.req is not None:
+                self.fail(rec.req.reply_to, rec.req.address, "the ear changed while fitting")
+            return
+        rec.frames.append(frame[rec.layer].copy())
+        if len(rec.frames) < rec.wanted:
+            return
+        self._recording = None
+        try:
+            self.embedding = fit_embedding(rec.layer, np.stack(rec.frames), rec.dims)
+        except EarsightError as exc:
+            if rec.req is not None:
+                self.fail(rec.req.reply_to, rec.req.address, str(exc))
+            return
+        if rec.req is not None:
+            self.send(rec.req.reply_to, "/ear/done", rec.req.address, rec.layer, self.embedding.dims)
 
     def model_info(self) -> list[object]:
         ear = self.listening.ear
@@ -372,19 +419,22 @@ class Engine:
 
     def _publish(self, ear: Ear, frame: dict[str, np.ndarray], audio: np.ndarray, when: float) -> None:
         self.latest = frame
+        if self._recording is not None:
+            self._record(frame)
         for listener in self.frame_listeners:
             listener(ear, frame)
         wanted = self.streams.wanted(when)
         if not wanted:
             return
-        ctx = FrameContext(ear, frame, audio, when, self.selection, self.top)
+        ctx = FrameContext(ear, frame, audio, when, self.selection, self.top, self.embedding)
         values: dict[str, tuple[list[str], np.ndarray]] = {}
         for name in wanted:
             spec = STREAMS[name]
             if spec.check(ear):
                 continue
             try:
-                values[name] = (spec.names(ear, self.selection), spec.compute(ctx))
+                vals = spec.compute(ctx)
+                values[name] = (spec.names(ear, self.selection)[: len(vals)], vals)
             except EarsightError as exc:
                 log.warning("stream %s: %s", name, exc)
         self.streams.publish(when, values)

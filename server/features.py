@@ -38,7 +38,7 @@ class FrameContext:
     selection: Selection
     top: tuple[int, float] = (5, 0.1)
     """``top`` stream: at most P labels, each above the threshold."""
-    embed: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
+    embed: Embedding | None = None
     cache: dict[str, object] = field(default_factory=dict)
 
 
@@ -76,6 +76,46 @@ def top_labels(probs: np.ndarray, count: int, threshold: float) -> list[int]:
     """
     order = np.argsort(-probs, kind="stable")[: max(0, count)]
     return [int(i) for i in order if probs[i] >= threshold]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A low-dimensional code of one layer (after Deep Audio Visualization): PCA, scaled to 0-1.
+
+    ``lo`` and ``hi`` are the 1st and 99th percentiles of each component on the fitting data, so
+    a VJ can map the values straight onto parameters.
+    """
+
+    layer: str
+    mean: np.ndarray  # (units,)
+    components: np.ndarray  # (dims, units)
+    lo: np.ndarray  # (dims,)
+    hi: np.ndarray  # (dims,)
+
+    @property
+    def dims(self) -> int:
+        return int(self.components.shape[0])
+
+    def __call__(self, frame: dict[str, np.ndarray]) -> np.ndarray:
+        return self.transform(frame[self.layer].reshape(1, -1))[0]
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """``(n, units)`` -> ``(n, dims)`` in [0, 1]."""
+        z = (x.reshape(x.shape[0], -1) - self.mean) @ self.components.T
+        return np.clip((z - self.lo) / np.maximum(self.hi - self.lo, 1e-9), 0.0, 1.0).astype(np.float32)
+
+
+def fit_embedding(layer: str, x: np.ndarray, dims: int = 10) -> Embedding:
+    """PCA of ``x`` (``(n_frames, *shape)``) keeping ``dims`` components."""
+    x = x.reshape(x.shape[0], -1).astype(np.float64)
+    if x.shape[0] < 2:
+        raise BadRequest("need at least two frames to fit an embedding")
+    dims = min(dims, x.shape[0], x.shape[1])
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    components = vt[:dims]
+    z = (x - mean) @ components.T
+    return Embedding(layer, mean, components, np.percentile(z, 1, axis=0), np.percentile(z, 99, axis=0))
 
 
 # ---------------------------------------------------------------- streams
@@ -133,14 +173,17 @@ def _top(ctx: FrameContext) -> np.ndarray:
     return out
 
 
-def _embed_check(ear: Ear) -> str | None:
-    return None
-
-
 def _embed(ctx: FrameContext) -> np.ndarray:
     if ctx.embed is None:
         raise BadRequest("no embedding fitted yet: send /ear/embed/fit first")
     return ctx.embed(ctx.frame)
+
+
+def _embed_names(ear: Ear, sel: Selection) -> list[str]:
+    return [f"e{i}" for i in range(MAX_EMBED_DIMS)]  # the fitted embedding uses the first dims
+
+
+MAX_EMBED_DIMS = 32
 
 
 STREAMS: dict[str, StreamSpec] = {
@@ -158,6 +201,6 @@ STREAMS: dict[str, StreamSpec] = {
             _top,
             _tags_check,
         ),
-        StreamSpec("embed", "low-dimensional code of a layer, 0-1 (see /ear/embed/fit)", lambda ear, sel: [f"e{i}" for i in range(10)], _embed, _embed_check),
+        StreamSpec("embed", "low-dimensional code of a layer, 0-1 (see /ear/embed/fit)", _embed_names, _embed),
     )
 }

@@ -238,3 +238,24 @@ def test_switching_ears_while_audio_plays(client: OscClient, server: Engine) -> 
     collect(client, "/ear/level", 5)
     after = server.audio.stats()
     assert after["input_dropped"] == before["input_dropped"]
+
+
+def test_embed_is_fitted_on_the_coming_audio_and_streams_values_in_0_1(client: OscClient) -> None:
+    client.request("/ear/input", "test", "sweep", 1.0)
+    client.send("/ear/embed/fit", "conv3", 1.0, 4)
+    done = client.expect("/ear/done", timeout=15)
+    assert done == ["/ear/embed/fit", "conv3", 4]
+    client.request("/ear/notify")
+    client.request("/ear/stream", "embed", 50)
+    values = np.array(collect(client, "/ear/embed", 30), float)
+    assert values.shape == (30, 4)
+    assert values.min() >= 0.0 and values.max() <= 1.0
+    assert values[:, 0].std() > 0.05  # the sweep moves the first component
+    client.request("/ear/input", "test", "sine", 440.0)
+
+
+def test_embed_before_fitting_and_bad_fits_fail(client: OscClient) -> None:
+    client.send("/ear/embed/fit", "conv3", 0.1)
+    assert "seconds must be" in str(client.expect("/ear/fail")[1])
+    client.send("/ear/embed/fit", "nolayer")
+    assert "no layer" in str(client.expect("/ear/fail")[1])
