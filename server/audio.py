@@ -146,6 +146,7 @@ class AudioEngine:
         self.gain = 1.0
         self.dry = 1.0
         self.wet = 1.0
+        self.restarts = 0
 
     @property
     def latency(self) -> int:
@@ -166,8 +167,29 @@ class AudioEngine:
         )
         self._process.start()
         self._conn = parent
-        self._await(timeout, "start")
+        try:
+            self._await(timeout, "start")
+        except EarsightError:
+            self._process.kill()
+            raise
         self.set_source(self.source)
+        # pyo keeps its gain and mix objects in the process: a restarted one needs them again
+        if self.gain != 1.0:
+            self._call("gain", self.gain)
+        if (self.dry, self.wet) != (1.0, 1.0):
+            self._call("mix", self.dry, self.wet)
+
+    def restart(self) -> None:
+        """Start a new audio process after the old one died; the rings and settings carry over."""
+        with self._lock:
+            if self._process is not None:
+                self._process.join(1.0)
+                if self._process.is_alive():
+                    self._process.kill()
+                    self._process.join(2.0)
+            self._process = None
+        self.restarts += 1
+        self.start()
 
     def _await(self, timeout: float, what: str) -> Any:
         assert self._conn is not None
@@ -222,6 +244,7 @@ class AudioEngine:
         counts = self._stats._data[:, 0]
         out = {name: int(counts[i]) for i, name in enumerate(STAT_FIELDS)}
         out["input_dropped"] = self.input.dropped
+        out["restarts"] = self.restarts
         return out
 
     @property

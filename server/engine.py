@@ -365,6 +365,7 @@ class Engine:
             "cpu": float(100.0 * (cpu - cpu0) / max(now - wall0, 1e-6)),
             "xruns": int(xruns),
             "late_blocks": stats["late_blocks"],
+            "audio_restarts": stats["restarts"],
             "dropped": stats["input_dropped"] + stats["output_underruns"] + self.skipped,
             "lag_ms": float(1000.0 * self.audio.input.available() / self.config.audio.sample_rate),
             "frames": self.listening.frames,
@@ -388,6 +389,8 @@ class Engine:
                 log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.config.audio.sample_rate)
             block = self.audio.input.read()
             if block.shape[0] == 0:
+                if not self.audio.alive and self._running:
+                    self._revive_audio()
                 time.sleep(0.002)
                 continue
             self.recent.write(block)
@@ -399,6 +402,15 @@ class Engine:
                 log.exception("ear worker")
                 time.sleep(0.1)
             self.worker_busy += time.perf_counter() - started
+
+    def _revive_audio(self) -> None:
+        """The audio process died (a crash in pyo or a device lost): log it and start a new one."""
+        log.error("the audio process died; restarting it")
+        try:
+            self.audio.restart()
+        except EarsightError as exc:
+            log.error("cannot restart audio: %s; retrying in 2 s", exc)
+            time.sleep(2.0)
 
     def _listen(self, samples: np.ndarray, arrived: float) -> None:
         lis = self.listening

@@ -259,3 +259,14 @@ def test_embed_before_fitting_and_bad_fits_fail(client: OscClient) -> None:
     assert "seconds must be" in str(client.expect("/ear/fail")[1])
     client.send("/ear/embed/fit", "nolayer")
     assert "no layer" in str(client.expect("/ear/fail")[1])
+
+
+def test_a_dead_audio_process_is_restarted_and_the_music_goes_on(client: OscClient, server: Engine) -> None:
+    assert server.audio._process is not None
+    server.audio._process.kill()  # as a crash in pyo would
+    assert wait_until(lambda: server.audio.stats()["restarts"] >= 1 and server.audio.alive, timeout=30)
+    client.request("/ear/notify")
+    client.request("/ear/stream", "pitch", 20)
+    assert np.all(settled_pitch(client, 440.0, n=5)[:, 1] > 0.5)
+    status = client.request("/ear/status", reply="/ear/status.reply")
+    assert dict(zip(status[::2], status[1::2], strict=True))["audio_restarts"] >= 1
