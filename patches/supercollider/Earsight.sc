@@ -1,0 +1,289 @@
+// Earsight: talk to an earsight server from sclang.
+//
+//   ~ear = Earsight("127.0.0.1", 9000);         // where the server listens
+//   ~ear.ping({ "server is there".postln });
+//   ~ear.load(\crepe, { "listening with crepe".postln });
+//   ~ear.notify;                                // streams and answers come to sclang (port 57120)
+//   ~ear.stream(\pitch, 30, { |values| values.postln });   // [hz, confidence], 30 times a second
+//   ~ear.bus(\pitch);                           // ... and on a control bus: In.kr(~ear.bus(\pitch).index)
+//   ~ear.sendAt(0.5, '/ear/select', "conv6", 3); // a timetagged bundle, applied in 0.5 s
+//   ~ear.free;
+//
+// Install: copy or link this folder into Platform.userExtensionDir and recompile the class library.
+// See earsight-example.scd (an Ndef played by the pitch stream) and README.md.
+
+Earsight {
+	var <addr, <values, <buses, <defs, <answers, <>timeout = 5, <>verbose = false;
+
+	*new { |host = "127.0.0.1", port = 9000|
+		^super.new.init(host, port)
+	}
+
+	init { |host, port|
+		addr = NetAddr(host, port);
+		values = IdentityDictionary.new;
+		buses = IdentityDictionary.new;
+		defs = IdentityDictionary.new;
+		// Answers nobody asked for (e.g. after a scheduled bundle): failures are worth a warning.
+		answers = [
+			OSCFunc({ |msg| if(verbose) { msg.postln } }, '/ear/done', addr).fix,
+			OSCFunc({ |msg| ("earsight: % failed: %".format(msg[1], msg[2])).warn }, '/ear/fail', addr).fix,
+		];
+	}
+
+	host { ^addr.hostname }
+	port { ^addr.port }
+
+	// ------------------------------------------------------------ sending
+
+	send { |address ... args|
+		addr.sendMsg(address, *args)
+	}
+
+	// Send one command in a timetagged bundle, applied by the server `delta` seconds from now.
+	sendAt { |delta, address ... args|
+		addr.sendBundle(delta, [address] ++ args)
+	}
+
+	// Several commands at the same time: ~ear.bundle(0.5, ['/ear/select', "conv6", 1], ['/ear/input/gain', 2]).
+	bundle { |delta ... messages|
+		addr.sendBundle(delta, *messages)
+	}
+
+	// Send a command and call `action.(args, ok)` with its answer (its reply, /ear/done or /ear/fail).
+	request { |address, args, action, reply|
+		var funcs, done = false, finish;
+		address = address.asSymbol;
+		reply = (reply ?? { this.class.replyOf(address) }).asSymbol;
+		finish = { |answer, ok|
+			if(done.not) {
+				done = true;
+				funcs.do(_.free);
+				action.value(answer, ok);
+			}
+		};
+		funcs = [
+			OSCFunc({ |msg|
+				if(reply != '/ear/done' or: { msg[1] == address }) { finish.(msg.drop(1), true) }
+			}, reply, addr),
+			OSCFunc({ |msg|
+				if(msg[1] == address) { finish.(msg.drop(1), false) }
+			}, '/ear/fail', addr),
+		];
+		addr.sendMsg(address, *(args ? []));
+		SystemClock.sched(timeout, {
+			if(done.not) { finish.([address, "no answer within % s".format(timeout)], false) };
+			nil
+		});
+	}
+
+	// The same, waiting inside a Routine: returns [answer, ok].
+	await { |address, args, reply|
+		var cond = Condition.new, result;
+		this.request(address, args, { |answer, ok| result = [answer, ok]; cond.test = true; cond.signal }, reply);
+		cond.wait;
+		^result
+	}
+
+	// ------------------------------------------------------------ commands
+
+	ping { |action| this.request('/ear/ping', [], { |answer, ok| action.value(ok) }) }
+
+	status { |action|
+		this.request('/ear/status', [], { |answer, ok| action.value(this.class.pairs(answer), ok) })
+	}
+
+	info { |action|
+		this.request('/ear/model/info', [], { |answer, ok| action.value(answer, ok) })
+	}
+
+	models { |action|
+		this.request('/ear/model/list', [], { |answer, ok| action.value(answer, ok) })
+	}
+
+	load { |name, action|
+		var old = timeout;
+		timeout = max(timeout, 60);  // building an ear can take a while
+		this.request('/ear/model/load', [name.asString], { |answer, ok| action.value(ok, answer) });
+		timeout = old;
+	}
+
+	input { |kind, name, value, action|
+		var args = [kind.asString];
+		name !? { args = args.add(if(name.isNumber) { name } { name.asString }) };
+		value !? { args = args.add(value.asFloat) };
+		this.request('/ear/input', args, { |answer, ok| action.value(ok, answer) })
+	}
+
+	select { |layer ... channels|
+		this.send('/ear/select', layer.asString, *channels.flat.collect(_.asInteger))
+	}
+
+	// Subscribe sclang (its own port, unless another is given) to the streams; replies come there too.
+	notify { |format = \list, bundle = 0, port|
+		this.send('/ear/notify', (port ? NetAddr.langPort).asInteger, format.asString, bundle.asInteger)
+	}
+
+	unnotify { |port|
+		this.send('/ear/notify/off', (port ? NetAddr.langPort).asInteger)
+	}
+
+	// Turn a stream on (rate frames per second; 0: off). Its values land in `values[name]`, on
+	// `buses[name]` if one was made, and in `action.(values)` (an OSCdef you can also replace).
+	stream { |name, rate = 30, action|
+		name = name.asSymbol;
+		this.on(name, action);
+		this.send('/ear/stream', name.asString, rate.asFloat);
+	}
+
+	// The OSCdef of a stream: \earsight_<port>_<stream>.
+	on { |name, action|
+		var key = ("earsight_" ++ addr.port ++ "_" ++ name).asSymbol;
+		name = name.asSymbol;
+		defs[name] = OSCdef(key, { |msg|
+			var v = msg.drop(1);
+			values[name] = v;
+			buses[name] !? { |bus| bus.setn(v.keep(bus.numChannels)) };
+			action.value(v);
+		}, ("/ear/" ++ name).asSymbol, addr);
+		^defs[name]
+	}
+
+	// A control bus carrying a stream (allocated on `server`); pitch and level have 2 channels.
+	bus { |name, numChannels, server|
+		var known = this.class.streams[name.asSymbol] ? [];
+		name = name.asSymbol;
+		^buses[name] ?? {
+			buses[name] = Bus.control(server ? Server.default, numChannels ? max(known.size, 1));
+		}
+	}
+
+	off { |name|
+		this.send('/ear/stream', name.asString, 0);
+		defs.removeAt(name.asSymbol) !? (_.free);
+	}
+
+	free {
+		defs.keysDo { |name| this.send('/ear/stream', name.asString, 0) };
+		defs.do(_.free);
+		defs.clear;
+		buses.do(_.free);
+		buses.clear;
+		answers.do(_.free);
+	}
+
+	// ------------------------------------------------------------ the table
+
+	*replyOf { |address|
+		var row = this.commands.detect { |c| c[0].asSymbol == address.asSymbol };
+		^(row !? { row[2] } ? "/ear/done").asSymbol
+	}
+
+	*pairs { |list|
+		var d = IdentityDictionary.new;
+		list.pairsDo { |k, v| d[k.asSymbol] = v };
+		^d
+	}
+
+	*help {
+		this.commands.do { |c| "% %  -> %\n    %".format(c[0], c[1], c[2], c[3]).postln };
+	}
+
+// patchdoc:begin reference (generated by earsight.patchdoc: do not edit)
+// OSC reference (generated from the server's command table):
+//   ~ear.send('/ear/ping')  -> /ear/pong
+//       Is the server there? Answers /ear/pong.
+//   ~ear.send('/ear/status')  -> /ear/status.reply
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, frames, subscribers, received, malformed.
+//   ~ear.send('/ear/sync', id)  -> /ear/synced
+//       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
+//       id (integer)
+//   ~ear.send('/ear/notify', [port], [format], [bundle])  -> /ear/done
+//       Subscribe the sender (its host, at port) to streams; replies go there too.
+//       port (integer, optional): where streams and replies go (default: the sender's port)
+//       format (string, optional): list (one message of floats per stream) or flat (/ear/<stream>/<name> per value)
+//       bundle (integer, optional): 1: each frame's messages in one timetagged bundle
+//   ~ear.send('/ear/notify/off', [port])  -> /ear/done
+//       Unsubscribe: no more streams.
+//       port (integer, optional): the port given to /ear/notify (default: the sender's)
+//   ~ear.send('/ear/stream', name, rate, [port])  -> /ear/done
+//       Turn a stream on or off for the sender (subscribing it with defaults if needed). Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat).
+//       name (string): act, layers, pitch, level, tags, top or embed
+//       rate (number): frames per second (capped at the ear's frame rate); 0 turns it off
+//       port (integer, optional): the subscriber's port, for one-shot senders like oscsend (default: the sender's)
+//   ~ear.send('/ear/select', layer, channels ...)  -> /ear/done
+//       Choose the neurons of the act stream (and the highlighted ones in the view).
+//       layer (string): a layer of the ear (see /ear/model/info)
+//       channels (integer): channel numbers; none: all
+//   ~ear.send('/ear/input', kind, [name], [value])  -> /ear/done
+//       What the server listens to. Files (wav, aif, flac, ogg, mp3) loop.
+//       kind (string): demo, device, file, test or silence
+//       name (string or number, optional): file path, or test signal: sine, clicks, noise, sweep
+//       value (number, optional): test signal parameter: Hz (sine), clicks per second, amplitude (noise), seconds (sweep)
+//   ~ear.send('/ear/input/gain', gain)  -> /ear/done
+//       Input gain (smoothed).
+//       gain (number): 0-16, linear
+//   ~ear.send('/ear/output/mix', dry, wet)  -> /ear/done
+//       Output levels: dry (the input passed through) and wet (the sonification).
+//       dry (number): 0-4
+//       wet (number): 0-4
+//   ~ear.send('/ear/model/list')  -> /ear/model/list.reply
+//       The names of the ears.
+//   ~ear.send('/ear/model/load', name)  -> /ear/done
+//       Switch ears while audio plays; /ear/done once the new ear is listening.
+//       name (string): an ear from /ear/model/list
+//   ~ear.send('/ear/model/info')  -> /ear/model/info.reply
+//       name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units.
+//   ~ear.send('/ear/top', count, threshold)  -> /ear/done
+//       The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold).
+//       count (integer): at most this many labels (P)
+//       threshold (number): 0-1: each at least this probable
+//   ~ear.send('/ear/embed/fit', layer, [seconds], [dims])  -> /ear/done
+//       Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; answers /ear/done /ear/embed/fit <layer> <dims> when fitted.
+//       layer (string): the layer to encode
+//       seconds (number, optional): how much audio to fit on, from now (default 10)
+//       dims (integer, optional): dimensions (default 10, at most 32)
+// Streams (Earsight:stream, values with the default ear crepe):
+//   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
+//   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
+//   \pitch: hz, confidence -- pitch in Hz and its confidence (0-1)
+//   \level: rms, peak -- input RMS and peak (linear)
+//   \tags: (not with the default ear) -- probability of every label
+//   \top: (not with the default ear) -- the most probable labels (see /ear/top): probability where chosen, else 0
+//   \embed: e0, e1, e2, e3, e4, e5, ... (32 values) -- low-dimensional code of a layer, 0-1 (see /ear/embed/fit)
+
+	// [address, typetag, reply, doc]; typetag: n number, i integer, s string, a either; ? optional, * repeated
+	*commands {
+		^[
+			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, frames, subscribers, received, malformed."],
+			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
+			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
+			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
+			["/ear/stream", "sni?", "/ear/done", "Turn a stream on or off for the sender (subscribing it with defaults if needed). Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat)."],
+			["/ear/select", "si*", "/ear/done", "Choose the neurons of the act stream (and the highlighted ones in the view)."],
+			["/ear/input", "sa?n?", "/ear/done", "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop."],
+			["/ear/input/gain", "n", "/ear/done", "Input gain (smoothed)."],
+			["/ear/output/mix", "nn", "/ear/done", "Output levels: dry (the input passed through) and wet (the sonification)."],
+			["/ear/model/list", "", "/ear/model/list.reply", "The names of the ears."],
+			["/ear/model/load", "s", "/ear/done", "Switch ears while audio plays; /ear/done once the new ear is listening."],
+			["/ear/model/info", "", "/ear/model/info.reply", "name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units."],
+			["/ear/top", "in", "/ear/done", "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold)."],
+			["/ear/embed/fit", "sn?i?", "/ear/done", "Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; answers /ear/done /ear/embed/fit <layer> <dims> when fitted."],
+		]
+	}
+
+	// stream name -> value names with the default ear (crepe); empty: depends on the ear
+	*streams {
+		^(
+			act: [],
+			layers: [],
+			pitch: ["hz", "confidence"],
+			level: ["rms", "peak"],
+			tags: [],
+			top: [],
+			embed: ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10", "e11", "e12", "e13", "e14", "e15", "e16", "e17", "e18", "e19", "e20", "e21", "e22", "e23", "e24", "e25", "e26", "e27", "e28", "e29", "e30", "e31"],
+		)
+	}
+// patchdoc:end reference
+}
