@@ -201,13 +201,16 @@ def _csr(n: int, edges: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
 def _match(
     indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, size: np.ndarray, order: np.ndarray
 ) -> np.ndarray:
-    """Heavy-edge matching: (n,) parent index of each node in the coarser graph.
+    """Heavy-edge matching, then aggregation: (n,) parent index of each node one level coarser.
 
-    A node pairs with the unmatched neighbour of heaviest edge per combined size, so
-    clusters stay balanced and strongly tied neurons merge first.
+    A node pairs with the unmatched neighbour of heaviest edge per combined size, so clusters
+    stay balanced and strongly tied neurons merge first. Nodes left without a partner (the
+    leaves of a star: a dense layer's many inputs) join their best neighbour's cluster, so
+    every level at least halves the graph.
     """
     n = indptr.shape[0] - 1
     parent = -np.ones(n, np.int64)
+    csize = np.zeros(n)
     count = 0
     for u in order:
         if parent[u] >= 0:
@@ -222,10 +225,29 @@ def _match(
             if score > best_score:
                 best_score = score
                 best = v
-        parent[u] = count
         if best >= 0:
+            parent[u] = count
             parent[best] = count
-        count += 1
+            csize[count] = size[u] + size[best]
+            count += 1
+    for u in order:
+        if parent[u] >= 0:
+            continue
+        best = -1
+        best_score = -1.0
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            if parent[v] < 0:
+                continue
+            score = weights[e] / (size[u] + csize[parent[v]])
+            if score > best_score:
+                best_score = score
+                best = parent[v]
+        if best < 0:
+            best = count
+            count += 1
+        parent[u] = best
+        csize[best] += size[u]
     return parent
 
 
@@ -472,7 +494,7 @@ def _simulate(
     length: float,
     *,
     max_iterations: int,
-    tolerance: float = 0.002,
+    tolerance: float = 0.01,
     theta: float = 0.9,
 ) -> int:
     """Run the force simulation on ``pos`` (n, 2) in place until it settles; returns iterations.
@@ -606,7 +628,8 @@ def layout_graph(
             parent = parents[lvl]
             pos = pos[parent] + rng.normal(0, 0.3 * length, (nl, 2))
         # Fine levels start near their answer; fewer iterations keep big graphs fast.
-        iterations = 300 if nl < 2000 else (120 if nl < 8000 else 60)
+        # Coarse levels are cheap and set the global shape; fine ones start near their answer.
+        iterations = int(np.clip(2e5 / nl, 40, 250))
         done = _simulate(pos, e, w, q, np.sqrt(s), length, max_iterations=iterations, theta=1.0 if nl > 8000 else 0.8)
         bar.set_postfix(nodes=nl, iterations=done)
         bar.update(1)
@@ -730,7 +753,7 @@ def plot_layout(layout: Layout, path: Path, *, size: tuple[int, int] = (1600, 90
         centre = p[layout.layer == k].mean(axis=0)
         ax.text(centre[0], centre[1], name, color="white", fontsize=9, ha="center")
     # Fit the layout's extent into the picture's aspect, equal scale on both axes.
-    half_w = 1.05 * max(float(np.abs(p[:, 0]).max()), float(np.abs(p[:, 1]).max()) * size[0] / size[1])
+    half_w = 1.05 * max(float(np.abs(p[:, 0]).max()), float(np.abs(p[:, 1]).max()) * size[0] / size[1], 1e-3)
     half_h = half_w * size[1] / size[0]
     ax.set_xlim(-half_w, half_w)
     ax.set_ylim(-half_h, half_h)
@@ -796,6 +819,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rebuild", action="store_true", help="ignore the cache")
     parser.add_argument("--bench", action="store_true", help="also time networkx.spring_layout on the same graph")
+    parser.add_argument("--ship", action="store_true", help="also write the layout into models/ (for the package)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -809,6 +833,9 @@ def run(args: argparse.Namespace) -> int:
     png = plot_layout(layout, args.png or Path(f"{ear.name}-layout.png"))
     print(f"{ear.name}: {layout.n} neurons, {layout.edges.shape[0]} edges in {elapsed:.2f} s -> {png}")
     print(f"cache: {cache_path(ear, layout.key)}")
+    if args.ship:
+        layout.save(shipped_path(ear))
+        print(f"shipped: {shipped_path(ear)}")
     if args.bench:
         for k, v in bench_layout(ear, seed=args.seed).items():
             print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
