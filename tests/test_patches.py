@@ -1,0 +1,315 @@
+"""The host patches, read without their hosts: generated help in step with the command table, every
+OSC address and argument known to the server, Max and Pd files well formed.
+
+The same checks run as ``python -m earsight.patchdoc --check``; the mutation tests below make sure
+each check can fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from earsight import patchdoc
+from earsight.commands import BY_ADDRESS, COMMANDS
+from earsight.ears import registry
+from earsight.features import STREAMS
+
+ROOT = patchdoc.PATCHES
+MAXPAT = ROOT / "max" / "earsight.maxpat"
+TD_SCRIPT = ROOT / "touchdesigner" / "earsight_td.py"
+
+
+@pytest.fixture
+def patches(tmp_path: Path) -> Path:
+    """A copy of the patches folder to break on purpose."""
+    shutil.copytree(ROOT, tmp_path / "patches")
+    return tmp_path / "patches"
+
+
+def load_td_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("earsight_td", TD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- the whole check
+
+
+def test_patchdoc_check_passes() -> None:
+    assert patchdoc.check() == []
+
+
+def test_every_host_folder_exists_with_its_files() -> None:
+    for path in (
+        "README.md",
+        "max/earsight.maxpat", "max/README.md",
+        "supercollider/Earsight.sc", "supercollider/earsight-example.scd", "supercollider/earsight-selftest.scd", "supercollider/README.md",
+        "puredata/earsight.pd", "puredata/earsight-help.pd", "puredata/earsight-selftest.pd", "puredata/README.md",
+        "touchdesigner/earsight_td.py", "touchdesigner/README.md",
+    ):
+        assert (ROOT / path).is_file(), path
+
+
+def test_stale_help_is_reported(patches: Path) -> None:
+    readme = patches / "supercollider" / "README.md"
+    readme.write_text(readme.read_text().replace("`/ear/pong`", "`/ear/pong-old`", 1))
+    problems = patchdoc.check(patches)
+    assert any("supercollider/README.md: generated help is stale" in p for p in problems)
+
+
+def test_stale_pd_reference_is_reported(patches: Path) -> None:
+    help_patch = patches / "puredata" / "earsight-help.pd"
+    help_patch.write_text(help_patch.read_text().replace("[ping( - ", "[ping( - old text ", 1))
+    assert any("earsight-help.pd: generated help is stale" in p for p in patchdoc.check(patches))
+
+
+def test_write_brings_stale_help_back(patches: Path) -> None:
+    sc = patches / "supercollider" / "Earsight.sc"
+    sc.write_text(re.sub(r"\t\t\t\[\"/ear/ping\".*\n", "", sc.read_text()))
+    assert patchdoc.check(patches)
+    patchdoc.write(patches)
+    assert patchdoc.check(patches) == []
+
+
+def test_unknown_address_in_a_patch_is_reported(patches: Path) -> None:
+    example = patches / "supercollider" / "earsight-example.scd"
+    example.write_text(example.read_text() + "\n~ear.send('/ear/teleport', 1);\n")
+    problems = patchdoc.check(patches)
+    assert any("earsight-example.scd: uses /ear/teleport" in p for p in problems)
+
+
+def test_generated_help_names_every_command_and_stream() -> None:
+    for host in ("max", "puredata", "supercollider", "touchdesigner"):
+        text = patchdoc.markdown(host)
+        for command in COMMANDS:
+            assert command.address.removeprefix("/ear/") in text, (host, command.address)
+        for stream in STREAMS:
+            assert f"| `{stream}` |" in text
+    sc = (ROOT / "supercollider" / "Earsight.sc").read_text()
+    for command in COMMANDS:
+        assert f'["{command.address}", "{command.typetag}", "{command.reply}"' in sc
+
+
+@pytest.mark.parametrize(
+    ("address", "known"),
+    [
+        ("/ear/ping", True),
+        ("/ear/model/load", True),
+        ("/ear/pong", True),
+        ("/ear/status.reply", True),
+        ("/ear/model/info.reply", True),
+        ("/ear/synced", True),
+        ("/ear/done", True),
+        ("/ear/fail", True),
+        ("/ear/pitch", True),
+        ("/ear/pitch/hz", True),
+        ("/ear/act/conv6_3", True),
+        ("/ear/layers/*", True),
+        ("/ear/pitchy", False),
+        ("/ear/pitch/hz/more", False),
+        ("/ear/teleport", False),
+        ("/ear/model", False),
+    ],
+)
+def test_known_addresses(address: str, known: bool) -> None:
+    assert patchdoc.known_address(address) is known
+
+
+@pytest.mark.parametrize(
+    ("address", "args", "ok"),
+    [
+        ("/ear/stream", ["pitch", 30], True),
+        ("/ear/stream", ["pitch", 30.0, 9001], True),
+        ("/ear/stream", [30, "pitch"], False),
+        ("/ear/stream", ["pitch"], False),
+        ("/ear/select", ["conv6", 0, 1, 2, 3], True),
+        ("/ear/select", [patchdoc.Placeholder("symbol"), patchdoc.Placeholder("number")], True),
+        ("/ear/select", [patchdoc.Placeholder("number")], False),
+        ("/ear/output/mix", [patchdoc.Placeholder("number"), patchdoc.Placeholder("number")], True),
+        ("/ear/output/mix", [patchdoc.Placeholder("symbol"), 1.0], False),
+        ("/ear/ping", [1], False),
+        ("/ear/nothing", [], False),
+    ],
+)
+def test_check_call(address: str, args: list[object], ok: bool) -> None:
+    assert (patchdoc.check_call(address, args) is None) is ok
+
+
+# ---------------------------------------------------------------- Max
+
+
+def max_doc() -> dict:  # type: ignore[type-arg]
+    return json.loads(MAXPAT.read_text())
+
+
+def test_max_patcher_is_well_formed_and_speaks_the_table() -> None:
+    assert patchdoc.check_max(MAXPAT) == []
+    boxes = patchdoc.max_boxes(max_doc()["patcher"])
+    ids = [b["id"] for b in boxes]
+    assert len(ids) == len(set(ids))
+    messages = [b["text"] for b in boxes if b["maxclass"] == "message" and b["text"].startswith("/ear/")]
+    assert len(messages) >= 5
+    used = {m.split()[0] for text in messages for m in text.split(",") if m.strip()}
+    assert {"/ear/notify", "/ear/stream", "/ear/model/load", "/ear/select", "/ear/output/mix"} <= used
+    assert used <= set(BY_ADDRESS)
+
+
+def test_max_controls_are_live_parameters() -> None:
+    boxes = patchdoc.max_boxes(max_doc()["patcher"])
+    params = {b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b for b in boxes if b["maxclass"].startswith("live.")}
+    assert set(params) == {"Ear", "Layer", "Channel", "Dry/Wet", "Dream"}
+    assert params["Ear"]["maxclass"] == "live.menu"
+    assert params["Layer"]["maxclass"] == "live.menu"
+    assert params["Channel"]["maxclass"] == "live.numbox"
+    assert params["Dry/Wet"]["maxclass"] == params["Dream"]["maxclass"] == "live.dial"
+    for box in params.values():
+        assert box["parameter_enable"] == 1 and box.get("presentation") == 1
+    assert set(params["Ear"]["saved_attribute_attributes"]["valueof"]["parameter_enum"]) <= set(registry.names())
+
+
+def test_max_streams_leave_by_outlets_and_go_over_udp() -> None:
+    boxes = patchdoc.max_boxes(max_doc()["patcher"])
+    texts = [b.get("text", "") for b in boxes]
+    assert any(t.startswith("udpsend ") for t in texts)
+    assert any(t.startswith("udpreceive ") for t in texts)
+    route = next(t.split() for t in texts if t.startswith("route /ear/pitch"))
+    assert {f"/ear/{s}" for s in STREAMS} <= set(route[1:])
+    outlets = sum(1 for t in texts if t == "outlet")
+    assert outlets == len(STREAMS)
+    assert any(t == "plugin~" for t in texts) and any(t == "plugout~" for t in texts)
+
+
+def _mutate_max(patches: Path, change: Callable[[dict], None]) -> list[str]:  # type: ignore[type-arg]
+    path = patches / "max" / "earsight.maxpat"
+    doc = json.loads(path.read_text())
+    change(doc["patcher"])
+    path.write_text(json.dumps(doc))
+    return patchdoc.check_max(path)
+
+
+def test_max_check_catches_a_cord_to_a_missing_inlet(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        p["lines"][0]["patchline"]["destination"][1] = 7
+
+    assert any("inlet 7" in problem for problem in _mutate_max(patches, change))
+
+
+def test_max_check_catches_a_cord_to_a_missing_box(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        p["lines"][0]["patchline"]["source"][0] = "obj-999"
+
+    assert any("missing box" in problem for problem in _mutate_max(patches, change))
+
+
+def test_max_check_catches_duplicate_ids(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        p["boxes"][1]["box"]["id"] = p["boxes"][0]["box"]["id"]
+
+    assert any("used twice" in problem for problem in _mutate_max(patches, change))
+
+
+def test_max_check_catches_wrong_argument_types(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        for b in p["boxes"]:
+            if b["box"].get("text") == "/ear/select $1 $2":
+                b["box"]["text"] = "/ear/select $2 $1"  # channel (a number) where the layer (a string) goes
+
+    assert any("/ear/select" in problem and "must be a string" in problem for problem in _mutate_max(patches, change))
+
+
+def test_max_check_catches_an_unknown_command(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        for b in p["boxes"]:
+            if b["box"].get("text", "").startswith("/ear/notify 9001"):
+                b["box"]["text"] += ", /ear/stream/all 30"
+
+    assert any("/ear/stream/all is not a command" in problem for problem in _mutate_max(patches, change))
+
+
+# ---------------------------------------------------------------- Pd
+
+
+def test_pd_files_parse_and_cords_are_whole() -> None:
+    for path in sorted((ROOT / "puredata").glob("*.pd")):
+        boxes, cords = patchdoc.parse_pd(path.read_text())
+        assert boxes, path
+        keys = {(b.canvas, b.index) for b in boxes}
+        for canvas, a, _o, b, _i in cords:
+            assert (canvas, a) in keys and (canvas, b) in keys, (path.name, a, b)
+
+
+def test_pd_abstraction_has_an_outlet_per_stream() -> None:
+    path = ROOT / "puredata" / "earsight.pd"
+    assert set(patchdoc.pd_stream_routes(path)) == set(STREAMS)
+    boxes, _ = patchdoc.parse_pd(path.read_text())
+    top = [b for b in boxes if b.canvas == 0]
+    assert sum(b.atoms == ["outlet"] for b in top) == len(STREAMS) + 1
+    for needed in (["netsend", "-u", "-b"], ["netreceive", "-u", "-b"], ["oscformat"], ["oscparse"]):
+        assert any(b.atoms == needed for b in top), needed
+
+
+def test_pd_help_messages_are_commands() -> None:
+    path = ROOT / "puredata" / "earsight-help.pd"
+    assert patchdoc.check_pd(path) == []
+    boxes, cords = patchdoc.parse_pd(path.read_text())
+    ear = next(b for b in boxes if b.atoms[:1] == ["earsight"])
+    wired = [b for b in boxes if b.kind == "msg" and any(c[1] == b.index and c[3] == ear.index for c in cords)]
+    assert len(wired) >= 10
+
+
+def test_pd_check_catches_a_bad_message(patches: Path) -> None:
+    path = patches / "puredata" / "earsight-help.pd"
+    path.write_text(path.read_text().replace("stream pitch 30;", "stream 30 pitch;", 1))
+    assert any("stream 30 pitch" in p for p in patchdoc.check_pd(path))
+
+
+def test_pd_check_catches_a_missing_stream_outlet(patches: Path) -> None:
+    path = patches / "puredata" / "earsight.pd"
+    path.write_text(path.read_text().replace(" embed;", ";", 1))
+    assert any("stream 'embed' has no outlet" in p for p in patchdoc.check(patches))
+
+
+# ---------------------------------------------------------------- TouchDesigner and SuperCollider
+
+
+def test_td_script_commands_are_valid() -> None:
+    td = load_td_script()
+    sent = td.commands(9123)
+    assert sent[0] == ("/ear/notify", [9123, "flat"])
+    for address, args in sent:
+        assert patchdoc.check_call(address, args) is None, (address, args)
+    assert set(td.STREAMS) <= set(STREAMS)
+    assert td.FLAT_CHANNELS == patchdoc.flat_channels()
+
+
+def test_td_readme_names_the_same_channels_as_the_script() -> None:
+    td = load_td_script()
+    readme = (ROOT / "touchdesigner" / "README.md").read_text()
+    for stream, addresses in td.FLAT_CHANNELS.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{stream}` | "))
+        assert re.findall(r"`(/ear/[^`]+)`", row) == addresses
+
+
+def test_sc_class_declares_every_method_the_readme_uses() -> None:
+    sc = (ROOT / "supercollider" / "Earsight.sc").read_text()
+    readme = (ROOT / "supercollider" / "README.md").read_text() + (ROOT / "supercollider" / "earsight-example.scd").read_text()
+    used = set(re.findall(r"~ear\.(\w+)", readme))
+    declared = set(re.findall(r"^\t(\w+) \{", sc, re.M))
+    declared |= set(re.findall(r"<>?(\w+)", next(line for line in sc.splitlines() if line.startswith("\tvar "))))
+    assert used <= declared, used - declared
+
+
+def test_from_your_host_section_covers_every_host() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("## From your host")
+    for host in ("Max for Live", "SuperCollider", "Pure Data", "TouchDesigner"):
+        assert f"### {host}" in text
