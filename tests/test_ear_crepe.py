@@ -14,6 +14,7 @@ import pytest
 import torch
 from earsight.ears import crepe, registry
 from earsight.ears.base import Frames
+from earsight.errors import BadRequest
 
 SR = 16000
 HOP = 160
@@ -105,6 +106,19 @@ def test_info(tiny: crepe.Crepe, full: crepe.Crepe) -> None:
     assert [layer.shape for layer in full.layers[:6]] == [
         (1024, 128), (128, 64), (128, 32), (128, 16), (256, 8), (512, 4)
     ]  # fmt: skip
+
+
+def test_longer_hop_gives_every_nth_frame(tiny: crepe.Crepe) -> None:
+    audio = glide(0.3)
+    every = tiny.analyse(audio)
+    coarse = crepe.tiny(hop=480)
+    assert coarse.frame_rate == SR / 480 and coarse.latency == tiny.latency
+    sparse = coarse.analyse(audio)
+    # A window ending at (k + 1) * 480 is the one ending at (3k + 3) * 160: frame 3k + 2.
+    for name in tiny.layer_names:
+        np.testing.assert_allclose(sparse[name], every[name][2::3], rtol=1e-4, atol=1e-4)
+    with pytest.raises(BadRequest):
+        crepe.tiny(hop=0)
 
 
 def test_registry_builds_crepe() -> None:

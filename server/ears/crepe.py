@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from .base import Layer, WindowedEar
 
 CENTS_OFFSET = 1997.3794084376191
@@ -216,7 +216,11 @@ def network(capacity: str = "tiny") -> CrepeNet:
 
 
 class Crepe(WindowedEar):
-    """CREPE as an ear: frame ``k`` is the 1024 samples ending at ``(k + 1) * 160``."""
+    """CREPE as an ear: frame ``k`` is the 1024 samples ending at ``(k + 1) * hop`` (hop 160: 10 ms).
+
+    A longer ``hop`` gives the same frames, fewer of them, for cheaper offline analysis: the
+    network costs the same per frame whatever the hop.
+    """
 
     sample_rate = SAMPLE_RATE
     hop = 160
@@ -224,11 +228,15 @@ class Crepe(WindowedEar):
     latency = WINDOW // 2
     output_layer = "pitch"
 
-    def __init__(self, capacity: str = "tiny") -> None:
+    def __init__(self, capacity: str = "tiny", *, hop: int = 160) -> None:
+        if not 0 < hop <= WINDOW:
+            raise BadRequest(f"CREPE hop must be 1..{WINDOW} samples, got {hop}")
+        self.hop = int(hop)
         self.net = network(capacity)
         self.name = "crepe" if capacity == "tiny" else f"crepe-{capacity}"
         self.description = (
-            f"CREPE {capacity}: monophonic pitch from 64 ms of waveform, 100 frames/s. "
+            f"CREPE {capacity}: monophonic pitch from 64 ms of waveform, "
+            f"{self.frame_rate:g} frames/s. "
             "conv1..conv6: channels x time positions within the window; "
             "pitch: salience of 360 bins, 20 cents apart, 31.7 Hz to 2005.5 Hz."
         )
@@ -250,11 +258,11 @@ class Crepe(WindowedEar):
         return self.net(normalise(windows))
 
 
-def tiny() -> Crepe:
+def tiny(*, hop: int = 160) -> Crepe:
     """The registry's ``crepe``: the tiny model (about 490k parameters), fast enough to stream."""
-    return Crepe("tiny")
+    return Crepe("tiny", hop=hop)
 
 
-def full() -> Crepe:
-    """The registry's ``crepe-full``: the full model (about 22M parameters), slower, a little more accurate."""
-    return Crepe("full")
+def full(*, hop: int = 160) -> Crepe:
+    """The registry's ``crepe-full``: the full model (about 22M parameters), far slower."""
+    return Crepe("full", hop=hop)
