@@ -118,6 +118,14 @@ def test_puredata_abstraction_subscribes_and_receives_pitch(server: Engine, fres
     assert "error" not in out.lower(), out
 
 
+@pytest.mark.skipif(PD is None, reason="pd (puredata-core) is not installed")
+@pytest.mark.parametrize("patch", ["earsight.pd", "earsight-help.pd"])
+def test_puredata_patches_open_without_errors(patch: str, tmp_path: Path) -> None:
+    status, out = run([PD, "-nogui", "-noaudio", "-stderr", "-open", str(ROOT / "puredata" / patch), "-send", "pd quit"], timeout=20, cwd=tmp_path)
+    assert status == 0
+    assert "couldn't create" not in out and "error" not in out.lower(), out
+
+
 # ---------------------------------------------------------------- TouchDesigner
 
 
