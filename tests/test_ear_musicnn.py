@@ -62,13 +62,18 @@ def ear(cache: Path) -> mn.MusicnnEar:
     return mn.load()
 
 
-def _top(ear: mn.MusicnnEar, audio: np.ndarray, k: int) -> list[str]:
+@pytest.fixture(scope="module")
+def flute(ear: mn.MusicnnEar) -> dict[str, np.ndarray]:
+    """The ear's frames of pyo's flute recording."""
+    return ear.analyse(_pyo_sound("flute.aif"))
+
+
+def _top(tags: np.ndarray, k: int) -> list[str]:
     """The ``k`` tags with the highest mean probability over frames whose window is all signal."""
-    tags = ear.analyse(audio)["tags"]
     full = mn.WINDOW // mn.HOP  # frames before this one still see the zero history
     assert tags.shape[0] > full, "need at least one window inside the signal"
     mean = tags[full:].mean(axis=0)
-    return [ear.labels[i] for i in np.argsort(-mean)[:k]]  # type: ignore[index]
+    return [mn.MTT_LABELS[i] for i in np.argsort(-mean)[:k]]
 
 
 # --- the checkpoint reader -----------------------------------------------------------------------
@@ -169,51 +174,74 @@ def test_mel_band_of_a_sine_is_its_centre_band() -> None:
     assert bank.shape == (96, 257) and bank[10].max() > bank[90].max() > 0
 
 
-def test_fused_front_end_equals_textbook_order(ear: mn.MusicnnEar) -> None:
+def test_front_end_pools_bands_first_as_textbook_order(ear: mn.MusicnnEar) -> None:
     front = ear.network.frontend
     mel = ear.mel(torch.from_numpy(_pyo_sound("flute.aif")[: mn.WINDOW])[None])
     with torch.no_grad():
         x = front.bn_input(mel.unsqueeze(1))
-        naive = [
-            block.bn(F.relu(block.conv(F.pad(x, (0, 0, *block.pad))))).amax(dim=3)
-            for block in [*front.timbral, *front.temporal]
-        ]
-        timbral, temporal = front(mel)
+        maps = [F.relu(b.conv(F.pad(x, (0, 0, *b.pad)))) for b in [*front.timbral, *front.temporal]]
+        blocks = [*front.timbral, *front.temporal]
+        naive = [b.bn(m).amax(dim=3) for b, m in zip(blocks, maps, strict=True)]
+        features, firing = front(mel)
     bn = front.timbral[0].bn
     scale = bn.gamma * torch.rsqrt(bn.moving_variance + mn.BN_EPS)
-    assert (scale < 0).any() and (scale > 0).any()  # both branches of the trick are exercised
-    torch.testing.assert_close(
-        torch.cat([timbral, temporal], 1), torch.cat(naive, 1), rtol=0, atol=1e-6
-    )
+    assert (scale < 0).any() and (scale > 0).any()  # both branches are exercised
+    torch.testing.assert_close(features, torch.cat(naive, 1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(firing, torch.cat([m.amax(dim=3) for m in maps], 1), rtol=0, atol=0)
 
 
 def test_drum_loop_is_heard_as_drums(ear: mn.MusicnnEar) -> None:
-    top = _top(ear, _pyo_sound("drumloop.wav"), 3)
+    top = _top(ear.analyse(_pyo_sound("drumloop.wav"))["tags"], 3)
     assert top[0] == "drums", top  # observed: drums 0.71, beat 0.31, guitar 0.22
     assert "beat" in top, top
 
 
-def test_flute_is_heard_as_flute(ear: mn.MusicnnEar) -> None:
-    top = _top(ear, _pyo_sound("flute.aif"), 2)
+def test_flute_is_heard_as_flute(flute: dict[str, np.ndarray]) -> None:
+    top = _top(flute["tags"], 2)
     assert top[0] == "flute", top  # observed: flute 0.86, slow 0.18
 
 
-def test_back_end_reads_max_and_mean_interleaved(ear: mn.MusicnnEar) -> None:
+def test_back_end_reads_max_and_mean_interleaved(
+    ear: mn.MusicnnEar, flute: dict[str, np.ndarray]
+) -> None:
     """Reading the pool in TensorFlow's order is what makes the flute a flute."""
-    frames = ear.analyse(_pyo_sound("flute.aif"))
-    pool = torch.from_numpy(frames["pool"][mn.WINDOW // mn.HOP :])
-    maxima, means = pool[:, 0::2], pool[:, 1::2]
-    assert torch.equal(maxima[:, :408], torch.from_numpy(frames["timbral"][mn.WINDOW // mn.HOP :]))
+    audio = torch.from_numpy(_pyo_sound("flute.aif"))
+    ends = [(k + 1) * mn.HOP for k in range(len(audio) // mn.HOP)][-3:]  # the ear's last 3 frames
+    windows = torch.stack([audio[end - mn.WINDOW : end] for end in ends])
     back = ear.network.backend
+    with torch.no_grad():
+        front, _ = ear.network.frontend(ear.mel(windows))
+        mid, _ = ear.network.midend(front)
+        dense = torch.cat([front, *mid], 1)  # (3, 753, 187)
+        pool, _, _ = back(dense)
+    maxima, means = dense.amax(dim=2), dense.mean(dim=2)
+    torch.testing.assert_close(pool, torch.stack([maxima, means], 2).flatten(1), rtol=0, atol=0)
+    # Batched here, one by one in the ear: rounding may differ.
+    torch.testing.assert_close(pool, torch.from_numpy(flute["pool"][-3:]), rtol=1e-5, atol=1e-4)
 
-    def tags(pool: torch.Tensor) -> torch.Tensor:
+    def flute_probability(pool: torch.Tensor) -> float:
         with torch.no_grad():
-            hidden = back.bn_dense(F.relu(back.dense(back.bn_pool(pool))))
-            return torch.sigmoid(back.out(hidden)).mean(0)
+            hidden = F.relu(back.dense(back.bn_pool(pool)))
+            tags = torch.sigmoid(back.out(back.bn_dense(hidden))).mean(0)
+        return float(tags[mn.MTT_LABELS.index("flute")])
 
-    flute = mn.MTT_LABELS.index("flute")
-    assert float(tags(pool)[flute]) > 0.5
-    assert float(tags(torch.cat([maxima, means], 1))[flute]) < 0.1  # the order a naive port uses
+    assert flute_probability(pool) > 0.5
+    assert flute_probability(torch.cat([maxima, means], 1)) < 0.1  # the order a naive port reads
+
+
+def test_layers_report_firing_not_batch_norm(
+    ear: mn.MusicnnEar, flute: dict[str, np.ndarray]
+) -> None:
+    """Where batch norm flips a channel's sign, its window maximum still says how much it fired."""
+    frames = flute
+    timbral = frames["timbral"][mn.WINDOW // mn.HOP :]
+    assert (timbral >= 0).all()
+    bn = ear.network.frontend.timbral[0].bn
+    flipped = (bn.gamma * torch.rsqrt(bn.moving_variance + mn.BN_EPS) < 0).numpy()
+    assert (timbral[:, :204][:, flipped] > 0).mean() > 0.5  # most flipped channels fire, visibly
+    assert all(
+        (frames[name] >= 0).all() for name in ("temporal", "cnn1", "cnn2", "cnn3", "penultimate")
+    )
 
 
 # --- the ear -------------------------------------------------------------------------------------
@@ -225,25 +253,30 @@ def test_ear_declares_its_shape(ear: mn.MusicnnEar) -> None:
     assert ear.hop % mn.STFT_HOP == 0
     assert ear.labels is not None and len(ear.labels) == 50 and ear.labels[25] == "flute"
     assert ear.layer("tags").shape == (50,)
-    frames = ear.analyse(np.zeros(ear.window, np.float32))
+    frames = ear.analyse(np.zeros(ear.hop, np.float32))  # one frame
     assert {k: v.shape[1:] for k, v in frames.items()} == {
         layer.name: layer.shape for layer in ear.layers
     }
-    assert all(
-        v.shape[0] == ear.window // ear.hop and v.dtype == np.float32 for v in frames.values()
-    )
+    assert all(v.shape[0] == 1 and v.dtype == np.float32 for v in frames.values())
+
+
+@pytest.fixture(scope="module")
+def drum_loop_offline(ear: mn.MusicnnEar) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    audio = _pyo_sound("drumloop.wav")[: 4 * 16000]
+    return audio, ear.analyse(audio)
 
 
 @pytest.mark.parametrize("block", [512, 4096, 16000])
-def test_streaming_equals_offline(ear: mn.MusicnnEar, block: int) -> None:
-    audio = _pyo_sound("drumloop.wav")[: 4 * 16000]
-    offline = ear.analyse(audio)
+def test_streaming_equals_offline(
+    ear: mn.MusicnnEar, drum_loop_offline: tuple[np.ndarray, dict[str, np.ndarray]], block: int
+) -> None:
+    audio, offline = drum_loop_offline
     ear.reset()
     parts = [ear.stream(audio[i : i + block]) for i in range(0, len(audio), block)]
     for name, expected in offline.items():
         streamed = np.concatenate([p[name] for p in parts])
         assert streamed.shape == expected.shape
-        np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(streamed, expected, err_msg=name)  # same arithmetic
 
 
 def test_forward_is_differentiable_and_matches_analyse(ear: mn.MusicnnEar) -> None:
