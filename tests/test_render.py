@@ -1,0 +1,283 @@
+"""Live render: what the pictures show for real input through a real ear, and the video file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from earsight import gl
+from earsight.ears import registry
+from earsight.ears.base import Ear
+from earsight.errors import BadRequest, NotFound
+from earsight.layout import get_layout
+from earsight.render import HIGHLIGHT, Renderer, render_file
+
+W, H = 640, 360
+
+
+def real_ear(name: str) -> Ear:
+    if name not in registry.names():
+        pytest.skip(f"ear {name!r} is not in the registry yet")
+    try:
+        return registry.load(name)
+    except (ModuleNotFoundError, NotFound) as err:
+        pytest.skip(f"ear {name!r} is not available yet: {err}")
+
+
+def clicks(sample_rate: int, seconds: float, per_second: float = 8.0) -> np.ndarray:
+    """A click train: (samples,) float32."""
+    x = np.zeros(int(sample_rate * seconds), np.float32)
+    x[:: int(sample_rate / per_second)] = 0.9
+    return x
+
+
+@pytest.fixture(scope="module")
+def crepe() -> Ear:
+    return real_ear("crepe")
+
+
+@pytest.fixture(scope="module")
+def renderer(crepe: Ear) -> Iterator[Renderer]:
+    r = Renderer(crepe, get_layout(crepe, progress=False), width=W, height=H)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture(autouse=True)
+def gl_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that renders starts and ends without a pending GL error."""
+    if "renderer" not in request.fixturenames:
+        yield
+        return
+    r: Renderer = request.getfixturevalue("renderer")
+    r.view = "layout"
+    r.colormap = "magma"
+    r.select("conv1", [])
+    assert r.ctx.error == "GL_NO_ERROR"
+    yield
+    assert r.ctx.error == "GL_NO_ERROR"
+
+
+def feed(r: Renderer, frames: dict[str, np.ndarray]) -> None:
+    n = min(v.shape[0] for v in frames.values())
+    for i in range(n):
+        r.update({name: v[i] for name, v in frames.items()})
+
+
+def test_picture_follows_the_input(renderer: Renderer, crepe: Ear) -> None:
+    silence = crepe.analyse(np.zeros(crepe.sample_rate, np.float32))
+    click = crepe.analyse(clicks(crepe.sample_rate, 1.0))
+    feed(renderer, silence)
+    quiet = renderer.draw().astype(np.int16)
+    feed(renderer, click)
+    loud = renderer.draw().astype(np.int16)
+    changed = np.abs(loud - quiet).max(axis=2) > 24
+    assert changed.sum() > 2000, "clicks should light other neurons than silence"
+    # Back in silence long enough for the normalisation's slow release, the picture returns:
+    # it follows the sound, not the clock.
+    for _ in range(4):
+        feed(renderer, silence)
+    again = renderer.draw().astype(np.int16)
+    assert np.abs(again - quiet).mean() < 0.2 * np.abs(loud - quiet).mean()
+
+
+def test_every_neuron_is_drawn(renderer: Renderer) -> None:
+    # Light everything: every neuron's centre pixel must then differ from the background.
+    renderer.update({spec.name: np.full(spec.shape, 1.0e3, np.float32) for spec in renderer.ear.layers})
+    image = renderer.draw()
+    xy = np.array([renderer.pixel_of(i) for i in range(renderer.layout.n)])
+    lit = image[xy[:, 1], xy[:, 0]].max(axis=1) > 40
+    # Neurons whose centres fall on the same pixel share it; all but a handful get their own.
+    assert lit.mean() > 0.97
+
+
+def test_selected_neuron_is_highlighted(renderer: Renderer, crepe: Ear) -> None:
+    feed(renderer, crepe.analyse(clicks(crepe.sample_rate, 0.3)))
+    neuron = int(renderer.layout.index("conv3", [5 * 32 + 7])[0])  # channel 5, position 7
+    x, y = renderer.pixel_of(neuron)
+    before = renderer.draw()[y, x].astype(int)
+    renderer.select("conv3", [5])
+    assert renderer.selection == ("conv3", [5])
+    after = renderer.draw()[y, x].astype(int)
+    expected = np.round(np.array(HIGHLIGHT) * 255).astype(int)
+    assert np.abs(after - expected).max() <= 3, (before, after)
+    assert np.abs(before - expected).max() > 30
+    renderer.select("conv3", [])
+    assert np.abs(renderer.draw()[y, x].astype(int) - expected).max() > 30
+
+
+def test_bad_requests_are_refused(renderer: Renderer) -> None:
+    with pytest.raises(BadRequest):
+        renderer.view = "nope"
+    with pytest.raises(BadRequest):
+        renderer.colormap = "jet"
+    with pytest.raises(BadRequest):
+        renderer.select("conv3", [16])
+    with pytest.raises(BadRequest):
+        renderer.select("conv99", [0])
+    with pytest.raises(BadRequest):
+        renderer.set_vector("colour", [1.0])
+    with pytest.raises(BadRequest):
+        renderer.update({"conv3": np.zeros(3, np.float32)})
+
+
+def test_colormaps_change_the_picture(renderer: Renderer) -> None:
+    # Each layer a ramp over its units, so the neurons span the whole colour map.
+    ramps = {s.name: np.linspace(0.0, 1e3, s.size, dtype=np.float32).reshape(s.shape) for s in renderer.ear.layers}
+    for _ in range(20):
+        renderer.update(ramps)
+    images = {}
+    for name in ("magma", "viridis", "inferno", "gray"):
+        renderer.colormap = name
+        images[name] = renderer.draw().astype(np.int16)
+    # At neuron centres the colour map alone decides (edges glow blue-grey between neurons).
+    xy = np.array([renderer.pixel_of(i) for i in range(0, renderer.layout.n, 7)])
+    gray = images["gray"][xy[:, 1], xy[:, 0]]
+    assert np.abs(gray[:, 0] - gray[:, 2]).max() <= 3, "gray is gray"
+    magma = images["magma"][xy[:, 1], xy[:, 0]]
+    assert np.abs(magma[:, 0] - magma[:, 2]).max() > 30
+    assert np.abs(images["viridis"] - images["magma"]).mean() > 1.0
+
+
+def test_hallucination_is_steered_by_the_vector(renderer: Renderer) -> None:
+    renderer.view = "hallucination"
+    renderer.set_time(1.0)
+    try:
+        shots = []
+        for hot in (3, 40):
+            tags = np.zeros(50, np.float32)
+            tags[hot] = 0.9
+            renderer.set_vector("tags", tags)
+            for _ in range(40):  # the latent glides; let it arrive
+                image = renderer.draw()
+            shots.append(image.astype(np.int16))
+        assert shots[0].std() > 10, "a pattern, not a flat colour"
+        assert np.abs(shots[0] - shots[1]).mean() > 8
+    finally:
+        renderer.set_time(None)
+
+
+def test_shuffle_remaps_features_to_parameters(renderer: Renderer) -> None:
+    renderer.view = "features"
+    renderer.set_time(2.0)
+    try:
+        renderer.set_vector("embed", np.linspace(0.0, 1.0, 10))
+        p1 = renderer.shuffle(1).copy()
+        for _ in range(30):
+            a = renderer.draw().astype(np.int16)
+        p2 = renderer.shuffle(2).copy()
+        for _ in range(30):
+            b = renderer.draw().astype(np.int16)
+        assert sorted(p1) == list(range(10)) and not np.array_equal(p1, p2)
+        assert np.abs(a - b).mean() > 8
+    finally:
+        renderer.set_time(None)
+
+
+def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
+    path = renderer.snapshot(tmp_path / "shot.png")
+    from PIL import Image
+
+    assert Image.open(path).size == (W, H)
+    before = renderer.draw().copy()
+    assert sorted(renderer.reload_shaders()) == sorted(
+        ["neuron_ids", "neurons", "markers", "edges", "hallucination", "features", "blit"]
+    )
+    assert renderer.shader_error is None
+    assert np.array_equal(renderer.draw(), before)
+
+
+def test_shader_files_hold_every_stage() -> None:
+    for path in sorted(Path(gl.shader_path("neurons")).parent.glob("*.glsl")):
+        stages = gl.shader_sources(path.stem)
+        assert set(stages) == {"vertex_shader", "fragment_shader"}, path
+        assert "#define VERTEX_SHADER" in stages["vertex_shader"]
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed")
+    display = f":{90 + os.getpid() % 50}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.05)
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+WINDOW_SCRIPT = """
+import json, numpy as np
+from earsight import gl
+from earsight.ears import registry
+from earsight.render import Renderer
+ear = registry.load("crepe")
+r = Renderer(ear, width=320, height=180, window=True)
+before = r.ctx.error
+x = np.zeros(ear.sample_rate // 4, np.float32); x[::2000] = 0.9
+frames = ear.analyse(x)
+for i in range(frames["conv1"].shape[0]):
+    r.update({k: v[i] for k, v in frames.items()})
+image = r.draw()
+print(json.dumps({"window": gl.window_of(r.ctx) is not None, "before": before, "after": r.ctx.error,
+                  "shape": list(image.shape), "max": int(image.max())}))
+r.close()
+"""
+
+
+def test_window_under_xvfb(crepe: Ear, xvfb: str) -> None:
+    # Its own process: GLX refuses to make a window current in a thread that holds the
+    # tests' EGL context, and a server has one renderer anyway.
+    proc = subprocess.run(
+        [sys.executable, "-c", WINDOW_SCRIPT], env={**os.environ, "DISPLAY": xvfb},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"window": True, "before": "GL_NO_ERROR", "after": "GL_NO_ERROR",
+                      "shape": [180, 320, 3], "max": result["max"]}
+    assert result["max"] > 60
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_rendered_video_has_the_files_duration(crepe: Ear, tmp_path: Path) -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is not installed")
+    wav = tmp_path / "clicks.wav"
+    write_wav(wav, clicks(22050, 1.5), 22050)
+    out = render_file(wav, "crepe", tmp_path / "clicks.mp4", fps=15, size=(320, 180), progress=False)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type,width,height",
+         "-of", "json", str(out)],
+        capture_output=True, text=True, check=True,
+    )
+    info = json.loads(probe.stdout)
+    assert abs(float(info["format"]["duration"]) - 1.5) < 0.1
+    kinds = sorted(s["codec_type"] for s in info["streams"])
+    assert kinds == ["audio", "video"]
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (320, 180)
