@@ -41,7 +41,8 @@ void main() {
     // Silent neurons are small dots, loud ones fill their cell; the rim fades for smooth edges.
     float radius = 0.55 + 0.45 * a;
     float cover = clamp((radius - id.y) * 6.0, 0.0, 1.0);
-    vec3 c = texture(u_colormap, vec2(a, 0.5)).rgb * (u_floor + (1.0 - u_floor) * a);
+    // The bottom of most maps is near black: start a little up so silent neurons still show.
+    vec3 c = texture(u_colormap, vec2(0.12 + 0.88 * a, 0.5)).rgb * (u_floor + (1.0 - u_floor) * a);
     f_color = vec4(mix(background, c, cover), 1.0);
 }
 
