@@ -123,8 +123,8 @@ class LogMel(nn.Module):
 
     ``(n, samples)`` -> ``(n, 1 + (samples - 512) // 256, 96)``: uncentred frames of a periodic
     Hann window, power spectrum, mel, ``log10(10000 x + 1)``. (musicnn also rounded the mel power
-    to float16 before the log; that changes the log by < 1e-3 and would block gradients' range, so
-    it is left out.)
+    to float16 before the log, as its training data were stored; that moves the log by at most
+    ~2e-4, and float16 overflows on loud input, e.g. a runaway dream, so it is left out.)
     """
 
     window: torch.Tensor
