@@ -1,0 +1,528 @@
+"""The reproducible recipe for the audio our ears learn from (no audio is committed).
+
+``earsight data build DIR`` writes 16 kHz mono FLAC files into ``DIR`` from three sources,
+each optional, each seeded:
+
+- ``scores/``: music21 corpus scores -> MIDI with a General MIDI program drawn per part ->
+  fluidsynth with FluidR3_GM (Debian ``fluidsynth`` ``fluid-soundfont-gm``; ``music21`` from PyPI).
+- ``drums/``: patterns sequenced from the recorded one-shots of Debian ``hydrogen-drumkits``.
+- ``music/``: recorded game music from Debian packages (``nexuiz-music``, ``singularity-music``,
+  ``wesnoth-1.16-music`` …), whichever are installed.
+
+``DIR/manifest.json`` lists every file with its source and licence, and ``DIR/LICENSES.md``
+sums the licences up for the model card. Render :func:`note_set` gives labelled notes for probes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 16000
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+HYDROGEN_KITS = Path("/usr/share/hydrogen/data/drumkits")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".oga", ".opus")
+
+# GM programs that sound like distinct instruments in FluidR3 (no drums, no effects);
+# parts draw from these so a chorale is not always four pianos.
+MELODIC_PROGRAMS = (
+    0,
+    1,
+    4,
+    6,
+    11,
+    12,
+    13,
+    16,
+    19,
+    21,
+    22,
+    24,
+    25,
+    26,
+    32,
+    33,
+    35,
+    40,
+    41,
+    42,
+    43,
+    46,
+    48,
+    52,
+    56,
+    57,
+    58,
+    60,
+    61,
+    64,
+    65,
+    66,
+    68,
+    69,
+    70,
+    71,
+    73,
+    74,
+    75,
+    79,
+    80,
+    81,
+    88,
+    89,
+)
+
+# Debian packages of recorded music: where the audio is and the licence their copyright file states.
+MUSIC_PACKAGES: dict[str, tuple[str, str]] = {
+    "nexuiz-music": ("/usr/share/games/nexuiz/data/music.pk3", "GPL-2+ (Alientrap, Nexuiz)"),
+    "singularity-music": ("/usr/share/games/singularity/music", "CC-BY-SA-3.0 (Max McCracken)"),
+    "wesnoth-1.16-music": (
+        "/usr/share/games/wesnoth/1.16/data/core/music",
+        "GPL-2+ (Wesnoth authors)",
+    ),
+    "hyperrogue-music": ("/usr/share/hyperrogue", "CC-BY-SA-3.0 (see the package's copyright)"),
+}
+
+
+@dataclass
+class Item:
+    """One file of the built data set."""
+
+    path: str
+    source: str
+    licence: str
+    seconds: float
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------- audio io
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Any audio file -> mono float32 at ``sample_rate``, shape ``(samples,)``.
+
+    soundfile reads wav/flac/ogg/aiff (and mp3 with libsndfile ≥ 1.1); otherwise ffmpeg decodes.
+    """
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        mono = data.mean(axis=1)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        if shutil.which("ffmpeg") is None:
+            raise
+        raw = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-f",
+                "f32le",
+                "-ac",
+                "1",
+                "-ar",
+                str(sample_rate),
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+        return np.frombuffer(raw, np.float32).copy()
+    return resample(mono, sr, sample_rate)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling, ``(samples,)`` -> ``(samples * sr_out / sr_in,)`` float32."""
+    if sr_in == sr_out:
+        return np.ascontiguousarray(x, np.float32)
+    g = int(np.gcd(int(sr_in), int(sr_out)))
+    return resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def find_audio(paths: Iterable[str | Path]) -> list[Path]:
+    """Audio files named directly or found (recursively) in folders, sorted for reproducibility."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
+            )
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"no such audio file or folder: {p}")
+    return found
+
+
+def _write(path: Path, audio: np.ndarray) -> float:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 0.99:  # renders and mixes can clip; FLAC is integer
+        audio = audio * (0.99 / peak)
+    sf.write(str(path), audio, SAMPLE_RATE, format="FLAC")
+    return audio.shape[0] / SAMPLE_RATE
+
+
+# --------------------------------------------------------------------------- MIDI + fluidsynth
+
+
+def midi_file(
+    notes: Sequence[tuple[int, int, float, float, int]], *, tempo_bpm: float = 120.0
+) -> bytes:
+    """A standard MIDI file (format 0) from ``(channel, program, start_s, dur_s, pitch)`` notes.
+
+    Written by hand (a few bytes) so the probe notes need no MIDI library.
+    """
+    tpq = 480
+    ticks_per_s = tpq * tempo_bpm / 60.0
+    events: list[tuple[int, int, bytes]] = []  # (tick, order, bytes); note-offs before note-ons
+    programs: dict[int, int] = {}
+    for ch, prog, start, dur, pitch in notes:
+        if programs.get(ch) != prog:
+            programs[ch] = prog
+            events.append((int(round(start * ticks_per_s)), 0, bytes([0xC0 | ch, prog])))
+        events.append((int(round(start * ticks_per_s)), 2, bytes([0x90 | ch, pitch, 96])))
+        events.append((int(round((start + dur) * ticks_per_s)), 1, bytes([0x80 | ch, pitch, 0])))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = bytearray(b"\x00\xff\x51\x03" + int(60e6 / tempo_bpm).to_bytes(3, "big"))
+    last = 0
+    for tick, _, msg in events:
+        track += _varlen(tick - last) + msg
+        last = tick
+    track += b"\x00\xff\x2f\x00"
+    return (
+        b"MThd"
+        + struct.pack(">IHHH", 6, 0, 1, tpq)
+        + b"MTrk"
+        + struct.pack(">I", len(track))
+        + bytes(track)
+    )
+
+
+def _varlen(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def render_midi(
+    midi: Path, wav: Path, *, soundfont: Path = SOUNDFONT, gain: float = 0.5, timeout: float = 120.0
+) -> None:
+    """fluidsynth, faster than real time, straight to a 16 kHz wav file.
+
+    The timeout guards against the odd MIDI file fluidsynth never finishes.
+    """
+    if shutil.which("fluidsynth") is None or not soundfont.exists():
+        raise RuntimeError("needs Debian packages fluidsynth and fluid-soundfont-gm")
+    subprocess.run(
+        [
+            "fluidsynth",
+            "-ni",
+            "-q",
+            "-g",
+            str(gain),
+            "-r",
+            str(SAMPLE_RATE),
+            "-F",
+            str(wav),
+            str(soundfont),
+            str(midi),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def note_set(
+    programs: Sequence[int] = (0, 11, 19, 24, 40, 56, 68, 73),
+    pitches: Sequence[int] = tuple(range(48, 84)),
+    *,
+    note_s: float = 0.8,
+    gap_s: float = 0.4,
+) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """Labelled single notes for probes: one rendering of every (program, pitch).
+
+    Returns audio ``(samples,)`` at 16 kHz and one dict per note: ``program``, ``pitch``,
+    ``pitch_class``, ``start``/``end`` in samples.
+    """
+    notes, labels = [], []
+    t = 0.5
+    for prog in programs:
+        for pitch in pitches:
+            notes.append((0, prog, t, note_s, pitch))
+            labels.append(
+                {
+                    "program": prog,
+                    "pitch": pitch,
+                    "pitch_class": pitch % 12,
+                    "start": int(t * SAMPLE_RATE),
+                    "end": int((t + note_s) * SAMPLE_RATE),
+                }
+            )
+            t += note_s + gap_s
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "notes.mid", Path(tmp) / "notes.wav"
+        mid.write_bytes(midi_file(notes))
+        render_midi(mid, wav)
+        audio = read_audio(wav)
+    return audio, labels
+
+
+def build_scores(
+    out: Path, *, count: int, seed: int, max_seconds: float = 90.0, max_quarters: float = 240.0
+) -> list[Item]:
+    """Render ``count`` music21 corpus scores (seeded choice), one random GM program per part."""
+    from music21 import corpus, instrument  # optional dependency (extra "train")
+
+    rng = random.Random(seed)
+    paths = sorted(str(p) for p in corpus.getPaths())
+    rng.shuffle(paths)
+    items: list[Item] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in paths:
+            if len(items) >= count:
+                break
+            try:
+                score = corpus.parse(path)
+                if hasattr(score, "scores"):  # an Opus (many tunes): take the first
+                    score = score.scores[0]
+                if score.highestTime > max_quarters:  # long works: render time, little variety
+                    continue
+                parts = list(score.parts) or [score]
+                chosen = []
+                for part in parts:
+                    for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+                        if old.activeSite is not None:
+                            old.activeSite.remove(old)
+                    inst = instrument.Instrument()
+                    inst.midiProgram = rng.choice(MELODIC_PROGRAMS)
+                    chosen.append(inst.midiProgram)
+                    part.insert(0, inst)
+                mid = Path(tmp) / "score.mid"
+                score.write("midi", fp=str(mid))
+                wav = Path(tmp) / "score.wav"
+                # A few corpus files make fluidsynth render without end; a normal one takes seconds.
+                render_midi(mid, wav, timeout=30.0)
+                audio = read_audio(wav)[: int(max_seconds * SAMPLE_RATE)]
+            except Exception:  # noqa: BLE001 - the corpus has scores music21 cannot render; skip them
+                continue
+            if audio.shape[0] < 2 * SAMPLE_RATE or np.abs(audio).max() < 1e-3:
+                continue
+            name = re.sub(
+                r"[^A-Za-z0-9_.-]+", "_", Path(path).relative_to(Path(path).parents[1]).as_posix()
+            )
+            dest = out / "scores" / f"{len(items):04d}_{Path(name).stem}.flac"
+            seconds = _write(dest, audio)
+            items.append(
+                Item(
+                    str(dest.relative_to(out)),
+                    "music21 corpus + FluidR3_GM",
+                    "music21 corpus (out of US copyright or licensed for use, some for non-commercial"
+                    " use only: music21/corpus/license.txt); FluidR3_GM: MIT",
+                    seconds,
+                    f"{Path(path).parent.name}/{Path(path).name}; programs {chosen}",
+                )
+            )
+    return items
+
+
+# --------------------------------------------------------------------------- drums
+
+
+def _kit_samples(kit: Path) -> tuple[dict[str, list[Path]], str, str]:
+    """Samples of a Hydrogen kit grouped by role (kick/snare/hat/other), its author and licence."""
+    xml = (kit / "drumkit.xml").read_text(errors="replace")
+    author = (re.findall(r"<author>([^<]*)", xml) or ["?"])[0].strip()
+    licence = (
+        re.findall(r"<license>([^<]*)", xml) or ["see /usr/share/doc/hydrogen-drumkits/copyright"]
+    )[0].strip()
+    roles: dict[str, list[Path]] = {"kick": [], "snare": [], "hat": [], "other": []}
+    for block in re.findall(r"<instrument>(.*?)</instrument>", xml, re.S):
+        names = re.findall(r"<filename>([^<]*)", block)
+        label = " ".join(re.findall(r"<name>([^<]*)", block)[:1] + names).lower()
+        files = [kit / n for n in names if (kit / n).exists()]
+        role = (
+            "kick"
+            if re.search(r"kick|bd|bass ?drum", label)
+            else "snare"
+            if re.search(r"snare|sd|clap", label)
+            else "hat"
+            if re.search(r"hat|hh|ride|shaker", label)
+            else "other"
+        )
+        roles[role] += files
+    return roles, author, licence
+
+
+def build_drums(out: Path, *, count: int, seed: int, seconds: float = 12.0) -> list[Item]:
+    """``count`` drum patterns (random 16-step grooves, tempo 70-170 bpm) from Hydrogen kits."""
+    if not HYDROGEN_KITS.exists():
+        return []
+    kits = sorted(p for p in HYDROGEN_KITS.iterdir() if (p / "drumkit.xml").exists())
+    rng = np.random.default_rng(seed)
+    cache: dict[Path, np.ndarray] = {}
+    items: list[Item] = []
+    for i in range(count):
+        kit = kits[i % len(kits)]
+        roles, author, licence = _kit_samples(kit)
+        pool = [f for fs in roles.values() for f in fs]
+        if not pool:
+            continue
+        bpm = float(rng.uniform(70, 170))
+        step = int(SAMPLE_RATE * 60 / bpm / 4)
+        n_steps = int(seconds * SAMPLE_RATE) // step
+        density = {"kick": 0.3, "snare": 0.2, "hat": 0.6, "other": 0.12}
+        # A bar of 16 steps per role, repeated with small variations: grooves repeat, like music.
+        bars = {r: rng.random(16) < d for r, d in density.items()}
+        bars["kick"][0] = True
+        mix = np.zeros(n_steps * step + 2 * SAMPLE_RATE, np.float32)
+        for s in range(n_steps):
+            for role, files in roles.items():
+                files = files or pool
+                hit = bars[role][s % 16] ^ (rng.random() < 0.05)
+                if not hit:
+                    continue
+                f = files[int(rng.integers(len(files)))]
+                if f not in cache:
+                    cache[f] = read_audio(f)[: 2 * SAMPLE_RATE]
+                smp = cache[f] * float(rng.uniform(0.4, 1.0))
+                mix[s * step : s * step + smp.shape[0]] += smp
+        dest = out / "drums" / f"{i:04d}_{re.sub(r'[^A-Za-z0-9]+', '_', kit.name)}.flac"
+        secs = _write(dest, mix[: n_steps * step])
+        items.append(
+            Item(
+                str(dest.relative_to(out)),
+                f"hydrogen-drumkits: {kit.name} ({author})",
+                licence,
+                secs,
+                f"{bpm:.0f} bpm",
+            )
+        )
+    return items
+
+
+# --------------------------------------------------------------------------- recorded music
+
+
+def build_music(out: Path, *, packages: Sequence[str], max_minutes: float) -> list[Item]:
+    """Decode installed Debian music packages to 16 kHz FLAC (each package up to ``max_minutes``)."""
+    items: list[Item] = []
+    for pkg in packages:
+        where, licence = MUSIC_PACKAGES[pkg]
+        src = Path(where)
+        if not src.exists():
+            continue
+        budget = max_minutes * 60.0
+        with tempfile.TemporaryDirectory() as tmp:
+            if src.suffix == ".pk3":  # nexuiz keeps its tracks in a zip
+                with zipfile.ZipFile(src) as z:
+                    members = sorted(n for n in z.namelist() if n.endswith(".ogg"))
+                    z.extractall(tmp, members)
+                files = [Path(tmp) / m for m in members]
+            else:
+                files = find_audio([src])
+            for f in files:
+                if budget <= 0:
+                    break
+                audio = read_audio(f)[: int(budget * SAMPLE_RATE)]
+                if audio.shape[0] < 2 * SAMPLE_RATE:
+                    continue
+                dest = out / "music" / pkg / (re.sub(r"[^A-Za-z0-9_.-]+", "_", f.stem) + ".flac")
+                secs = _write(dest, audio)
+                budget -= secs
+                items.append(
+                    Item(str(dest.relative_to(out)), f"Debian {pkg}", licence, secs, f.name)
+                )
+    return items
+
+
+def build(
+    out: str | Path,
+    *,
+    scores: int = 80,
+    drums: int = 60,
+    music: Sequence[str] = ("nexuiz-music", "singularity-music"),
+    music_minutes: float = 30.0,
+    seed: int = 0,
+) -> list[Item]:
+    """Build the whole training set into ``out`` and write its manifest and licence summary."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    items = build_scores(root, count=scores, seed=seed) if scores else []
+    items += build_drums(root, count=drums, seed=seed) if drums else []
+    items += build_music(root, packages=music, max_minutes=music_minutes)
+    (root / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
+    totals: dict[tuple[str, str], float] = {}
+    for it in items:
+        key = (it.source.split(":")[0], it.licence)
+        totals[key] = totals.get(key, 0.0) + it.seconds
+    lines = ["| source | licence | minutes |", "|---|---|---|"]
+    lines += [f"| {s} | {lic} | {sec / 60:.1f} |" for (s, lic), sec in sorted(totals.items())]
+    (root / "LICENSES.md").write_text("\n".join(lines) + "\n")
+    return items
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``earsight data build DIR``."""
+    parser.add_argument("dir", help="folder to write the audio, manifest.json and LICENSES.md into")
+    parser.add_argument(
+        "--scores", type=int, default=80, help="music21 corpus scores to render (0: none)"
+    )
+    parser.add_argument(
+        "--drums", type=int, default=60, help="drum patterns from hydrogen-drumkits (0: none)"
+    )
+    parser.add_argument(
+        "--music",
+        nargs="*",
+        default=["nexuiz-music", "singularity-music"],
+        choices=sorted(MUSIC_PACKAGES),
+        help="installed Debian music packages to include",
+    )
+    parser.add_argument(
+        "--music-minutes", type=float, default=30.0, help="at most this much per package"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    items = build(
+        args.dir,
+        scores=args.scores,
+        drums=args.drums,
+        music=args.music,
+        music_minutes=args.music_minutes,
+        seed=args.seed,
+    )
+    minutes = sum(i.seconds for i in items) / 60
+    print(
+        f"{len(items)} files, {minutes:.1f} min of audio in {args.dir} (see manifest.json, LICENSES.md)"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="earsight-data", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
