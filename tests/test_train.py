@@ -1,0 +1,175 @@
+"""Training a CPC ear: data recipe pieces, a loss that falls, resume, and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from earsight import data, train
+from earsight.ears import cpc
+
+torch.set_num_threads(1)
+SR = 16000
+# A small network so a few steps take seconds; same code paths as the shipped one.
+TINY = {"channels": [4, 8, 8], "z_dim": 32, "ar_dim": 32, "horizons": [3, 8]}
+
+
+def write_patterns(folder: Path, files: int = 4, seconds: float = 6.0) -> list[Path]:
+    """Predictable 'music': a repeating riff of decaying tones per file (different riff per file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * SR)) / SR
+    paths = []
+    for i in range(files):
+        rng = np.random.default_rng(i)
+        riff = 220 * 2 ** (rng.integers(0, 24, size=4) / 12)
+        x = np.zeros_like(t)
+        for n, start in enumerate(np.arange(0, seconds, 0.125)):
+            env = np.where(t >= start, np.exp(-(t - start) * 20), 0.0)
+            x += 0.3 * env * np.sin(2 * np.pi * riff[n % 4] * t)
+        path = folder / f"riff{i}.wav"
+        sf.write(path, x.astype(np.float32), SR)
+        paths.append(path)
+    return paths
+
+
+def test_split_is_by_file_and_stable(tmp_path: Path) -> None:
+    files = [tmp_path / f"song{i}.flac" for i in range(50)]
+    train_a, val_a = train.split_files(files, 20)
+    train_b, val_b = train.split_files(list(reversed(files)), 20)
+    assert set(val_a) == set(val_b) and set(train_a) == set(train_b)
+    assert not set(train_a) & set(val_a) and len(train_a) + len(val_a) == 50
+    assert 3 <= len(val_a) <= 18
+    tiny_train, tiny_val = train.split_files(files[:2], 10)
+    assert len(tiny_train) == 1 and len(tiny_val) == 1  # even two files keep one held out
+
+
+def test_find_audio_walks_folders_and_reads_any_rate(tmp_path: Path) -> None:
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    sf.write(sub / "x.flac", np.zeros(4410, np.float32), 44100)
+    sf.write(tmp_path / "y.wav", np.zeros(800, np.float32), 8000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    found = data.find_audio([tmp_path])
+    assert [p.name for p in found] == ["x.flac", "y.wav"]
+    assert data.read_audio(found[0]).shape == (1600,)
+    assert data.read_audio(found[1]).shape == (1600,)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_read_audio_decodes_mp3(tmp_path: Path) -> None:
+    wav, mp3 = tmp_path / "tone.wav", tmp_path / "tone.mp3"
+    sf.write(wav, (0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32), SR)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(mp3)], check=True)
+    x = data.read_audio(mp3)
+    assert abs(x.shape[0] - SR) < 0.1 * SR
+    spectrum = np.abs(np.fft.rfft(x[: SR // 2]))
+    assert abs(np.argmax(spectrum) * 2 - 440) <= 4  # 2 Hz bins
+
+
+@pytest.mark.skipif(
+    not data.SOUNDFONT.exists() or shutil.which("fluidsynth") is None, reason="needs fluidsynth"
+)
+def test_rendered_notes_have_the_labelled_pitch() -> None:
+    audio, notes = data.note_set(programs=(0, 73), pitches=(57, 64, 69))
+    assert len(notes) == 6
+    for n in notes:
+        seg = audio[int(n["start"]) + 1600 : int(n["end"])]
+        spectrum = np.abs(np.fft.rfft(seg * np.hanning(seg.shape[0])))
+        freqs = np.fft.rfftfreq(seg.shape[0], 1 / SR)
+        f0 = 440 * 2 ** ((int(n["pitch"]) - 69) / 12)
+        # The strongest partial is a harmonic of the labelled pitch (within a quarter tone).
+        peak = freqs[np.argmax(spectrum)]
+        harmonic = max(1, round(peak / f0))
+        assert abs(1200 * np.log2(peak / (harmonic * f0))) < 50, (n, peak)
+        gap = audio[int(n["end"]) + 4000 : int(n["end"]) + 6000]
+        assert np.abs(gap).max() < np.abs(seg).max()
+
+
+def test_training_loss_falls_and_resumes(tmp_path: Path) -> None:
+    write_patterns(tmp_path / "audio")
+    cfg = train.TrainConfig(
+        steps=40,
+        batch=6,
+        seconds=1.0,
+        lr=3e-3,
+        warmup=5,
+        eval_every=20,
+        eval_clips=12,
+        checkpoint_every=20,
+        probe=False,
+        model=TINY,
+        val_percent=25,
+    )
+    out = tmp_path / "out" / "tiny"
+    report = train.train(
+        [tmp_path / "audio"], str(out), cfg, checkpoint_dir=tmp_path / "ckpt", progress=False
+    )
+    history = json.loads((tmp_path / "ckpt" / "history.json").read_text())
+    first, last = np.mean(history["loss"][:5]), np.mean(history["loss"][-5:])
+    assert last < first - 0.3, (first, last)
+    assert report["steps"] == 40 and report["data"]["val_files"] >= 1  # type: ignore[index]
+    assert out.with_suffix(".report.png").stat().st_size > 1000
+    assert json.loads(out.with_suffix(".report.json").read_text())["heldout"]["loss"] > 0
+
+    ear = cpc.load(out.with_suffix(".safetensors"))
+    assert ear.layer("ar").shape == (32,)
+    assert ear.analyse(np.zeros(SR, np.float32))["z"].shape == (50, 32)
+
+    # Resume: continues at step 40 from the checkpoint rather than starting over.
+    cfg.steps = 45
+    report = train.train(
+        [tmp_path / "audio"],
+        str(out),
+        cfg,
+        checkpoint_dir=tmp_path / "ckpt",
+        resume=True,
+        progress=False,
+    )
+    history = json.loads((tmp_path / "ckpt" / "history.json").read_text())
+    assert report["steps"] == 45 and history["step"][:41] == list(range(1, 41)) + [41]
+
+
+def test_ddp_two_processes(tmp_path: Path) -> None:
+    write_patterns(tmp_path / "audio", files=3, seconds=3.0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "earsight.train",
+        str(tmp_path / "audio"),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--seconds",
+        "1",
+        "--warmup",
+        "1",
+        "--eval-every",
+        "4",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--no-probe",
+        "--model",
+        json.dumps(TINY),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp.report.json").read_text())
+    assert report["processes"] == 2 and report["steps"] == 4
+    cpc.load(tmp_path / "ddp.safetensors")
