@@ -482,6 +482,7 @@ def build(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``earsight data build DIR``."""
+    parser.add_argument("action", choices=["build"], help="build: render and collect the audio")
     parser.add_argument("dir", help="folder to write the audio, manifest.json and LICENSES.md into")
     parser.add_argument(
         "--scores", type=int, default=80, help="music21 corpus scores to render (0: none)"
