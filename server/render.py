@@ -100,8 +100,8 @@ class Renderer:
     """... and down towards a quieter one: fast attack, slow decay, so clicks stay visible."""
     envelope_release = 0.02
     """How fast a layer's normalisation range shrinks after a loud passage, per update."""
-    max_edges = 24000
-    """Edges drawn at most (a random subset): lines are the costly part on llvmpipe."""
+    max_edges = 200_000
+    """Edges drawn at most (a random subset); they are drawn once per layout, not per frame."""
     halluc_scale = 0.25
     """The CPPN is smooth: it runs at this fraction of the resolution and is scaled up."""
 
@@ -174,7 +174,8 @@ class Renderer:
         lay = self.layout
         size = (self.width, self.height)
         self.fbo = ctx.simple_framebuffer(size, components=3)
-        self._ids_tex = ctx.texture(size, 3, dtype="f4")
+        # Half floats: texel coordinates below 2048 are exact, and half the bytes per pixel to read.
+        self._ids_tex = ctx.texture(size, 4, dtype="f2")
         self._ids_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self._ids_fbo = ctx.framebuffer(color_attachments=[self._ids_tex], depth_attachment=ctx.depth_renderbuffer(size))
         hw = max(1, int(self.width * self.halluc_scale))
@@ -250,17 +251,18 @@ class Renderer:
         fbo = self._ids_fbo
         fbo.use()
         fbo.color_mask = (True, True, True, True)
-        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        fbo.clear(0.0, 0.0, 2.0, 0.0, depth=1.0)  # distance 2: no neuron here
         if self._n_edges:
-            fbo.color_mask = (False, False, True, False)
+            fbo.color_mask = (False, False, False, True)
             ctx.enable(moderngl.BLEND)
             ctx.blend_func = moderngl.ONE, moderngl.ONE
             self._set(self._programs["edges"], "u_scale", self._scale)
             self._vao_edges.render(moderngl.LINES, vertices=2 * self._n_edges)
             ctx.disable(moderngl.BLEND)
-        fbo.color_mask = (True, True, False, False)
+        fbo.color_mask = (True, True, True, False)
         ctx.enable(moderngl.DEPTH_TEST)
         ids = self._programs["neuron_ids"]
+        self._set(ids, "u_row_width", ROW_WIDTH)
         self._set(ids, "u_scale", self._scale)
         self._set(ids, "u_radius", self._radius)
         self._vao_ids.render(moderngl.TRIANGLES, vertices=6 * self.layout.n)
@@ -480,7 +482,6 @@ class Renderer:
             self._set(neurons, name, value)
         self._set(neurons, "u_background", BACKGROUND)
         self._set(neurons, "u_edge_color", EDGE_COLOR)
-        self._set(neurons, "u_row_width", ROW_WIDTH)
         self._set(neurons, "u_floor", 0.35)
         self._vao_neurons.render(moderngl.TRIANGLES, vertices=3)
         if self._n_markers:
@@ -547,7 +548,7 @@ class Renderer:
         self._check_shaders()
         self._upload()
         self.fbo.use()
-        self.fbo.clear(*BACKGROUND)
+        # No clear: every view draws a full-screen triangle that writes every pixel.
         if self._view == "layout":
             self._draw_layout()
         elif self._view == "hallucination":

@@ -1,5 +1,5 @@
 #version 330 core
-// Edges: the layout's connections, counted per pixel (additively, into the third channel of
+// Edges: the layout's connections, counted per pixel (additively, into the fourth channel of
 // the neuron index map) once per layout; neurons.glsl turns the count into a faint glow.
 
 #if defined VERTEX_SHADER
@@ -17,7 +17,7 @@ void main() {
 out vec4 f_color;
 
 void main() {
-    f_color = vec4(0.0, 0.0, 1.0, 0.0);
+    f_color = vec4(0.0, 0.0, 0.0, 1.0);
 }
 
 #endif

@@ -1,6 +1,6 @@
 #version 330 core
 // Neurons: every pixel looks up which neuron covers it (the index map from neuron_ids.glsl,
-// whose third channel holds how many edges pass there), that neuron's activation, and colours
+// whose fourth channel holds how many edges pass there), that neuron's activation, and colours
 // a disc through the colour map; the edges show through between neurons. A neuron's disc
 // grows with its activation. Three texture reads per pixel, whatever the number of neurons.
 
@@ -18,29 +18,27 @@ void main() {
 
 in vec2 v_uv;
 
-uniform sampler2D u_ids;          // RGB32F: (neuron index + 1, distance from centre in radii, edge density)
-uniform sampler2D u_activations;  // R32F, u_row_width wide: activation of neuron i at (i % w, i / w)
+uniform sampler2D u_ids;          // RGBA16F: (activation texel x, y, distance from centre in radii (2: none), edge density)
+uniform sampler2D u_activations;  // R32F: activation of each neuron
 uniform sampler2D u_colormap;     // 256 x 1 colour map
 uniform vec3 u_background;
 uniform vec3 u_edge_color;        // colour of one edge; overlapping edges add up
-uniform int u_row_width;
 uniform float u_floor;            // brightness of a silent neuron, so the structure stays visible
 
 out vec4 f_color;
 
 void main() {
     ivec2 pixel = ivec2(gl_FragCoord.xy);
-    vec3 id = texelFetch(u_ids, pixel, 0).rgb;
-    vec3 background = u_background + u_edge_color * min(id.z, 6.0);
-    if (id.x < 0.5) {
+    vec4 id = texelFetch(u_ids, pixel, 0);
+    vec3 background = u_background + u_edge_color * min(id.w, 6.0);
+    if (id.z > 1.5) {
         f_color = vec4(background, 1.0);
         return;
     }
-    int i = int(id.x - 0.5);
-    float a = clamp(texelFetch(u_activations, ivec2(i % u_row_width, i / u_row_width), 0).r, 0.0, 1.0);
+    float a = clamp(texelFetch(u_activations, ivec2(id.xy), 0).r, 0.0, 1.0);
     // Silent neurons are small dots, loud ones fill their cell; the rim fades for smooth edges.
     float radius = 0.55 + 0.45 * a;
-    float cover = clamp((radius - id.y) * 6.0, 0.0, 1.0);
+    float cover = clamp((radius - id.z) * 6.0, 0.0, 1.0);
     // The bottom of most maps is near black: start a little up so silent neurons still show.
     vec3 c = texture(u_colormap, vec2(0.12 + 0.88 * a, 0.5)).rgb * (u_floor + (1.0 - u_floor) * a);
     f_color = vec4(mix(background, c, cover), 1.0);
