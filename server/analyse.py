@@ -20,8 +20,14 @@ from .errors import NotFound
 from .features import layer_energy
 
 
-def analyse_file(path: str | Path, ear: Ear, *, chunk_seconds: float = 10.0, progress: bool = True) -> tuple[Frames, np.ndarray]:
-    """Frames of every layer for the whole file, and the mono audio at the ear's rate."""
+def analyse_file(
+    path: str | Path, ear: Ear, *, chunk_seconds: float = 10.0, progress: bool = True, full: bool = False
+) -> tuple[Frames, np.ndarray]:
+    """Frames of every layer for the whole file (and ``energy``: RMS per layer), and the mono audio at the ear's rate.
+
+    Unless ``full``, layers with more than a channel axis are reduced to the mean of each channel
+    (what the ``act`` stream sends): CREPE tiny's conv1 alone is 6.5 MB a second in full.
+    """
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"no such file: {path}")
@@ -29,22 +35,27 @@ def analyse_file(path: str | Path, ear: Ear, *, chunk_seconds: float = 10.0, pro
     ear.reset()
     chunk = int(chunk_seconds * ear.sample_rate)
     parts: dict[str, list[np.ndarray]] = {layer.name: [] for layer in ear.layers}
+    energy: list[np.ndarray] = []
     for start in tqdm(range(0, len(audio), chunk), desc=f"{ear.name} {path.name}", unit="chunk", disable=not progress):
-        for name, values in ear.stream(audio[start : start + chunk]).items():
+        got = ear.stream(audio[start : start + chunk])
+        n = next(iter(got.values())).shape[0]
+        energy += [layer_energy({k: v[i] for k, v in got.items()}, ear.layer_names) for i in range(n)]
+        for name, values in got.items():
+            if not full and values.ndim > 2:
+                values = values.reshape(values.shape[0], values.shape[1], -1).mean(axis=2)
             parts[name].append(values)
-    frames = {name: np.concatenate(v) if v else np.zeros((0, *ear.layer(name).shape), np.float32) for name, v in parts.items()}
+    frames = {
+        name: np.concatenate(v) if v else np.zeros((0, *ear.layer(name).shape[: None if full else 1]), np.float32)
+        for name, v in parts.items()
+    }
+    frames["energy"] = np.stack(energy) if energy else np.zeros((0, len(ear.layers)), np.float32)
     return frames, audio
 
 
 def summarise(frames: Frames, ear: Ear) -> dict[str, np.ndarray]:
     """Per-frame features for plots and the .npz: time, layer energies, pitch where heard."""
-    n = next(iter(frames.values())).shape[0]
-    out = {
-        "time": (np.arange(n) + 1) * ear.hop / ear.sample_rate,
-        "layer_energy": np.stack([layer_energy({k: v[i] for k, v in frames.items()}, ear.layer_names) for i in range(n)])
-        if n
-        else np.zeros((0, len(ear.layers)), np.float32),
-    }
+    n = frames["energy"].shape[0]
+    out = {"time": (np.arange(n) + 1) * ear.hop / ear.sample_rate, "layer_energy": frames["energy"]}
     if ear.output_layer == "pitch":
         from .ears.crepe import decode_pitch
 
@@ -103,15 +114,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="an audio file (wav, aif, flac, ogg, mp3)")
     p.add_argument("--ear", default=registry.DEFAULT, choices=registry.names())
     p.add_argument("--out", default=None, help="output prefix (default: the file's name beside it)")
+    p.add_argument("--full", action="store_true", help="keep every unit of every layer (large), not each channel's mean")
 
 
 def run(args: argparse.Namespace) -> int:
     ear = registry.load(args.ear)
-    frames, audio = analyse_file(args.file, ear)
+    frames, audio = analyse_file(args.file, ear, full=args.full)
     prefix = Path(args.out) if args.out else Path(args.file).with_suffix("")
     prefix = prefix.with_name(f"{prefix.name}.{ear.name}")
     summary = summarise(frames, ear)
-    arrays: dict[str, Any] = {f"layer/{k}": v for k, v in frames.items()} | summary
+    arrays: dict[str, Any] = {f"layer/{k}": v for k, v in frames.items() if k != "energy"} | summary
     np.savez_compressed(f"{prefix}.npz", **arrays)
     plot(summary, ear, f"{Path(args.file).name} through {ear.name} ({len(audio) / ear.sample_rate:.1f} s)", Path(f"{prefix}.png"))
     print(f"wrote {prefix}.npz and {prefix}.png")
