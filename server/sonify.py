@@ -111,15 +111,16 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     Param("layer", "s", "", "layer to sonify; empty: the server's selection (/ear/select)"),
     Param("channel", "i", -1, "channel of that layer; -1: the selection's channels", (-1, 65535)),
-    Param("lr", "n", 0.1, "dream step size: each step changes the audio by lr x its RMS", (0.0, 2.0)),
+    Param("lr", "n", 0.25, "dream step size: each step changes the audio by lr x its RMS", (0.0, 2.0)),
     Param("steps", "i", 1, "dream: gradient steps per live update", (1, 64)),
     Param("iterations", "i", 24, "dream: gradient steps for a render or an offline file", (1, 2000)),
-    Param("frames", "i", 6, "dream: ear frames evaluated per step, drawn at random from the region", (1, 512)),
+    Param("frames", "i", 4, "dream: ear frames evaluated per step, drawn at random from the region", (1, 512)),
     Param("mix", "n", 1.0, "0 plays the input, 1 the sonification, between: both", (0.0, 1.0)),
     Param("strength", "n", 1.0, "dream: largest change allowed, as RMS of the change over RMS of the input", (0.0, 8.0)),
     Param("param", "s", "wave", "dream: optimise the waveform or a gain per STFT bin (with resynthesis)", None, ("wave", "spectrum")),
-    Param("window", "n", 0.25, "live: seconds of input each update looks at", (0.05, 4.0)),
-    Param("chunk", "n", 0.15, "live: seconds between updates, and of new audio each update plays", (0.02, 1.0)),
+    Param("window", "n", 0.3, "live: seconds of input each update looks at", (0.05, 4.0)),
+    Param("chunk", "n", 0.2, "live: seconds between updates, and of new audio each update plays", (0.02, 1.0)),
+    Param("queue", "n", 0.2, "live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency", (0.0, 2.0)),
     Param("fade", "n", 0.02, "live: crossfade between consecutive versions, seconds", (0.002, 0.2)),
     Param("region_start", "n", 0.0, "time region of the objective: start, as a fraction of the window", (0.0, 1.0)),
     Param("region_end", "n", 1.0, "time region of the objective: end, as a fraction of the window", (0.0, 1.0)),
@@ -131,7 +132,7 @@ PARAMS: tuple[Param, ...] = (
     Param("act_penalty", "n", 0.0, "dream: penalise the layer's other channels (selectivity)", (0.0, 10.0)),
     Param("noise_penalty", "n", 0.05, "dream: penalise the energy of the change", (0.0, 10.0)),
     Param("hf_penalty", "n", 0.2, "dream: penalise the change's high frequencies (its first difference)", (0.0, 10.0)),
-    Param("stride", "i", 2, "auralise: ear frames between deconvolved frames (1: every frame, 2: half the work)", (1, 16)),
+    Param("stride", "i", 3, "auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)", (1, 16)),
     Param("dry", "n", 1.0, "output level of the input passed through", (0.0, 4.0)),
     Param("wet", "n", 1.0, "output level of the sonification", (0.0, 4.0)),
 )
@@ -382,7 +383,7 @@ def dream(
     target: Target,
     *,
     steps: int,
-    lr: float = 0.1,
+    lr: float = 0.25,
     strength: float = 1.0,
     frames: int | None = 8,
     param: str = "wave",
@@ -629,9 +630,11 @@ def auralise(
     if rest is not None and floor is None:
         floor = rest[0]
     if isinstance(ear, WindowedEar):
-        hop = ear.hop * stride
-        sh = _stft_hop(hop, min(n_fft, ear.window))
         fft = min(n_fft, ear.window)
+        # Strided frames must still overlap on the STFT grid (hop <= n_fft / 2) for overlap-add.
+        stride = max(1, min(stride, (fft // 2) // ear.hop)) if ear.hop <= fft // 2 else 1
+        hop = ear.hop * stride
+        sh = _stft_hop(hop, fft)
         pad = ear.window - ear.hop
         xp = np.concatenate([np.zeros(pad, np.float32), x])
         count = (xp.shape[0] - ear.window) // hop + 1 if xp.shape[0] >= ear.window else 0
@@ -661,7 +664,7 @@ def auralise(
                     seed[:, channel] = (above / g).clamp_min(0.0) / g
                 else:
                     seed[:, channel] = above.clamp_min(0.0)
-                (recon,) = torch.autograd.grad(acts, leaf, seed)
+            (recon,) = torch.autograd.grad(acts, leaf, seed)  # outside the mode: only the forward needs it
             recon = recon * gain
             r = recon.numpy()
             for j, s in enumerate(starts[i : i + batch]):
@@ -683,7 +686,7 @@ def auralise(
                 floor = acts[0].detach().transpose(0, 1).reshape(acts.shape[2], -1).min(dim=1).values.numpy()
             seed = torch.zeros_like(acts)
             seed[0, :, channel] = (chan - float(np.asarray(floor)[channel])).clamp_min(0.0)
-            (recon,) = torch.autograd.grad(acts, xt, seed)
+        (recon,) = torch.autograd.grad(acts, xt, seed)
         r = np.concatenate([np.zeros(pad, np.float32), recon.reshape(-1).numpy()])
         mask = np.abs(_frames(r, fft, sh)).astype(np.float32)
         if mode.saw_fft:
@@ -793,7 +796,7 @@ def sonify_file(
     at_ear = resample(x, sample_rate, ear.sample_rate, aligned=True).astype(np.float32)
     result: DreamResult | Auralisation
     if mode == "dream":
-        result = dream_with(ear, at_ear, target, values, steps=int(values["iterations"]), frames=int(values["frames"]))
+        result = dream_with(ear, at_ear, target, values, steps=int(values["iterations"]))
         change = resample(result.delta, ear.sample_rate, sample_rate, aligned=True)[: x.shape[0]]
         wet = x + np.pad(change, (0, x.shape[0] - change.shape[0])).astype(np.float32)
     else:
@@ -842,9 +845,10 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 class Sonifier:
     """The live sonifier: a thread that reads ``engine.recent`` and writes ``engine.audio.output``.
 
-    Latency, input to output: ``fade`` + a 5 ms margin (the newest samples of each version are
-    held back to be crossfaded with the next) + one update's compute + the queue (one ``chunk``
-    plus four audio blocks, kept so a slow update does not starve the output).
+    Latency, input to output: the queue (``chunk`` + ``queue`` + four audio blocks: room for one
+    update's compute, at most a chunk when real time) + ``fade`` + a 5 ms margin (the newest
+    samples of each version are held back to be crossfaded with the next). Defaults: 0.2 s
+    chunks, 20 ms fades, 48 kHz / 256 -> about 0.45 s.
     """
 
     MARGIN = 0.005
@@ -869,6 +873,7 @@ class Sonifier:
         self.counters = {"updates": 0, "steps": 0, "behind": 0, "not_finite": 0, "errors": 0, "starved": 0}
         self._step_seconds = 0.0
         self._busy = 0.0
+        self._cpu = 0.0
         self._audio_seconds = 0.0
         self.last_gain = float("nan")
         self.seam_jump = 0.0
@@ -943,6 +948,9 @@ class Sonifier:
             **self.counters,
             "steps_per_second": steps / self._step_seconds if self._step_seconds > 0 else 0.0,
             "real_time_factor": self._busy / self._audio_seconds if self._audio_seconds > 0 else 0.0,
+            # CPU the sonifier's thread used per second of audio: what real time needs of one core
+            # on an otherwise idle machine (the wall-clock factor above includes waiting for a core).
+            "cpu_real_time_factor": self._cpu / self._audio_seconds if self._audio_seconds > 0 else 0.0,
             "last_gain": self.last_gain,
             "seam_jump": self.seam_jump,
             "body_jump": self.body_jump,
@@ -951,7 +959,21 @@ class Sonifier:
 
     # -------------------------------------------------------------- the thread
 
+    def _warm_up(self) -> None:
+        """The first dream and deconvolution pay one-off costs (torch imports sympy on the first
+        backward with a seed; the function mode sets itself up): seconds on a busy machine. Pay
+        them before any live update, which would otherwise starve the output."""
+        try:
+            ear = self.engine.listening.ear
+            x = 0.1 * np.random.default_rng(0).standard_normal(ear.window + ear.hop).astype(np.float32)
+            target = target_from(ear, defaults(), self.engine.selection)
+            auralise(ear, x, target.layer, target.channels[0] if target.channels else 0)
+            dream(ear, x, target, steps=1, frames=1)
+        except Exception:  # warming up is an optimisation; the loop reports real failures
+            log.exception("sonifier warm-up")
+
     def _loop(self) -> None:
+        self._warm_up()
         while self._running:
             try:
                 worked = self._update()
@@ -1002,34 +1024,48 @@ class Sonifier:
                 self._restart()
             return False
         engine = self.engine
+        ear = engine.listening.ear
         sr = engine.config.audio.sample_rate
         block = engine.config.audio.block
         chunk = int(round(float(values["chunk"]) * sr))
         fade = int(round(float(values["fade"]) * sr))
         margin = int(round(self.MARGIN * sr))
+        if mode == "auralise":
+            # Overlap-add is only whole where n_fft of STFT frames overlap: the newest n_fft
+            # samples of a version are never played (they are, next update, in its interior).
+            margin += int(math.ceil(min(1024, ear.window) * sr / ear.sample_rate))
         need = max(int(round(float(values["window"]) * sr)), chunk + fade + 2 * margin)
         written = engine.recent.written
-        ear = engine.listening.ear
         if ear is not self._ear:
             self._ear, self._floor, self._scale, self._delta = ear, None, 0.0, None
+        # The output ring is the clock. Input and output share the audio process's clock, so one
+        # chunk of output per chunk of input keeps the queue steady; the lead must cover one
+        # update's compute (at most a chunk when real time) plus a few blocks of jitter.
+        lead = chunk + int(round(float(values["queue"]) * sr)) + 4 * block
+        queued = engine.audio.output.available()
         if self._pos is None:
             self._pos = written
-            lead = chunk + 4 * block
-            queued = engine.audio.output.available()
             if queued < lead:
                 self._write(np.zeros(lead - queued, np.float32))
             self._last = None
             return True
-        if written - self._pos < chunk:
-            return False
-        if written - self._pos > max(sr, 4 * chunk):  # far behind: drop the backlog, fade into the present
-            self.counters["behind"] += 1
-            self._pos = written - chunk
-            self._delta = None
-        if engine.audio.output.available() < block:
+        if written >= self._pos + chunk:
+            end = self._pos + chunk  # aligned: this version continues exactly where the last one ended
+            if written - end > max(sr, 4 * chunk):  # far behind: drop the backlog, fade into the present
+                self.counters["behind"] += 1
+                end, self._delta = written, None
+        elif queued < chunk // 2 + 2 * block:
+            # The input lags the output (the ear worker, which fills engine.recent, is late or
+            # skipped audio on a busy machine): play the newest input now rather than run dry; the
+            # crossfade covers the misalignment.
             self.counters["starved"] += 1
-        started = time.perf_counter()
-        end = self._pos + chunk
+            end = written
+        else:
+            return False
+        if queued > lead + 2 * chunk:  # latency crept up (after a stall): skip a version to drain it
+            self._pos = end
+            return False
+        started, cpu_started = time.perf_counter(), time.thread_time()
         x = self._segment(end - need, end)
         target = target_from(ear, values, engine.selection)
         if target != self._target:
@@ -1068,6 +1104,7 @@ class Sonifier:
         self._pos = end
         self.counters["updates"] += 1
         self._busy += time.perf_counter() - started
+        self._cpu += time.thread_time() - cpu_started
         self._audio_seconds += chunk / sr
         return True
 
