@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+
 from earsight.cli import main
 
 

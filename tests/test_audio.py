@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
 from earsight.audio import AudioConfig, AudioEngine, Source, validate_source
 from earsight.errors import BadRequest, NotFound
 

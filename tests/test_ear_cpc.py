@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+
 from earsight.ears import cpc
 from earsight.ears.base import Layer
 from earsight.paths import models_dir

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from earsight.ears import crepe, registry
 from earsight.ears.base import Frames
 from earsight.errors import BadRequest

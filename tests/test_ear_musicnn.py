@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from scipy.signal import resample_poly
+from torch.nn import functional as F
+
 from earsight import data
 from earsight.ears import musicnn as mn
 from earsight.ears.tfcheckpoint import CheckpointError, crc32c, read_checkpoint, read_index
-from scipy.signal import resample_poly
-from torch.nn import functional as F
 
 PREFIX = mn.checkpoint_prefix()
 

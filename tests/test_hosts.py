@@ -22,11 +22,12 @@ from types import ModuleType
 
 import pytest
 from conftest import OscClient, free_port
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+
 from earsight import patchdoc
 from earsight.engine import Engine
 from earsight.features import STREAMS
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 ROOT = patchdoc.PATCHES
 SCLANG = shutil.which("sclang")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from earsight.commands import BY_ADDRESS, COMMANDS, reference_markdown
 from earsight.errors import BadRequest
 from earsight.osc import pattern

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from earsight import patchdoc
 from earsight.commands import BY_ADDRESS, COMMANDS
 from earsight.ears import registry

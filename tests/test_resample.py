@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from earsight.resample import Resampler, resample
 
 RATES = [(48000, 16000), (44100, 16000), (22050, 16000), (16000, 48000), (8000, 16000)]

@@ -1,6 +1,7 @@
 """Shared-memory rings: order, wrap-around, overrun accounting, attach from another handle."""
 
 import numpy as np
+
 from earsight.ring import Ring
 
 

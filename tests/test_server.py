@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import OscClient
-from earsight.engine import Engine
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
+
+from earsight.engine import Engine
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from earsight import data, train
 from earsight.ears import cpc
 
