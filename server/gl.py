@@ -2,7 +2,8 @@
 
 Headless by default: EGL on whatever Mesa offers (llvmpipe on servers, GL 4.5 core). With
 ``window=True`` and an X display, a glfw window whose context draws to the screen too.
-Shader sources are read from :func:`earsight.paths.shaders_dir`, one file per program.
+Shader sources are read from :func:`earsight.paths.shaders_dir`, one file per program (or
+from ``$EARSIGHT_SHADERS`` for the programs found there).
 """
 
 from __future__ import annotations
@@ -102,6 +103,16 @@ _STAGES = {
 
 
 def shader_path(name: str) -> Path:
+    """``<name>.glsl`` from ``$EARSIGHT_SHADERS`` when that folder has it, else the package's.
+
+    The override lets a VJ live-edit a copy of one program (the renderer reloads it when its
+    file changes) without touching the installed package.
+    """
+    override = os.environ.get("EARSIGHT_SHADERS")
+    if override:
+        path = Path(override) / f"{name}.glsl"
+        if path.is_file():
+            return path
     return paths.shaders_dir() / f"{name}.glsl"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from earsight import gl
 from earsight.ears import registry
 from earsight.ears.base import Ear
@@ -196,6 +197,36 @@ def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
     )
     assert renderer.shader_error is None
     assert np.array_equal(renderer.draw(), before)
+
+
+def test_edited_shader_reloads_and_a_broken_one_keeps_the_last(
+    crepe: Ear, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EARSIGHT_SHADERS", str(tmp_path))
+    source = (Path(gl.shader_path("features")).read_text())
+    mine = tmp_path / "features.glsl"
+    mine.write_text(source)
+    r = Renderer(crepe, get_layout(crepe, progress=False), width=160, height=90)
+    try:
+        r.view = "features"
+        assert r.ctx.error == "GL_NO_ERROR"
+        original = r.draw().astype(int)
+        assert original.std() > 5
+        # Live edit: the fragment now paints flat red. The file's mtime tells the renderer.
+        mine.write_text(source.replace("f_color = vec4(c, 1.0);", "f_color = vec4(1.0, 0.0, 0.0, 1.0);"))
+        os.utime(mine, (time.time() + 5, time.time() + 5))
+        time.sleep(0.6)  # mtimes are checked twice a second
+        red = r.draw().astype(int)
+        assert np.all(red == [255, 0, 0])
+        # A typo keeps the last good program, and says why.
+        mine.write_text(source.replace("void main()", "void main() { syntax error"))
+        os.utime(mine, (time.time() + 10, time.time() + 10))
+        time.sleep(0.6)
+        assert np.array_equal(r.draw(), red)
+        assert r.shader_error is not None and "features" in r.shader_error
+        assert r.ctx.error == "GL_NO_ERROR"
+    finally:
+        r.close()
 
 
 def test_shader_files_hold_every_stage() -> None:
