@@ -112,7 +112,7 @@ PARAMS: tuple[Param, ...] = (
     Param("layer", "s", "", "layer to sonify; empty: the server's selection (/ear/select)"),
     Param("channel", "i", -1, "channel of that layer; -1: the selection's channels", (-1, 65535)),
     Param("lr", "n", 0.25, "dream step size: each step changes the audio by lr x its RMS", (0.0, 2.0)),
-    Param("steps", "i", 1, "dream: gradient steps per live update", (1, 64)),
+    Param("steps", "i", 2, "dream: gradient steps per live update", (1, 64)),
     Param("iterations", "i", 24, "dream: gradient steps for a render or an offline file", (1, 2000)),
     Param("frames", "i", 4, "dream: ear frames evaluated per step, drawn at random from the region", (1, 512)),
     Param("mix", "n", 1.0, "0 plays the input, 1 the sonification, between: both", (0.0, 1.0)),
@@ -430,27 +430,44 @@ def dream(
             return float(fixed(activations(ear, x, target, frames=count, generator=probe)))
 
     before = measured(x0) if measure else float("nan")
-    scale = None
-    for _ in range(steps):
-        x = p()
-        acts = activations(ear, transform(x, g), target, frames=count, generator=g)
-        gain = value(acts)
-        if scale is None:  # penalties relative to the first objective: one weight fits every layer
-            scale = max(abs(float(gain.detach())), 1e-3)
+    scale = 1.0
+    rate = lr
+    param_tensor = next(iter(p.parameters()))
+
+    def penalised(x: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         change = x - x0
-        loss = -gain / scale
+        loss = -value(acts) / scale
         if noise_penalty > 0:
             loss = loss + noise_penalty * change.pow(2).mean() / rms**2
         if hf_penalty > 0:
             loss = loss + hf_penalty * change.diff(dim=-1).pow(2).mean() / rms**2
-        (grad,) = torch.autograd.grad(loss, [next(iter(p.parameters()))])
+        return loss
+
+    for step_index in range(steps):
+        draw = g.get_state()  # to draw the same augmentation and frames again when judging the step
+        x = p()
+        acts = activations(ear, transform(x, g), target, frames=count, generator=g)
+        if step_index == 0:  # penalties relative to the first objective: one weight fits every layer
+            scale = max(abs(float(value(acts).detach())), 1e-3)
+        loss = penalised(x, acts)
+        (grad,) = torch.autograd.grad(loss, [param_tensor])
         if not bool(torch.isfinite(grad).all()):
             continue  # a bad step is skipped, never taken
         with torch.no_grad():
+            old = param_tensor.detach().clone()
             size = grad.pow(2).mean().sqrt().clamp_min(1e-20)
-            step = lr * (rms if isinstance(p, WaveParam) else 1.0)
-            next(iter(p.parameters())).sub_(step * grad / size)
-        p.project(strength, rms)
+            param_tensor.sub_(rate * (rms if isinstance(p, WaveParam) else 1.0) * grad / size)
+            p.project(strength, rms)
+            # Backtracking: a step that made the same batch worse overshot (the mel ears overshoot
+            # at rates where CREPE still climbs); undo it and halve the rate. One forward pass.
+            after_draw = g.get_state()
+            g.set_state(draw)
+            x = p()
+            worse = float(penalised(x, activations(ear, transform(x, g), target, frames=count, generator=g))) > float(loss)
+            g.set_state(after_draw)
+            if worse:
+                param_tensor.copy_(old)
+                rate *= 0.5
     with torch.no_grad():
         out = p().reshape(-1)
     after = measured(out.reshape(1, -1)) if measure else float("nan")
@@ -1216,7 +1233,7 @@ def run_auralise(args: argparse.Namespace) -> int:
     return _run(args, "auralise")
 
 
-def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float]:
+def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float | str]:
     """Dream steps per second and live real-time factors (compute / audio) with the default settings.
 
     The live factors time one update as the server does it (window ``window`` s, new audio
@@ -1229,6 +1246,9 @@ def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float]:
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * ear.sample_rate)) / ear.sample_rate
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.shape)).astype(np.float32)
+    convs = [layer.name for layer in ear.layers if layer.kind == "conv"] or [ear.layers[0].name]
+    values["layer"] = convs[len(convs) // 2]  # a middle layer: conv1 would flatter, the top is rarely chosen
+    values["channel"] = 0
     target = target_from(ear, values)
     dream_with(ear, audio[: ear.sample_rate // 4], target, values, steps=1)  # warm up
     r = dream_with(ear, audio, target, values, steps=8, measure=False)
@@ -1236,15 +1256,19 @@ def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float]:
     window = audio[: int(float(values["window"]) * ear.sample_rate)]
     chunk = float(values["chunk"])
     started = time.perf_counter()
-    for i in range(4):
-        dream_with(ear, window, target, values, steps=int(values["steps"]), seed=i)
+    for i in range(4):  # as a live update: the gain is measured on one update in eight only
+        dream_with(ear, window, target, values, steps=int(values["steps"]), seed=i, measure=False)
     live_dream = (time.perf_counter() - started) / 4 / chunk
-    auralise_with(ear, window, replace(target, channels=target.channels or (0,)), values)
+    # As a live update: only what is played (chunk, fade, margins) plus one ear window is deconvolved.
+    played = chunk + float(values["fade"]) + 2 * Sonifier.MARGIN + min(1024, ear.window) / ear.sample_rate
+    segment = audio[: int(played * ear.sample_rate) + ear.window]
+    auralise_with(ear, segment, target, values)
     started = time.perf_counter()
     for _ in range(2):
-        auralise_with(ear, window, replace(target, channels=target.channels or (0,)), {**values, "stride": 2})
+        auralise_with(ear, segment, target, values)
     live_auralise = (time.perf_counter() - started) / 2 / chunk
     return {
+        "layer": target.layer,
         "dream_steps_per_second": steps_per_second,
         "live_dream_rtf": live_dream,
         "live_auralise_rtf": live_auralise,
