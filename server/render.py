@@ -10,8 +10,10 @@ Views:
 - ``features``: a kaleidoscope whose ten parameters are the ``embed`` features (or the energy
   of each layer) through a random permutation that :meth:`Renderer.shuffle` redraws.
 
-All GL work happens on the thread that created the :class:`Renderer`; :meth:`Renderer.jpeg`
-only encodes the last drawn frame, so other threads (the web view) may call it.
+Any thread may call :meth:`Renderer.draw` (calls are serialised and each makes the renderer's
+context current, so several renderers share a process); ``select``, ``set_vector``,
+``shuffle``, ``view`` and ``colormap`` only stage changes, and :meth:`Renderer.jpeg` only
+encodes the last drawn frame, so the web view and the OSC server may call them any time.
 """
 
 from __future__ import annotations
@@ -124,7 +126,8 @@ class Renderer:
         self._rng = np.random.default_rng(seed)
         self._view = "layout"
         self._colormap = "magma"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards state shared with other threads (selection, last frame)
+        self._gl_lock = threading.RLock()  # one GL user at a time; each makes our context current
         self._last = np.zeros((self.height, self.width, 3), np.uint8)
         self._t0 = time.perf_counter()
         self._time_override: float | None = None
@@ -275,6 +278,10 @@ class Renderer:
         A program that fails to compile keeps its previous version (``shader_error`` says why),
         so a typo while live-editing never blanks the show. ``strict`` raises instead (start-up).
         """
+        with self._gl_lock, self.ctx:
+            return self._reload_shaders(strict)
+
+    def _reload_shaders(self, strict: bool) -> list[str]:
         fresh: dict[str, moderngl.Program] = {}
         errors = []
         for name in PROGRAMS:
@@ -305,7 +312,7 @@ class Renderer:
             return
         self._last_check = now
         if any(gl.shader_mtime(name) != self._mtimes.get(name) for name in PROGRAMS):
-            self.reload_shaders()
+            self._reload_shaders(False)  # already inside our context: entering it again would nest
 
     # ------------------------------------------------------------------------------- state
 
@@ -545,6 +552,11 @@ class Renderer:
 
     def render(self) -> None:
         """Draw the current view into the offscreen framebuffer (no read-back)."""
+        # Another renderer (an offline video, a test) may have made its own context current.
+        with self._gl_lock, self.ctx:
+            self._render()
+
+    def _render(self) -> None:
         self._check_shaders()
         self._upload()
         self.fbo.use()
@@ -558,11 +570,12 @@ class Renderer:
 
     def draw(self) -> np.ndarray:
         """Render the current view; returns (height, width, 3) uint8, top row first."""
-        self.render()
-        data = self.fbo.read(components=3, alignment=1)
+        with self._gl_lock, self.ctx:
+            self._render()
+            data = self.fbo.read(components=3, alignment=1)
+            if self._window:
+                gl.present(self.ctx, self.fbo)
         image = np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]
-        if self._window:
-            gl.present(self.ctx, self.fbo)
         with self._lock:
             self._last = np.ascontiguousarray(image)
         return self._last
@@ -615,8 +628,9 @@ class Renderer:
         """Release every GL object and the context (and window)."""
         if getattr(self, "ctx", None) is None:
             return
-        gl.release_context(self.ctx)
-        self.ctx = None  # type: ignore[assignment]
+        with self._gl_lock:
+            gl.release_context(self.ctx)
+            self.ctx = None  # type: ignore[assignment]
 
     def __enter__(self) -> Renderer:
         return self
