@@ -267,7 +267,7 @@ def live() -> Iterator[tuple[Engine, sonify.Sonifier]]:
         engine.stop()
 
 
-LIGHT = {"window": 0.3, "chunk": 0.2, "fade": 0.02, "frames": 4, "stride": 3, "steps": 1, "queue": 0.4}
+LIGHT = {"window": 0.3, "chunk": 0.2, "fade": 0.02, "frames": 4, "stride": 3, "steps": 1, "queue": 0.8}
 """Test settings: the defaults, with a longer output queue so a 2-core machine shared with other
 work (load 6-10 while this was written) does not run dry when an update is descheduled."""
 
@@ -289,6 +289,7 @@ def test_live_sonification_has_no_clicks_and_keeps_time(live: tuple[Engine, soni
     for name, value in LIGHT.items():
         son.set_param(name, value)
     son.set_param("layer", "conv2")
+    son.set_param("channel", 3)
     son.set_param("dry", 1.0)
     _, baseline = _play(engine, son, "off", 2.0)  # what this machine does without a sonifier
     son.set_param("dry", 0.0)  # the monitor then holds the sonification alone
