@@ -104,7 +104,7 @@ class Renderer:
     """How fast a layer's normalisation range shrinks after a loud passage, per update."""
     max_edges = 200_000
     """Edges drawn at most (a random subset); they are drawn once per layout, not per frame."""
-    halluc_scale = 0.25
+    halluc_scale = 0.2
     """The CPPN is smooth: it runs at this fraction of the resolution and is scaled up."""
 
     def __init__(

@@ -18,7 +18,8 @@ uniform sampler2D u_image;
 out vec4 f_color;
 
 void main() {
-    f_color = vec4(texture(u_image, v_uv).rgb, 1.0);
+    // Explicit level 0: no derivatives to compute per pixel (a software rasteriser pays for them).
+    f_color = vec4(textureLod(u_image, v_uv, 0.0).rgb, 1.0);
 }
 
 #endif

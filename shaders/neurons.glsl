@@ -40,7 +40,7 @@ void main() {
     float radius = 0.55 + 0.45 * a;
     float cover = clamp((radius - id.z) * 6.0, 0.0, 1.0);
     // The bottom of most maps is near black: start a little up so silent neurons still show.
-    vec3 c = texture(u_colormap, vec2(0.12 + 0.88 * a, 0.5)).rgb * (u_floor + (1.0 - u_floor) * a);
+    vec3 c = textureLod(u_colormap, vec2(0.12 + 0.88 * a, 0.5), 0.0).rgb * (u_floor + (1.0 - u_floor) * a);
     f_color = vec4(mix(background, c, cover), 1.0);
 }
 
