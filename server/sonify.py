@@ -733,10 +733,12 @@ def save_mask_png(result: Auralisation, path: str | Path, title: str = "") -> Pa
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    seconds = result.mask.shape[1] * result.hop / result.sample_rate
+    # Each column at the centre of its STFT frame, in seconds of the input.
+    first = (result.n_fft / 2 - result.pad) / result.sample_rate
+    last = first + max(result.mask.shape[1] - 1, 1) * result.hop / result.sample_rate
     ax.imshow(
         result.mask, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=1.0,
-        extent=(0.0, seconds, 0.0, result.sample_rate / 2000.0),
+        extent=(first, last, 0.0, result.sample_rate / 2000.0),
     )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (kHz)")
@@ -1202,7 +1204,10 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     from .ears import registry
 
     ear = registry.load(args.ear)
-    data, sr = soundfile.read(args.file, dtype="float32", always_2d=True)
+    try:
+        data, sr = soundfile.read(args.file, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as exc:  # soundfile's errors: a missing or unreadable file
+        raise NotFound(f"cannot read {args.file}: {exc}") from exc
     audio = data.mean(axis=1)
     if args.seconds > 0:
         audio = audio[: int(args.seconds * sr)]
