@@ -877,6 +877,8 @@ class Sonifier:
         self.engine = engine
         self.values: dict[str, Any] = defaults()
         self.mode = "off"
+        self.ready = threading.Event()
+        """Set once the thread has warmed up and updates begin."""
         self._lock = threading.Lock()
         self._running = False
         self._thread: threading.Thread | None = None
@@ -993,6 +995,7 @@ class Sonifier:
 
     def _loop(self) -> None:
         self._warm_up()
+        self.ready.set()
         while self._running:
             try:
                 worked = self._update()
@@ -1086,7 +1089,14 @@ class Sonifier:
             return False
         started, cpu_started = time.perf_counter(), time.thread_time()
         x = self._segment(end - need, end)
-        target = target_from(ear, values, engine.selection)
+        try:
+            target = target_from(ear, values, engine.selection)
+        except BadRequest as exc:
+            # The ear changed under the parameters (its layers differ): follow the selection.
+            log.warning("sonify: %s; following the selection instead", exc)
+            with self._lock:
+                self.values.update(layer="", channel=-1, region_start=0.0, region_end=1.0, position_start=0.0, position_end=1.0)
+            return False
         if target != self._target:
             self._target, self._floor, self._scale, self._delta = target, None, 0.0, None
         played = chunk + fade + 2 * margin  # the newest samples this update can still be heard in

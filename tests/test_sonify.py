@@ -260,6 +260,7 @@ def live() -> Iterator[tuple[Engine, sonify.Sonifier]]:
     engine = make_server(Source("test", "sine", 440.0))
     son = sonify.Sonifier(engine)
     son.start()
+    assert son.ready.wait(60.0), "the sonifier did not warm up"
     try:
         yield engine, son
     finally:
@@ -345,6 +346,10 @@ def test_bad_values_raise_and_the_sonifier_keeps_running(live: tuple[Engine, son
     updates = son.counters["updates"]
     time.sleep(0.8)
     assert son.mode == "auralise" and son.counters["updates"] > updates and son.counters["errors"] == 0
+    # An ear swapped under the parameters (its layers differ): the sonifier follows the selection.
+    son.values = {**son.values, "layer": "a layer of the previous ear"}
+    time.sleep(0.8)
+    assert son.values["layer"] == "" and son.counters["updates"] > updates + 2 and son.counters["errors"] == 0
     son.set_mode("off")
 
 
