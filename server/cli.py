@@ -51,6 +51,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=int, default=48000)
     p.add_argument("--block", type=int, default=256, help="audio block size in samples")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the ear")
+    p.add_argument("--view-port", type=int, default=8080, help="port of the web page with the live picture (default 8080)")
+    p.add_argument("--no-view", action="store_true", help="no picture: saves the CPU that drawing takes")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: run until Ctrl-C)")
 
 
@@ -73,6 +75,7 @@ def serve(args: argparse.Namespace) -> int:
     source = Source(kind, args.file if kind == "file" else args.test if kind == "test" else "", args.value)
     config = EngineConfig(
         host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
+        view_port=None if args.no_view else args.view_port,
         audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
     )
     stop = threading.Event()
@@ -87,6 +90,8 @@ def serve(args: argparse.Namespace) -> int:
                 engine.listening.name, engine.audio.source.describe(), backend, args.sample_rate, args.block, host, port,
             )
             log.info("try: oscsend %s %d /ear/stream sf pitch 10   (and oscdump -L <your port>)", host, port)
+            if engine.display is not None:
+                log.info("the live picture: %s", engine.display.server.url)
             print(f"earsight ready on {host}:{port}", flush=True)
             stop.wait(args.seconds or None)
             log.info("stopping: %s", engine.status())

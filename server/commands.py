@@ -173,6 +173,38 @@ def _embed_fit(engine: Engine, req: Request, layer: str, seconds: float | None, 
     return DEFERRED
 
 
+def _view(engine: Engine, req: Request, name: str) -> None:
+    engine.view().set("view", name)
+
+
+def _colormap(engine: Engine, req: Request, name: str) -> None:
+    engine.view().set("colormap", name)
+
+
+def _highlight(engine: Engine, req: Request, layer: str, *channels: int) -> None:
+    engine.view().highlight(layer, list(channels))
+
+
+def _shuffle(engine: Engine, req: Request, seed: int | None) -> list[Reply]:
+    return [("/ear/done", [req.address, *engine.view().shuffle(seed)])]
+
+
+def _snapshot(engine: Engine, req: Request, name: str | None) -> list[Reply]:
+    return [("/ear/done", [req.address, str(engine.view().snapshot(name))])]
+
+
+def _size(engine: Engine, req: Request, width: int, height: int) -> None:
+    engine.view().set_size(width, height)
+
+
+def _fps(engine: Engine, req: Request, fps: float) -> None:
+    engine.view().set_fps(fps)
+
+
+def _url(engine: Engine, req: Request) -> list[Reply]:
+    return [("/ear/view/url.reply", [engine.view().server.url])]
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("/ear/ping", (), _ping, "/ear/pong", "Is the server there? Answers /ear/pong."),
     Command(
@@ -256,6 +288,24 @@ COMMANDS: tuple[Command, ...] = (
         "answers /ear/done /ear/embed/fit <layer> <dims> when fitted.",
     ),
 )
+
+VIEW_COMMANDS: tuple[Command, ...] = (
+    Command("/ear/view", (Arg("name", "s", "layout, hallucination or features"),), _view, "/ear/done",
+            "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."),
+    Command("/ear/view/colormap", (Arg("name", "s", "magma, viridis, inferno or gray"),), _colormap, "/ear/done",
+            "The colour map of the neurons."),
+    Command("/ear/view/highlight", (Arg("layer", "s"), Arg("channels", "i", "none: clear", variadic=True)), _highlight, "/ear/done",
+            "Highlight neurons in the picture only (/ear/select highlights and streams)."),
+    Command("/ear/view/shuffle", (Arg("seed", "i", "for a repeatable mapping", optional=True),), _shuffle, "/ear/done",
+            "Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>."),
+    Command("/ear/view/snapshot", (Arg("name", "s", "a .png path (relative: under the cache's snapshots/)", optional=True),), _snapshot, "/ear/done",
+            "Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>."),
+    Command("/ear/view/size", (Arg("width", "i", "64-3840"), Arg("height", "i", "64-2160")), _size, "/ear/done",
+            "Picture size in pixels."),
+    Command("/ear/view/fps", (Arg("fps", "n", "1-120"),), _fps, "/ear/done", "Frames per second while someone watches."),
+    Command("/ear/view/url", (), _url, "/ear/view/url.reply", "The address of the web page with the live picture."),
+)
+COMMANDS += VIEW_COMMANDS
 
 BY_ADDRESS: dict[str, Command] = {c.address: c for c in COMMANDS}
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
 from .ring import Ring
 from .streams import Address, Streams, message
+
+if TYPE_CHECKING:
+    from .display import Display
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class EngineConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     threads: int = 1
     """torch threads for the ear: one leaves a core to the audio process."""
+    view_port: int | None = None
+    """Port of the web page with the live picture (None: no picture; 0: any free port)."""
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Engine:
         self.max_backlog = config.audio.sample_rate // 2
         self._cpu_mark = (time.perf_counter(), time.process_time())
         self.xrun_monitor: Any = None
+        self.display: Display | None = None
 
     # ------------------------------------------------------------ life cycle
 
@@ -127,6 +133,11 @@ class Engine:
         self._running = True
         self._worker = threading.Thread(target=self._work, name="ear-worker", daemon=True)
         self._worker.start()
+        if self.config.view_port is not None:
+            from .display import Display
+
+            self.display = Display(self, host=self.config.host, port=self.config.view_port)
+            self.display.start()
         self.osc.start()
         log.info("listening for OSC on %s:%d", *self.osc.address)
 
@@ -135,6 +146,8 @@ class Engine:
         if self._worker is not None:
             self._worker.join(5.0)
         self.osc.stop()
+        if self.display is not None:
+            self.display.stop()
         if self.xrun_monitor is not None:
             self.xrun_monitor.close()
         self.audio.stop()
@@ -236,6 +249,13 @@ class Engine:
         if bad:
             raise BadRequest(f"layer {layer} has channels 0-{spec.channels - 1}; no channel {bad[0]}")
         self.selection = Selection(layer, tuple(dict.fromkeys(channels)))
+        if self.display is not None:
+            self.display.select(layer, list(self.selection.channels))
+
+    def view(self) -> Display:
+        if self.display is None:
+            raise BadRequest("no view: start the server with --view-port")
+        return self.display
 
     def set_input(self, kind: str, name: object, value: float | None) -> None:
         if kind == "test":

@@ -243,6 +243,31 @@ Earsight {
 //       layer (string): the layer to encode
 //       seconds (number, optional): how much audio to fit on, from now (default 10)
 //       dims (integer, optional): dimensions (default 10, at most 32)
+//   ~ear.send('/ear/view', name)  -> /ear/done
+//       What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes.
+//       name (string): layout, hallucination or features
+//   ~ear.send('/ear/view/colormap', name)  -> /ear/done
+//       The colour map of the neurons.
+//       name (string): magma, viridis, inferno or gray
+//   ~ear.send('/ear/view/highlight', layer, channels ...)  -> /ear/done
+//       Highlight neurons in the picture only (/ear/select highlights and streams).
+//       layer (string)
+//       channels (integer): none: clear
+//   ~ear.send('/ear/view/shuffle', [seed])  -> /ear/done
+//       Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>.
+//       seed (integer, optional): for a repeatable mapping
+//   ~ear.send('/ear/view/snapshot', [name])  -> /ear/done
+//       Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>.
+//       name (string, optional): a .png path (relative: under the cache's snapshots/)
+//   ~ear.send('/ear/view/size', width, height)  -> /ear/done
+//       Picture size in pixels.
+//       width (integer): 64-3840
+//       height (integer): 64-2160
+//   ~ear.send('/ear/view/fps', fps)  -> /ear/done
+//       Frames per second while someone watches.
+//       fps (number): 1-120
+//   ~ear.send('/ear/view/url')  -> /ear/view/url.reply
+//       The address of the web page with the live picture.
 // Streams (Earsight:stream, values with the default ear crepe):
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
@@ -270,6 +295,14 @@ Earsight {
 			["/ear/model/info", "", "/ear/model/info.reply", "name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units."],
 			["/ear/top", "in", "/ear/done", "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold)."],
 			["/ear/embed/fit", "sn?i?", "/ear/done", "Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; answers /ear/done /ear/embed/fit <layer> <dims> when fitted."],
+			["/ear/view", "s", "/ear/done", "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."],
+			["/ear/view/colormap", "s", "/ear/done", "The colour map of the neurons."],
+			["/ear/view/highlight", "si*", "/ear/done", "Highlight neurons in the picture only (/ear/select highlights and streams)."],
+			["/ear/view/shuffle", "i?", "/ear/done", "Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>."],
+			["/ear/view/snapshot", "s?", "/ear/done", "Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>."],
+			["/ear/view/size", "ii", "/ear/done", "Picture size in pixels."],
+			["/ear/view/fps", "n", "/ear/done", "Frames per second while someone watches."],
+			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 		]
 	}
 

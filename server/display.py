@@ -1,0 +1,244 @@
+"""The live picture: a render thread that feeds the renderer the ear's newest frame, and the web page.
+
+Rendering costs CPU that the audio and the ear need on a small machine, so frames are drawn
+only while someone looks: a browser or TouchDesigner pulling the MJPEG stream, or a snapshot.
+The renderer is rebuilt (layout from the cache) when the ear changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BadRequest, EarsightError
+from .paths import cache_dir
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .render import Renderer
+
+log = logging.getLogger(__name__)
+
+WATCHED_FOR = 2.0
+"""Seconds after the last request for a frame during which the display keeps drawing."""
+
+
+class Display:
+    def __init__(self, engine: Engine, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
+                 size: tuple[int, int] = (1280, 720)) -> None:
+        from .view import ViewServer
+
+        self.engine = engine
+        self.fps = fps
+        self.size = size
+        self.renderer: Renderer | None = None
+        self._ear_name = ""
+        self._settings: dict[str, Any] = {"view": "layout", "colormap": "magma"}
+        self._watched_until = 0.0
+        self._jobs: list[Callable[[Renderer | None], None]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.frames_drawn = 0
+        self.error: str | None = None
+        self.server = ViewServer(host, port, self._jpeg, self._layout, self._select)
+
+    # -------------------------------------------------------------- life cycle
+
+    def start(self) -> None:
+        self.server.start()
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="display", daemon=True)
+        self._thread.start()
+        log.info("view page on %s", self.server.url)
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+        self.server.stop()
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
+
+    # -------------------------------------------------------------- the web page's callbacks
+
+    def _jpeg(self) -> bytes:
+        self._watched_until = time.monotonic() + WATCHED_FOR
+        self._wake.set()
+        renderer = self.renderer
+        if renderer is None:
+            return _placeholder_jpeg()
+        return renderer.jpeg()
+
+    def _layout(self) -> dict[str, Any]:
+        renderer = self._ready()
+        return renderer.layout_dict()
+
+    def _select(self, layer: str, channels: list[int]) -> None:
+        self.engine.select(layer, channels)  # the engine passes the selection on to us
+
+    # -------------------------------------------------------------- what OSC commands do
+
+    def _ready(self, timeout: float = 60.0) -> Renderer:
+        """The renderer for the current ear, waiting while it is built (layout, GL)."""
+        deadline = time.monotonic() + timeout
+        while self.renderer is None or self._ear_name != self.engine.listening.name:
+            if self.error:
+                raise EarsightError(f"view: {self.error}")
+            if time.monotonic() > deadline:
+                raise EarsightError("view: the renderer is not ready (layout still being computed?)")
+            self._wake.set()
+            time.sleep(0.05)
+        return self.renderer
+
+    def _on_gl_thread(self, job: Callable[[Renderer], Any], timeout: float = 30.0) -> Any:
+        """Run ``job(renderer)`` on the display thread and return its result (or raise its error)."""
+        self._ready()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run(renderer: Renderer | None) -> None:
+            try:
+                if renderer is None:
+                    raise EarsightError(f"view: no renderer ({self.error or 'not built'})")
+                box["value"] = job(renderer)
+            except Exception as exc:  # handed back to the caller's thread, which re-raises it
+                box["error"] = exc
+            done.set()
+
+        with self._lock:
+            self._jobs.append(run)
+        self._wake.set()
+        if not done.wait(timeout):
+            raise EarsightError("view: the render thread did not answer")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def set(self, name: str, value: Any) -> None:
+        """Staged view settings (view, colormap), applied now and to every renderer built later."""
+        renderer = self._ready()
+        setattr(renderer, name, value)  # validates (BadRequest)
+        self._settings[name] = value
+
+    def select(self, layer: str, channels: list[int]) -> None:
+        renderer = self.renderer
+        if renderer is not None and layer in renderer.ear.layer_names:
+            renderer.select(layer, channels)
+
+    def highlight(self, layer: str, channels: list[int]) -> None:
+        """Highlight in the picture only; raises BadRequest for a layer or channel the ear lacks."""
+        self._ready().select(layer, channels)
+
+    def shuffle(self, seed: int | None) -> list[int]:
+        return [int(i) for i in self._ready().shuffle(seed)]
+
+    def snapshot(self, name: str | None) -> Path:
+        path = Path(name) if name else cache_dir() / "snapshots" / time.strftime("earsight-%Y%m%d-%H%M%S.png")
+        if path.suffix.lower() != ".png":
+            raise BadRequest(f"snapshots are PNG files: {path.name}")
+        if not path.is_absolute():
+            path = cache_dir() / "snapshots" / path
+        result = self._on_gl_thread(lambda r: r.snapshot(path))
+        return Path(result)
+
+    def set_size(self, width: int, height: int) -> None:
+        if not (64 <= width <= 3840 and 64 <= height <= 2160):
+            raise BadRequest(f"size must be within 64x64 and 3840x2160, got {width}x{height}")
+        self.size = (width, height)
+        self._ear_name = ""  # rebuilt at the new size by the display thread
+        self._wake.set()
+
+    def set_fps(self, fps: float) -> None:
+        if not 1.0 <= fps <= 120.0:
+            raise BadRequest(f"fps must be in [1, 120], got {fps:g}")
+        self.fps = fps
+
+    # -------------------------------------------------------------- the display thread
+
+    def _build(self) -> None:
+        from .layout import get_layout
+        from .render import Renderer
+
+        lis = self.engine.listening
+        old, self.renderer = self.renderer, None
+        if old is not None:
+            old.close()
+        try:
+            layout = get_layout(lis.ear, progress=False)
+            renderer = Renderer(lis.ear, layout, width=self.size[0], height=self.size[1])
+            for name, value in self._settings.items():
+                setattr(renderer, name, value)
+            sel = self.engine.selection
+            if sel.channels:  # "all channels" streams everything but would highlight everything
+                renderer.select(sel.layer, list(sel.channels))
+        except Exception as exc:  # the view is optional: the server goes on without a picture
+            log.exception("view: cannot build the renderer for %s", lis.name)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._ear_name = lis.name
+            return
+        self.error = None
+        self.renderer, self._ear_name = renderer, lis.name
+
+    def _loop(self) -> None:
+        while self._running:
+            if self._ear_name != self.engine.listening.name:
+                self._build()
+            renderer = self.renderer
+            with self._lock:
+                jobs, self._jobs = self._jobs, []
+            if renderer is None:
+                for job in jobs:  # nothing to run them on: they fail with the reason
+                    job(None)
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            self._feed(renderer)
+            for job in jobs:
+                job(renderer)
+            if time.monotonic() < self._watched_until:
+                start = time.perf_counter()
+                renderer.draw()
+                self.frames_drawn += 1
+                self._wake.wait(max(0.0, 1.0 / self.fps - (time.perf_counter() - start)))
+            else:
+                self._wake.wait(0.25)
+            self._wake.clear()
+
+    def _feed(self, renderer: Renderer) -> None:
+        engine = self.engine
+        frame = engine.latest
+        ear = renderer.ear
+        if not frame or set(frame) != set(ear.layer_names):
+            return
+        renderer.update(frame)
+        if ear.labels and ear.output_layer:
+            from .features import top_labels
+
+            probs = np.asarray(frame[ear.output_layer], np.float32)
+            renderer.set_vector("tags", probs)
+            top = np.zeros_like(probs)
+            chosen = top_labels(probs, *engine.top)
+            top[chosen] = probs[chosen]
+            renderer.set_vector("top", top if chosen else probs)
+        if engine.embedding is not None and engine.embedding.layer in frame:
+            renderer.set_vector("embed", engine.embedding(frame))
+
+
+def _placeholder_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 36), (5, 5, 8)).save(buf, format="JPEG")
+    return buf.getvalue()

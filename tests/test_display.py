@@ -1,0 +1,106 @@
+"""The live picture in a running server: OSC view commands, snapshots that follow the input, the page."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import OscClient, free_port
+from PIL import Image
+
+from earsight.audio import AudioConfig, Source
+from earsight.engine import Engine, EngineConfig
+
+
+@pytest.fixture(scope="module")
+def viewed() -> Iterator[Engine]:
+    engine = Engine(
+        EngineConfig(port=free_port(), source=Source("silence"), audio=AudioConfig(backend="manual"), view_port=0)
+    )
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def osc(viewed: Engine) -> Iterator[OscClient]:
+    c = OscClient(viewed.osc.address)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def snapshot(osc: OscClient, path: Path) -> np.ndarray:
+    done = osc.request("/ear/view/snapshot", str(path))
+    assert done[1] == str(path)
+    return np.asarray(Image.open(path).convert("RGB"), np.float32)
+
+
+def test_snapshots_follow_the_input(osc: OscClient, tmp_path: Path) -> None:
+    osc.request("/ear/input", "silence")
+    time.sleep(1.0)
+    quiet = snapshot(osc, tmp_path / "silence.png")
+    osc.request("/ear/input", "test", "clicks", 20.0)
+    time.sleep(1.0)
+    clicks = snapshot(osc, tmp_path / "clicks.png")
+    assert quiet.shape == clicks.shape == (720, 1280, 3)
+    assert np.abs(clicks - quiet).mean() > 1.0  # mean difference per pixel channel, 0-255
+
+
+def test_selected_neurons_are_highlighted(osc: OscClient, viewed: Engine, tmp_path: Path) -> None:
+    osc.request("/ear/select", "conv2", 3)
+    display = viewed.display
+    assert display is not None
+    renderer = display._ready()
+    neurons = renderer.selected_neurons()
+    assert neurons.size == viewed.listening.ear.layer("conv2").size // 16  # one channel's positions
+    image = snapshot(osc, tmp_path / "selected.png")
+    osc.request("/ear/view/highlight", "conv2")  # clear
+    plain = snapshot(osc, tmp_path / "plain.png")
+    x, y = renderer.pixel_of(int(neurons[len(neurons) // 2]))
+    assert np.abs(image[y - 2 : y + 3, x - 2 : x + 3] - plain[y - 2 : y + 3, x - 2 : x + 3]).max() > 40
+
+
+def test_views_and_colour_maps_switch_and_bad_names_fail(osc: OscClient, tmp_path: Path) -> None:
+    images = {}
+    for view in ("layout", "hallucination", "features"):
+        osc.request("/ear/view", view)
+        images[view] = snapshot(osc, tmp_path / f"{view}.png")
+    assert np.abs(images["layout"] - images["hallucination"]).mean() > 5
+    assert np.abs(images["hallucination"] - images["features"]).mean() > 5
+    osc.request("/ear/view", "layout")
+    osc.request("/ear/view/colormap", "viridis")
+    perm = osc.request("/ear/view/shuffle", 7)[1:]
+    assert sorted(perm) == list(range(10))
+    osc.send("/ear/view", "cubism")
+    assert "unknown view" in str(osc.expect("/ear/fail")[1])
+    osc.send("/ear/view/colormap", "rainbow")
+    assert osc.expect("/ear/fail")[0] == "/ear/view/colormap"
+    osc.send("/ear/view/size", 10, 10)
+    assert "size must be" in str(osc.expect("/ear/fail")[1])
+    osc.send("/ear/view/snapshot", "picture.gif")
+    assert "PNG" in str(osc.expect("/ear/fail")[1])
+
+
+def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: Engine) -> None:
+    url = osc.request("/ear/view/url", reply="/ear/view/url.reply")[0]
+    assert isinstance(url, str) and url.startswith("http://127.0.0.1:")
+    layout = json.load(urllib.request.urlopen(url + "layout.json", timeout=30))
+    assert layout["ear"] == "crepe" and len(layout["x"]) == sum(layer.size for layer in viewed.listening.ear.layers)
+    first = urllib.request.urlopen(url + "frame.jpg", timeout=10).read()
+    time.sleep(0.5)  # watched now: the display draws
+    jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=10).read()
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > len(first) // 2
+    assert viewed.display is not None and viewed.display.frames_drawn > 0
+    body = json.dumps({"layer": "conv4", "channels": [1, 2]}).encode()
+    request = urllib.request.Request(url + "select", data=body, headers={"Content-Type": "application/json"})
+    assert json.load(urllib.request.urlopen(request, timeout=10))["ok"] is True
+    assert viewed.selection.layer == "conv4" and viewed.selection.channels == (1, 2)
