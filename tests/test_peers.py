@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import OscClient, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools not installed (./setup.sh)")
 
@@ -24,7 +25,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port), "--view-port", "0"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
@@ -80,6 +81,20 @@ def test_oscdump_receives_level_and_layers_of_the_demo(served: int) -> None:
     layers = [line for line in lines if line.startswith("/ear/layers ")]
     assert len(levels) >= 20 and len(layers) >= 10, lines[:20]
     assert max(float(line.split()[2]) for line in levels) > 0.001  # the demo is playing
+
+
+def test_the_view_page_of_the_default_server_shows_the_picture(served: int) -> None:
+    # oscsend's replies go to its own port: ask for the URL through a client that keeps its port
+    client = OscClient(("127.0.0.1", served))
+    try:
+        url = client.request("/ear/view/url", reply="/ear/view/url.reply")[0]
+    finally:
+        client.close()
+    assert isinstance(url, str)
+    urllib.request.urlopen(url + "frame.jpg", timeout=30).read()
+    time.sleep(1.0)
+    jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=30).read()
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 5000
 
 
 def test_oscsend_switches_to_a_sine_and_oscdump_hears_its_pitch(served: int) -> None:
