@@ -8,11 +8,12 @@ Every command answers: its reply (``/ear/pong``, ``/ear/status.reply``, ...) or 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadRequest
+from .errors import BadRequest, EarsightError
 
 if TYPE_CHECKING:
     from .engine import Engine, Request
@@ -289,6 +290,65 @@ COMMANDS: tuple[Command, ...] = (
     ),
 )
 
+def _sonify(engine: Engine, req: Request, mode: str) -> None:
+    engine.sonifier.set_mode(mode)
+
+
+def _sonify_render(engine: Engine, req: Request, seconds: float, name: str, overwrite: int | None) -> object:
+    if not 0.1 <= seconds <= 60.0:
+        raise BadRequest(f"seconds must be in [0.1, 60], got {seconds:g}")
+
+    def render() -> None:  # minutes of optimisation must not hold up the OSC thread
+        try:
+            path = engine.sonifier.render(seconds, name, overwrite=bool(overwrite))
+        except Exception as exc:  # answered as /ear/fail; the server goes on
+            reason = str(exc) if isinstance(exc, EarsightError) else f"{type(exc).__name__}: {exc}"
+            engine.fail(req.reply_to, req.address, reason)
+            return
+        engine.send(req.reply_to, "/ear/done", req.address, path)
+
+    threading.Thread(target=render, name="sonify-render", daemon=True).start()
+    return DEFERRED
+
+
+def _sonify_status(engine: Engine, req: Request) -> list[Reply]:
+    flat: list[object] = []
+    for key, value in engine.sonifier.stats().items():
+        flat += [key, value]
+    return [("/ear/sonify/status.reply", flat)]
+
+
+def _sonify_param(name: str) -> Callable[..., None]:
+    def handler(engine: Engine, req: Request, value: object) -> None:
+        engine.sonifier.set_param(name, value)
+
+    return handler
+
+
+def _sonify_commands() -> tuple[Command, ...]:
+    from .sonify import MODES, PARAMS
+
+    commands = [
+        Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)),), _sonify, "/ear/done",
+                "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise "
+                "(their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."),
+        Command(
+            "/ear/sonify/render",
+            (Arg("seconds", "n", "of the most recent input, 0.1-60"), Arg("name", "s", "a .wav or .flac file (relative: under the cache's renders/)"),
+             Arg("overwrite", "i", "1: replace an existing file", optional=True)),
+            _sonify_render, "/ear/done",
+            "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.",
+        ),
+        Command("/ear/sonify/status", (), _sonify_status, "/ear/sonify/status.reply",
+                "Key-value pairs: mode, steps per second, last activation gain, largest jump at crossfades, ..."),
+    ]
+    for p in PARAMS:
+        limits = f"{p.range[0]:g}-{p.range[1]:g}" if p.range else " | ".join(p.choices or ())
+        commands.append(Command(f"/ear/sonify/{p.name}", (Arg("value", p.type, f"{limits} (default {p.default!r})".strip()),),
+                                _sonify_param(p.name), "/ear/done", p.doc))
+    return tuple(commands)
+
+
 VIEW_COMMANDS: tuple[Command, ...] = (
     Command("/ear/view", (Arg("name", "s", "layout, hallucination or features"),), _view, "/ear/done",
             "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."),
@@ -305,7 +365,7 @@ VIEW_COMMANDS: tuple[Command, ...] = (
     Command("/ear/view/fps", (Arg("fps", "n", "1-120"),), _fps, "/ear/done", "Frames per second while someone watches."),
     Command("/ear/view/url", (), _url, "/ear/view/url.reply", "The address of the web page with the live picture."),
 )
-COMMANDS += VIEW_COMMANDS
+COMMANDS += VIEW_COMMANDS + _sonify_commands()
 
 BY_ADDRESS: dict[str, Command] = {c.address: c for c in COMMANDS}
 

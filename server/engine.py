@@ -112,6 +112,9 @@ class Engine:
         self._cpu_mark = (time.perf_counter(), time.process_time())
         self.xrun_monitor: Any = None
         self.display: Display | None = None
+        from .sonify import Sonifier
+
+        self.sonifier = Sonifier(self)
 
     # ------------------------------------------------------------ life cycle
 
@@ -133,6 +136,7 @@ class Engine:
         self._running = True
         self._worker = threading.Thread(target=self._work, name="ear-worker", daemon=True)
         self._worker.start()
+        self.sonifier.start()
         if self.config.view_port is not None:
             from .display import Display
 
@@ -143,6 +147,7 @@ class Engine:
 
     def stop(self) -> None:
         self._running = False
+        self.sonifier.stop()
         if self._worker is not None:
             self._worker.join(5.0)
         self.osc.stop()

@@ -271,3 +271,43 @@ def test_a_dead_audio_process_is_restarted_and_the_music_goes_on(client: OscClie
     assert np.all(settled_pitch(client, 440.0, n=5)[:, 1] > 0.5)
     status = client.request("/ear/status", reply="/ear/status.reply")
     assert dict(zip(status[::2], status[1::2], strict=True))["audio_restarts"] >= 1
+
+
+def test_sonify_over_osc_dreams_renders_and_refuses_bad_values(client: OscClient, tmp_path: Path) -> None:
+    client.request("/ear/select", "conv3", 2)
+    client.request("/ear/sonify/steps", 1)
+    client.request("/ear/sonify", "dream")
+    for address, value, reason in (
+        ("/ear/sonify/lr", float("inf"), "finite"),
+        ("/ear/sonify/lr", 5.0, "must be in"),
+        ("/ear/sonify/param", "pixels", "must be one of"),
+        ("/ear/sonify/layer", "conv99", "conv99"),
+        ("/ear/sonify/region_start", 1.5, "must be in"),
+    ):
+        client.send(address, value)
+        fail = client.expect("/ear/fail")
+        assert fail[0] == address and reason in str(fail[1]), fail
+    client.send("/ear/sonify", "hallucinate")
+    assert client.expect("/ear/fail")[0] == "/ear/sonify"
+    client.request("/ear/sonify/iterations", 2)
+    out = tmp_path / "dream.wav"
+    client.send("/ear/sonify/render", 0.5, str(out))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        replies = client.receive(1.0)
+        fails = [args for addr, args in replies if addr == "/ear/fail" and args[:1] == ["/ear/sonify/render"]]
+        assert not fails, fails
+        done = [args for addr, args in replies if addr == "/ear/done" and args[:1] == ["/ear/sonify/render"]]
+        if done:
+            assert done[0][1] == str(out)
+            break
+    else:
+        raise AssertionError("the render never finished")
+    audio, sr = soundfile.read(out)
+    assert len(audio) == pytest.approx(0.5 * sr, abs=sr * 0.01) and np.all(np.isfinite(audio))
+    client.send("/ear/sonify/render", 0.5, str(out))  # exists: refused unless asked to overwrite
+    assert "exists" in str(client.expect("/ear/fail", timeout=60)[1])
+    status = client.request("/ear/sonify/status", reply="/ear/sonify/status.reply")
+    assert dict(zip(status[::2], status[1::2], strict=True))["mode"] == "dream"
+    client.request("/ear/sonify", "off")
+    assert client.request("/ear/ping", reply="/ear/pong") == []

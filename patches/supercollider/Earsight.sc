@@ -268,6 +268,94 @@ Earsight {
 //       fps (number): 1-120
 //   ~ear.send('/ear/view/url')  -> /ear/view/url.reply
 //       The address of the web page with the live picture.
+//   ~ear.send('/ear/sonify', mode)  -> /ear/done
+//       Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).
+//       mode (string): off | dream | auralise
+//   ~ear.send('/ear/sonify/render', seconds, name, [overwrite])  -> /ear/done
+//       Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.
+//       seconds (number): of the most recent input, 0.1-60
+//       name (string): a .wav or .flac file (relative: under the cache's renders/)
+//       overwrite (integer, optional): 1: replace an existing file
+//   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
+//       Key-value pairs: mode, steps per second, last activation gain, largest jump at crossfades, ...
+//   ~ear.send('/ear/sonify/layer', value)  -> /ear/done
+//       layer to sonify; empty: the server's selection (/ear/select)
+//       value (string): (default '')
+//   ~ear.send('/ear/sonify/channel', value)  -> /ear/done
+//       channel of that layer; -1: the selection's channels
+//       value (integer): -1-65535 (default -1)
+//   ~ear.send('/ear/sonify/lr', value)  -> /ear/done
+//       dream step size: each step changes the audio by lr x its RMS
+//       value (number): 0-2 (default 0.25)
+//   ~ear.send('/ear/sonify/steps', value)  -> /ear/done
+//       dream: gradient steps per live update
+//       value (integer): 1-64 (default 2)
+//   ~ear.send('/ear/sonify/iterations', value)  -> /ear/done
+//       dream: gradient steps for a render or an offline file
+//       value (integer): 1-2000 (default 24)
+//   ~ear.send('/ear/sonify/frames', value)  -> /ear/done
+//       dream: ear frames evaluated per step, drawn at random from the region
+//       value (integer): 1-512 (default 4)
+//   ~ear.send('/ear/sonify/mix', value)  -> /ear/done
+//       0 plays the input, 1 the sonification, between: both
+//       value (number): 0-1 (default 1.0)
+//   ~ear.send('/ear/sonify/strength', value)  -> /ear/done
+//       dream: largest change allowed, as RMS of the change over RMS of the input
+//       value (number): 0-8 (default 1.0)
+//   ~ear.send('/ear/sonify/param', value)  -> /ear/done
+//       dream: optimise the waveform or a gain per STFT bin (with resynthesis)
+//       value (string): wave | spectrum (default 'wave')
+//   ~ear.send('/ear/sonify/window', value)  -> /ear/done
+//       live: seconds of input each update looks at
+//       value (number): 0.05-4 (default 0.3)
+//   ~ear.send('/ear/sonify/chunk', value)  -> /ear/done
+//       live: seconds between updates, and of new audio each update plays
+//       value (number): 0.02-1 (default 0.2)
+//   ~ear.send('/ear/sonify/queue', value)  -> /ear/done
+//       live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency
+//       value (number): 0-2 (default 0.2)
+//   ~ear.send('/ear/sonify/fade', value)  -> /ear/done
+//       live: crossfade between consecutive versions, seconds
+//       value (number): 0.002-0.2 (default 0.02)
+//   ~ear.send('/ear/sonify/region_start', value)  -> /ear/done
+//       time region of the objective: start, as a fraction of the window
+//       value (number): 0-1 (default 0.0)
+//   ~ear.send('/ear/sonify/region_end', value)  -> /ear/done
+//       time region of the objective: end, as a fraction of the window
+//       value (number): 0-1 (default 1.0)
+//   ~ear.send('/ear/sonify/position_start', value)  -> /ear/done
+//       frequency/position region of the layer's second axis: start (fraction)
+//       value (number): 0-1 (default 0.0)
+//   ~ear.send('/ear/sonify/position_end', value)  -> /ear/done
+//       frequency/position region of the layer's second axis: end (fraction)
+//       value (number): 0-1 (default 1.0)
+//   ~ear.send('/ear/sonify/jitter', value)  -> /ear/done
+//       dream: largest random time shift per step, seconds
+//       value (number): 0-0.1 (default 0.004)
+//   ~ear.send('/ear/sonify/time_mask', value)  -> /ear/done
+//       dream: fraction of the window silenced at random per step
+//       value (number): 0-0.5 (default 0.1)
+//   ~ear.send('/ear/sonify/freq_mask', value)  -> /ear/done
+//       dream: width of a random frequency band removed per step (fraction of the spectrum)
+//       value (number): 0-0.5 (default 0.1)
+//   ~ear.send('/ear/sonify/act_penalty', value)  -> /ear/done
+//       dream: penalise the layer's other channels (selectivity)
+//       value (number): 0-10 (default 0.0)
+//   ~ear.send('/ear/sonify/noise_penalty', value)  -> /ear/done
+//       dream: penalise the energy of the change
+//       value (number): 0-10 (default 0.05)
+//   ~ear.send('/ear/sonify/hf_penalty', value)  -> /ear/done
+//       dream: penalise the change's high frequencies (its first difference)
+//       value (number): 0-10 (default 0.2)
+//   ~ear.send('/ear/sonify/stride', value)  -> /ear/done
+//       auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)
+//       value (integer): 1-16 (default 3)
+//   ~ear.send('/ear/sonify/dry', value)  -> /ear/done
+//       output level of the input passed through
+//       value (number): 0-4 (default 1.0)
+//   ~ear.send('/ear/sonify/wet', value)  -> /ear/done
+//       output level of the sonification
+//       value (number): 0-4 (default 1.0)
 // Streams (Earsight:stream, values with the default ear crepe):
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
@@ -303,6 +391,35 @@ Earsight {
 			["/ear/view/size", "ii", "/ear/done", "Picture size in pixels."],
 			["/ear/view/fps", "n", "/ear/done", "Frames per second while someone watches."],
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
+			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
+			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
+			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last activation gain, largest jump at crossfades, ..."],
+			["/ear/sonify/layer", "s", "/ear/done", "layer to sonify; empty: the server's selection (/ear/select)"],
+			["/ear/sonify/channel", "i", "/ear/done", "channel of that layer; -1: the selection's channels"],
+			["/ear/sonify/lr", "n", "/ear/done", "dream step size: each step changes the audio by lr x its RMS"],
+			["/ear/sonify/steps", "i", "/ear/done", "dream: gradient steps per live update"],
+			["/ear/sonify/iterations", "i", "/ear/done", "dream: gradient steps for a render or an offline file"],
+			["/ear/sonify/frames", "i", "/ear/done", "dream: ear frames evaluated per step, drawn at random from the region"],
+			["/ear/sonify/mix", "n", "/ear/done", "0 plays the input, 1 the sonification, between: both"],
+			["/ear/sonify/strength", "n", "/ear/done", "dream: largest change allowed, as RMS of the change over RMS of the input"],
+			["/ear/sonify/param", "s", "/ear/done", "dream: optimise the waveform or a gain per STFT bin (with resynthesis)"],
+			["/ear/sonify/window", "n", "/ear/done", "live: seconds of input each update looks at"],
+			["/ear/sonify/chunk", "n", "/ear/done", "live: seconds between updates, and of new audio each update plays"],
+			["/ear/sonify/queue", "n", "/ear/done", "live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency"],
+			["/ear/sonify/fade", "n", "/ear/done", "live: crossfade between consecutive versions, seconds"],
+			["/ear/sonify/region_start", "n", "/ear/done", "time region of the objective: start, as a fraction of the window"],
+			["/ear/sonify/region_end", "n", "/ear/done", "time region of the objective: end, as a fraction of the window"],
+			["/ear/sonify/position_start", "n", "/ear/done", "frequency/position region of the layer's second axis: start (fraction)"],
+			["/ear/sonify/position_end", "n", "/ear/done", "frequency/position region of the layer's second axis: end (fraction)"],
+			["/ear/sonify/jitter", "n", "/ear/done", "dream: largest random time shift per step, seconds"],
+			["/ear/sonify/time_mask", "n", "/ear/done", "dream: fraction of the window silenced at random per step"],
+			["/ear/sonify/freq_mask", "n", "/ear/done", "dream: width of a random frequency band removed per step (fraction of the spectrum)"],
+			["/ear/sonify/act_penalty", "n", "/ear/done", "dream: penalise the layer's other channels (selectivity)"],
+			["/ear/sonify/noise_penalty", "n", "/ear/done", "dream: penalise the energy of the change"],
+			["/ear/sonify/hf_penalty", "n", "/ear/done", "dream: penalise the change's high frequencies (its first difference)"],
+			["/ear/sonify/stride", "i", "/ear/done", "auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)"],
+			["/ear/sonify/dry", "n", "/ear/done", "output level of the input passed through"],
+			["/ear/sonify/wet", "n", "/ear/done", "output level of the sonification"],
 		]
 	}
 
