@@ -891,7 +891,7 @@ class Sonifier:
         self._scale = 0.0
         self._ear: Ear | None = None
         self._target: Target | None = None
-        self.counters = {"updates": 0, "steps": 0, "behind": 0, "not_finite": 0, "errors": 0, "starved": 0}
+        self.counters = {"updates": 0, "steps": 0, "behind": 0, "not_finite": 0, "errors": 0, "starved": 0, "ran_dry": 0}
         self._step_seconds = 0.0
         self._busy = 0.0
         self._cpu = 0.0
@@ -1128,6 +1128,13 @@ class Sonifier:
         head = crossfade(self._tail if self._tail is not None else np.zeros_like(head), head)
         out = np.concatenate([head, body])
         self.body_jump = max(self.body_jump, float(np.abs(np.diff(body)).max(initial=0.0)))
+        # The crossfade itself: from the last sample written, through the head.
+        joined = head if self._last is None else np.concatenate([self._last, head])
+        self.seam_jump = max(self.seam_jump, float(np.abs(np.diff(joined)).max(initial=0.0)))
+        if engine.audio.output.available() == 0:
+            # The wet path has been playing silence: a dropout (the audio engine counts only
+            # partly filled blocks as underruns).
+            self.counters["ran_dry"] += 1
         self._write(out)
         self._tail = tail
         self._pos = end
