@@ -355,6 +355,8 @@ class _Graph:
         self.block = np.zeros((bs, 2), np.float32)
         self.last_in = 0
         self.last_time = 0.0
+        self.last_got = 0
+        self.out_pos = -1
         self.counts = stats._data[:, 0]
         self.conn_reply: tuple[str, Any] = ("ok", None)
         self.server.setCallback(self.callback)
@@ -381,10 +383,13 @@ class _Graph:
             self.monitor.write(np.stack([self.mon_bufs[0][idx], self.mon_bufs[1][idx]], axis=1))
             self.last_mon = pos
         got = self.out.read_into(self.block)
-        if 0 < got < bs:
+        if got < bs and (got > 0 or self.last_got == bs):  # the sonified audio ran out mid-stream
             self.counts[2] += 1
+        self.last_got = got
         n_out = self.out_bufs[0].shape[0]
-        start = (int(self.count.get()) + bs) % n_out  # where this block will be read from
+        if self.out_pos < 0:  # first block: where the table reader is; after that, one block per callback
+            self.out_pos = int(self.count.get()) + bs
+        start, self.out_pos = self.out_pos % n_out, (self.out_pos + bs) % n_out
         idx = (start + np.arange(bs)) % n_out
         for ch in range(2):
             self.out_bufs[ch][idx] = self.block[:, ch]

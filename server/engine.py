@@ -409,7 +409,8 @@ class Engine:
             backlog = self.audio.input.available()
             if backlog > self.max_backlog:
                 # Far behind real time (an overloaded machine): stay live, drop the oldest audio.
-                self.audio.input.read(backlog - self.config.audio.block)
+                # The sonifiers still get it: they play the newest input, not the ear's.
+                self.recent.write(self.audio.input.read(backlog - self.config.audio.block))
                 self.skipped += backlog - self.config.audio.block
                 log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.config.audio.sample_rate)
             block = self.audio.input.read()

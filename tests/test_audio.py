@@ -130,3 +130,23 @@ def test_a_file_that_is_not_audio_is_refused(tmp_path: Path) -> None:
     path.write_text("not audio")
     with pytest.raises(BadRequest, match="cannot read"):
         validate_source(Source("file", str(path)))
+
+
+def test_a_continuous_wet_signal_plays_without_skips(audio: AudioEngine) -> None:
+    listen(audio, Source("silence"), 0.1)
+    audio.set_mix(0.0, 1.0)
+    t = np.arange(3 * SR) / SR
+    sine = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    audio.monitor.read()
+    chunk = 1024
+    for start in range(0, sine.size, chunk):  # a producer at the audio rate, a few blocks ahead
+        while audio.output.available() > 4 * chunk:
+            time.sleep(0.002)
+        audio.output.write(np.repeat(sine[start : start + chunk, None], 2, axis=1))
+    time.sleep(0.3)
+    played = audio.monitor.read()[:, 0]
+    audio.set_mix(1.0, 1.0)
+    body = played[np.abs(played) > 0][SR // 10 : -SR // 10]  # away from the start and the end
+    own = np.abs(np.diff(sine)).max()
+    assert body.size > SR
+    assert np.abs(np.diff(body)).max() <= own * 1.05, "a sample was skipped or repeated"

@@ -65,7 +65,7 @@ def test_a_440_hz_sine_streams_a_pitch_of_440(client: OscClient) -> None:
     client.request("/ear/notify")
     client.request("/ear/stream", "pitch", 20)
     frames = settled_pitch(client, 440.0)
-    assert np.all(frames[:, 1] > 0.5)
+    assert np.all(frames[3:, 1] > 0.5)  # the first may still see the switch in their window
 
 
 def test_stream_rate_is_honoured(client: OscClient) -> None:
