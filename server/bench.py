@@ -296,21 +296,21 @@ def bench_osc(count: int = 20000) -> dict[str, float]:
 
 
 STAGE_BENCHES = (
-    ("earsight.render", "bench_render", "render"),
-    ("earsight.layout", "bench_layout", "layout"),
-    ("earsight.sonify", "bench_sonify", "sonify"),
+    # module, function, title, whether it takes an Ear (else the ear's name)
+    ("earsight.layout", "bench_layout", "layout (ours vs networkx.spring_layout)", True),
+    ("earsight.render", "bench_render", "render at 1280x720, every neuron drawn", True),
+    ("earsight.sonify", "bench_sonify", "sonify (dream steps/s, live real-time factors)", False),
 )
 
 
-def bench_stages(ears: list[str]) -> None:
-    for module, function, title in STAGE_BENCHES:
-        try:
-            fn = getattr(importlib.import_module(module), function)
-        except (ImportError, AttributeError):
-            print(f"\n== {title}: not available")
-            continue
-        for ear in ears:
-            _print(f"{title}: {ear}", fn(ear))
+def bench_stages(ears: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for module, function, title, takes_ear in STAGE_BENCHES:
+        fn = getattr(importlib.import_module(module), function)
+        for name in ears:
+            results[f"{function} {name}"] = figures = fn(registry.load(name) if takes_ear else name)
+            _print(f"{title}: {name}", figures)
+    return results
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -346,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
         results["osc"] = bench_osc()
         _print("osc: /ear/sync round trips", results["osc"])
     if "stages" in args.only:
-        bench_stages(loadable or ears)
+        results["stages"] = bench_stages(loadable or ears)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)
