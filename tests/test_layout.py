@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from earsight import layout as L
 from earsight.ears import registry
 from earsight.ears.base import Ear

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from earsight.ears import registry
 from earsight.ears.base import Ear
 from earsight.errors import NotFound
 from earsight.layout import get_layout
 from earsight.render import Renderer
 from earsight.view import ViewServer
-from PIL import Image
 
 
 def real_ear(name: str) -> Ear:
