@@ -103,13 +103,11 @@ class Engine:
         """The last 10 s of input at the audio rate (``recent.latest(n)``; ``recent.written`` counts samples)."""
         self.latest: dict[str, np.ndarray] = {}
         """The newest frame of every layer (for views)."""
-        self.frame_listeners: list[Any] = []
-        """Callables ``(ear, frame_dict)`` called by the worker for each frame (views, sonifiers)."""
         self.worker_busy = 0.0
         self.skipped = 0
         """Input samples the worker dropped to catch up with real time."""
         self.max_backlog = config.audio.sample_rate // 2
-        self._cpu_mark = (time.perf_counter(), time.process_time())
+        self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
         self.xrun_monitor: Any = None
         self.display: Display | None = None
         from .sonify import Sonifier
@@ -376,8 +374,9 @@ class Engine:
     def status(self) -> dict[str, object]:
         stats = self.audio.stats()
         now, cpu = time.perf_counter(), time.process_time()
-        wall0, cpu0 = self._cpu_mark
-        self._cpu_mark = (now, cpu)
+        wall0, cpu0, busy0 = self._cpu_mark
+        self._cpu_mark = (now, cpu, self.worker_busy)
+        elapsed = max(now - wall0, 1e-6)
         xruns = self.xrun_monitor.count if self.xrun_monitor is not None else stats["late_blocks"]
         return {
             "ear": self.listening.name,
@@ -387,7 +386,8 @@ class Engine:
             "block": self.config.audio.block,
             "frame_rate": float(self.listening.ear.frame_rate),
             "latency_ms": float(self.latency_ms()),
-            "cpu": float(100.0 * (cpu - cpu0) / max(now - wall0, 1e-6)),
+            "cpu": float(100.0 * (cpu - cpu0) / elapsed),
+            "ear_load": float((self.worker_busy - busy0) / elapsed),
             "xruns": int(xruns),
             "late_blocks": stats["late_blocks"],
             "audio_restarts": stats["restarts"],
@@ -459,8 +459,6 @@ class Engine:
         self.latest = frame
         if self._recording is not None:
             self._record(frame)
-        for listener in self.frame_listeners:
-            listener(ear, frame)
         wanted = self.streams.wanted(when)
         if not wanted:
             return
