@@ -194,7 +194,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, frames, subscribers, received, malformed.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -369,7 +369,7 @@ Earsight {
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, frames, subscribers, received, malformed."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
