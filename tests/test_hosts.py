@@ -265,5 +265,6 @@ def test_max_device_messages_are_accepted_by_the_server(server: Engine, fresh: O
         for address in (listen, ("127.0.0.1", fresh.port)):
             if address in server.streams.subscribers:
                 server.streams.unsubscribe(address)  # type: ignore[arg-type]
+        fresh.request("/ear/sonify", "off")  # the Dream dial's messages turn dreaming on
         fresh.request("/ear/output/mix", 1.0, 0.0)
         fresh.request("/ear/select", "conv1")

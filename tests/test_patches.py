@@ -189,6 +189,31 @@ def test_max_streams_leave_by_outlets_and_go_over_udp() -> None:
     assert any(t == "plugin~" for t in texts) and any(t == "plugout~" for t in texts)
 
 
+def _max_reached(patcher: dict, start: str) -> set[str]:  # type: ignore[type-arg]
+    """The texts of every box downstream of box ``start`` (following the cords)."""
+    boxes = {b["id"]: b for b in patchdoc.max_boxes(patcher)}
+    out: dict[str, list[str]] = {}
+    for line in patcher["lines"]:
+        out.setdefault(line["patchline"]["source"][0], []).append(line["patchline"]["destination"][0])
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in out.get(todo.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return {boxes[i].get("text", "") for i in seen}
+
+
+def test_max_dials_drive_the_mix_and_the_sonifier() -> None:
+    patcher = max_doc()["patcher"]
+    dials = {b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b["id"]
+             for b in patchdoc.max_boxes(patcher) if b["maxclass"] == "live.dial"}
+    dream = _max_reached(patcher, dials["Dream"])
+    assert {"/ear/sonify dream", "/ear/sonify off", "/ear/sonify/strength $1", "udpsend 127.0.0.1 9000"} <= dream
+    assert not any(t.startswith("s ") for t in dream)  # no longer parked on a send
+    assert {"/ear/output/mix $1 $2", "udpsend 127.0.0.1 9000"} <= _max_reached(patcher, dials["Dry/Wet"])
+
+
 def _mutate_max(patches: Path, change: Callable[[dict], None]) -> list[str]:  # type: ignore[type-arg]
     path = patches / "max" / "earsight.maxpat"
     doc = json.loads(path.read_text())
