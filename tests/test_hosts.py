@@ -60,6 +60,7 @@ def fresh(server: Engine) -> Iterator[OscClient]:
 
     def reset() -> None:
         c.request("/ear/input", "test", "sine", 440.0)
+        c.request("/ear/sonify", "off")  # a host that failed halfway may have left it dreaming
         time.sleep(0.2)
 
     reset()
@@ -89,6 +90,10 @@ def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(s
     report = "\n".join(line for line in out.splitlines() if "EARSIGHT" in line or "ERROR" in line)
     assert status == 0, f"sclang exited {status}:\n{report or out[-4000:]}"
     assert "EARSIGHT OK" in out
+    assert "EARSIGHT dream on" in out and "EARSIGHT dream off" in out  # the server's status said so each time
+    assert "EARSIGHT embed fitted" in out
+    # make_server starts without a view: the picture commands answer /ear/fail with the reason
+    assert "EARSIGHT view fail: no view: start the server with --view-port" in out
     before = float(re.search(r"EARSIGHT pitch ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     after = float(re.search(r"EARSIGHT pitch after ([\d.]+)", out).group(1))  # type: ignore[union-attr]
     switched = float(re.search(r"EARSIGHT switched after ([\d.]+) s", out).group(1))  # type: ignore[union-attr]

@@ -7,6 +7,8 @@
 //   ~ear.stream(\pitch, 30, { |values| values.postln });   // [hz, confidence], 30 times a second
 //   ~ear.bus(\pitch);                           // ... and on a control bus: In.kr(~ear.bus(\pitch).index)
 //   ~ear.sendAt(0.5, '/ear/select', "conv6", 3); // a timetagged bundle, applied in 0.5 s
+//   ~ear.sonify(\dream); ~ear.mix(0.5, 1);      // dream the selected neurons, hear it (\off stops)
+//   ~ear.view(\features);                        // what the picture shows (view, snapshot, viewUrl)
 //   ~ear.free;
 //
 // Install: copy or link this folder into Platform.userExtensionDir and recompile the class library.
@@ -170,6 +172,73 @@ Earsight {
 		buses.do(_.free);
 		buses.clear;
 		answers.do(_.free);
+	}
+
+	// ------------------------------------------------------------ sonification, output, picture
+	// Each takes an optional `action.(ok, answer)`: ok is false when the server answered /ear/fail
+	// (answer: [address, reason]) or nothing came within `timeout`.
+
+	// Make audible what the selected neurons hear: \dream, \auralise or \off (see `mix`).
+	sonify { |mode, action|
+		this.request('/ear/sonify', [mode.asString], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// One parameter of the sonification: ~ear.sonifyParam(\strength, 2). The value goes as the
+	// type the command table gives it (Earsight.help lists the parameters and their ranges).
+	sonifyParam { |name, value, action|
+		var address = ("/ear/sonify/" ++ name).asSymbol;
+		var row = this.class.commands.detect { |c| c[0].asSymbol == address };
+		if(row.isNil or: { row[1].size != 1 }) {
+			"earsight: % is not a sonify parameter".format(name).warn;
+			^action.value(false, [address, "not a sonify parameter"])
+		};
+		value = switch(row[1][0], $s, { value.asString }, $i, { value.asInteger }, { value.asFloat });
+		this.request(address, [value], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// The sonifier's counters: action.(dictionary, ok) with \mode, \steps_per_second, ...
+	sonifyStatus { |action|
+		this.request('/ear/sonify/status', [], { |answer, ok| action.value(this.class.pairs(answer), ok) })
+	}
+
+	// Render the sonification of the last `seconds` of input to a .wav or .flac file (a relative
+	// name lands in the server's cache, renders/); answer: [address, path] once it is written.
+	render { |seconds, name, overwrite = false, action|
+		var old = timeout;
+		timeout = max(timeout, 600);  // an offline render optimises for as long as it takes
+		this.request('/ear/sonify/render', [seconds.asFloat, name.asString, if(overwrite == true or: { overwrite == 1 }) { 1 } { 0 }],
+			{ |answer, ok| action.value(ok, answer) });
+		timeout = old;
+	}
+
+	// Output levels of the server: the input passed through (dry) and the sonification (wet), 0-4.
+	mix { |dry = 1, wet = 1, action|
+		this.request('/ear/output/mix', [dry.asFloat, wet.asFloat], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Fit the embed stream on the coming `seconds` (PCA of `layer`, `dims` values 0-1); answer:
+	// [address, layer, dims] once fitted.
+	fitEmbed { |layer, seconds = 10, dims = 10, action|
+		var old = timeout;
+		timeout = max(timeout, seconds + 30);
+		this.request('/ear/embed/fit', [layer.asString, seconds.asFloat, dims.asInteger], { |answer, ok| action.value(ok, answer) });
+		timeout = old;
+	}
+
+	// What the picture shows: \layout, \hallucination or \features. The picture commands need the
+	// server's view (on unless it runs with --no-view): without it they fail with "no view: ...".
+	view { |name, action|
+		this.request('/ear/view', [name.asString], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Draw now and save a PNG (a relative name lands in the cache, snapshots/); answer: [address, path].
+	snapshot { |name, action|
+		this.request('/ear/view/snapshot', name !? { [name.asString] } ? [], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// The address of the web page with the live picture: action.(url, ok).
+	viewUrl { |action|
+		this.request('/ear/view/url', [], { |answer, ok| action.value(if(ok) { answer[0].asString } { nil }, ok) })
 	}
 
 	// ------------------------------------------------------------ the table
