@@ -53,6 +53,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads for the ear")
     p.add_argument("--view-port", type=int, default=8080, help="port of the web page with the live picture (default 8080)")
     p.add_argument("--no-view", action="store_true", help="no picture: saves the CPU that drawing takes")
+    p.add_argument("--window", action="store_true", help="also show the picture in a window (needs a display)")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: run until Ctrl-C)")
 
 
@@ -75,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     source = Source(kind, args.file if kind == "file" else args.test if kind == "test" else "", args.value)
     config = EngineConfig(
         host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
-        view_port=None if args.no_view else args.view_port,
+        view_port=None if args.no_view else args.view_port, window=args.window,
         audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
     )
     stop = threading.Event()

@@ -198,6 +198,21 @@ def _size(engine: Engine, req: Request, width: int, height: int) -> None:
     engine.view().set_size(width, height)
 
 
+def _relayout(engine: Engine, req: Request, seed: int) -> object:
+    display = engine.view()
+
+    def relayout() -> None:  # a layout takes seconds: not on the OSC thread
+        try:
+            display.relayout(seed)
+        except EarsightError as exc:
+            engine.fail(req.reply_to, req.address, str(exc))
+            return
+        engine.send(req.reply_to, "/ear/done", req.address, seed)
+
+    threading.Thread(target=relayout, name="relayout", daemon=True).start()
+    return DEFERRED
+
+
 def _fps(engine: Engine, req: Request, fps: float) -> None:
     engine.view().set_fps(fps)
 
@@ -363,6 +378,8 @@ VIEW_COMMANDS: tuple[Command, ...] = (
     Command("/ear/view/size", (Arg("width", "i", "64-3840"), Arg("height", "i", "64-2160")), _size, "/ear/done",
             "Picture size in pixels."),
     Command("/ear/view/fps", (Arg("fps", "n", "1-120"),), _fps, "/ear/done", "Frames per second while someone watches."),
+    Command("/ear/view/layout", (Arg("seed", "i", "0 is the shipped layout"),), _relayout, "/ear/done",
+            "Lay the neurons out again from another seed (cached per seed; the first time takes seconds)."),
     Command("/ear/view/url", (), _url, "/ear/view/url.reply", "The address of the web page with the live picture."),
 )
 COMMANDS += VIEW_COMMANDS + _sonify_commands()

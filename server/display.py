@@ -31,12 +31,16 @@ WATCHED_FOR = 2.0
 
 class Display:
     def __init__(self, engine: Engine, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
-                 size: tuple[int, int] = (1280, 720)) -> None:
+                 size: tuple[int, int] = (1280, 720), window: bool = False) -> None:
         from .view import ViewServer
 
         self.engine = engine
         self.fps = fps
         self.size = size
+        self.window = window
+        """Draw into a glfw window too (needs a display); then it draws all the time."""
+        self.seed = 0
+        """Seed of the layout (``/ear/view/layout <seed>`` lays the ear out anew)."""
         self.renderer: Renderer | None = None
         self._ear_name = ""
         self._settings: dict[str, Any] = {"view": "layout", "colormap": "magma"}
@@ -158,6 +162,13 @@ class Display:
         self._ear_name = ""  # rebuilt at the new size by the display thread
         self._wake.set()
 
+    def relayout(self, seed: int) -> None:
+        """Lay the ear out again with another seed (cached per seed); the picture follows."""
+        self.seed = seed
+        self._ear_name = ""
+        self._wake.set()
+        self._ready(timeout=600.0)
+
     def set_fps(self, fps: float) -> None:
         if not 1.0 <= fps <= 120.0:
             raise BadRequest(f"fps must be in [1, 120], got {fps:g}")
@@ -174,8 +185,8 @@ class Display:
         if old is not None:
             old.close()
         try:
-            layout = get_layout(lis.ear, progress=False)
-            renderer = Renderer(lis.ear, layout, width=self.size[0], height=self.size[1])
+            layout = get_layout(lis.ear, progress=False, seed=self.seed)
+            renderer = Renderer(lis.ear, layout, width=self.size[0], height=self.size[1], window=self.window)
             for name, value in self._settings.items():
                 setattr(renderer, name, value)
             sel = self.engine.selection
@@ -205,7 +216,7 @@ class Display:
             self._feed(renderer)
             for job in jobs:
                 job(renderer)
-            if time.monotonic() < self._watched_until:
+            if self.window or time.monotonic() < self._watched_until:
                 start = time.perf_counter()
                 renderer.draw()
                 self.frames_drawn += 1

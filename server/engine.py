@@ -55,6 +55,8 @@ class EngineConfig:
     """torch threads for the ear: one leaves a core to the audio process."""
     view_port: int | None = None
     """Port of the web page with the live picture (None: no picture; 0: any free port)."""
+    window: bool = False
+    """Also show the picture in a window (glfw; needs a display)."""
 
 
 @dataclass
@@ -138,7 +140,7 @@ class Engine:
         if self.config.view_port is not None:
             from .display import Display
 
-            self.display = Display(self, host=self.config.host, port=self.config.view_port)
+            self.display = Display(self, host=self.config.host, port=self.config.view_port, window=self.config.window)
             self.display.start()
         self.osc.start()
         log.info("listening for OSC on %s:%d", *self.osc.address)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -109,3 +112,22 @@ def client(server: Engine) -> Iterator[OscClient]:
         if ("127.0.0.1", c.port) in server.streams.subscribers:
             server.streams.unsubscribe(("127.0.0.1", c.port))
         c.close()
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    """An X server for window tests; its display name."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed")
+    display = f":{90 + os.getpid() % 50}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.05)
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -236,24 +236,6 @@ def test_shader_files_hold_every_stage() -> None:
         assert "#define VERTEX_SHADER" in stages["vertex_shader"]
 
 
-@pytest.fixture
-def xvfb() -> Iterator[str]:
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed")
-    display = f":{90 + os.getpid() % 50}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.05)
-        yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 WINDOW_SCRIPT = """
 import json, numpy as np
 from earsight import gl
