@@ -17,6 +17,8 @@ from pythonosc.osc_packet import OscPacket
 os.environ.setdefault("PYO_GUI_WX", "0")
 
 from earsight.audio import AudioConfig, Source  # noqa: E402
+from earsight.ears import registry  # noqa: E402
+from earsight.ears.base import Ear  # noqa: E402
 from earsight.engine import Engine, EngineConfig  # noqa: E402
 
 
@@ -112,6 +114,16 @@ def client(server: Engine) -> Iterator[OscClient]:
         if ("127.0.0.1", c.port) in server.streams.subscribers:
             server.streams.unsubscribe(("127.0.0.1", c.port))
         c.close()
+
+
+@pytest.fixture(scope="module")
+def crepe() -> Ear:
+    return registry.load("crepe")
+
+
+@pytest.fixture(scope="module")
+def musicnn() -> Ear:
+    return registry.load("musicnn")
 
 
 @pytest.fixture

@@ -116,6 +116,9 @@ def test_puredata_abstraction_subscribes_and_receives_pitch(server: Engine, fres
     assert "earsight-selftest: ok" in out, f"Pd gave up:\n{out[-4000:]}"
     assert "earsight-reply: pong" in out  # the answers came to the port named in /ear/notify
     assert "earsight-reply: done /ear/stream" in out
+    assert out.count("earsight-reply: done /ear/sonify") == 2  # dream, then off: the abstraction passes any command
+    # make_server starts without a view (Pd escapes the spaces of the reason when it prints it)
+    assert re.search(r"earsight-reply: fail /ear/view/url no\\? view", out), out[-4000:]
     frames = [tuple(map(float, m)) for m in re.findall(r"earsight-pitch: ([-\d.e]+) ([-\d.e]+)", out)]
     assert len(frames) > 20
     confident = [hz for hz, confidence in frames if confidence > 0.5]

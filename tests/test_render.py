@@ -16,22 +16,12 @@ import numpy as np
 import pytest
 
 from earsight import gl
-from earsight.ears import registry
 from earsight.ears.base import Ear
-from earsight.errors import BadRequest, NotFound
+from earsight.errors import BadRequest
 from earsight.layout import get_layout
 from earsight.render import HIGHLIGHT, Renderer, render_file
 
 W, H = 640, 360
-
-
-def real_ear(name: str) -> Ear:
-    if name not in registry.names():
-        pytest.skip(f"ear {name!r} is not in the registry yet")
-    try:
-        return registry.load(name)
-    except (ModuleNotFoundError, NotFound) as err:
-        pytest.skip(f"ear {name!r} is not available yet: {err}")
 
 
 def clicks(sample_rate: int, seconds: float, per_second: float = 8.0) -> np.ndarray:
@@ -39,11 +29,6 @@ def clicks(sample_rate: int, seconds: float, per_second: float = 8.0) -> np.ndar
     x = np.zeros(int(sample_rate * seconds), np.float32)
     x[:: int(sample_rate / per_second)] = 0.9
     return x
-
-
-@pytest.fixture(scope="module")
-def crepe() -> Ear:
-    return real_ear("crepe")
 
 
 @pytest.fixture(scope="module")

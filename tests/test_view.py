@@ -16,25 +16,14 @@ import pytest
 from PIL import Image
 
 from earsight.ears import registry
-from earsight.ears.base import Ear
-from earsight.errors import NotFound
 from earsight.layout import get_layout
 from earsight.render import Renderer
 from earsight.view import ViewServer
 
 
-def real_ear(name: str) -> Ear:
-    if name not in registry.names():
-        pytest.skip(f"ear {name!r} is not in the registry yet")
-    try:
-        return registry.load(name)
-    except (ModuleNotFoundError, NotFound) as err:
-        pytest.skip(f"ear {name!r} is not available yet: {err}")
-
-
 @pytest.fixture(scope="module")
 def renderer() -> Iterator[Renderer]:
-    ear = real_ear("crepe")
+    ear = registry.load("crepe")
     r = Renderer(ear, get_layout(ear, progress=False), width=640, height=360)
     try:
         x = np.zeros(ear.sample_rate // 2, np.float32)
