@@ -335,6 +335,9 @@ Earsight {
 //   ~ear.send('/ear/view/fps', fps)  -> /ear/done
 //       Frames per second while someone watches.
 //       fps (number): 1-120
+//   ~ear.send('/ear/view/layout', seed)  -> /ear/done
+//       Lay the neurons out again from another seed (cached per seed; the first time takes seconds).
+//       seed (integer): 0 is the shipped layout
 //   ~ear.send('/ear/view/url')  -> /ear/view/url.reply
 //       The address of the web page with the live picture.
 //   ~ear.send('/ear/sonify', mode)  -> /ear/done
@@ -459,6 +462,7 @@ Earsight {
 			["/ear/view/snapshot", "s?", "/ear/done", "Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>."],
 			["/ear/view/size", "ii", "/ear/done", "Picture size in pixels."],
 			["/ear/view/fps", "n", "/ear/done", "Frames per second while someone watches."],
+			["/ear/view/layout", "i", "/ear/done", "Lay the neurons out again from another seed (cached per seed; the first time takes seconds)."],
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
