@@ -10,31 +10,24 @@ Not a test: it prints what this machine does. Sections:
   OSC flood, against a quarter of that period of JACK without the server (baseline).
 - osc: the fraction of paced /ear/sync requests answered at 2k-20k per second, against a bare
   python-osc parse-and-echo loop on the same machine.
-The server runs as its own process (``earsight serve``), as users run it: the bench's clients
-must not share its GIL.
+The server runs as its own process (:func:`earsight.cli.running_server`), as users run it: the
+bench's clients must not share its GIL.
 Stages that add their own figures (render, layout, sonify) are included when present.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .cli import running_server
 from .ears import registry
 from .errors import EarsightError
 from .resample import Resampler
@@ -77,35 +70,6 @@ def bench_ear(name: str, seconds: float = 10.0, sample_rate: int = 48000, block:
 
 
 # ---------------------------------------------------------------- a server as users run it
-
-
-@contextlib.contextmanager
-def served(*args: str, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
-    """``earsight serve ARGS`` in its own process (the bench's own clients must not share its GIL)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port), "--no-view", *args],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while "earsight ready" not in Path(log.name).read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise EarsightError("the server did not start:\n" + Path(log.name).read_text()[-2000:])
-            time.sleep(0.2)
-        yield ("127.0.0.1", port)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-        os.unlink(log.name)
 
 
 def status_of(sock: socket.socket, server: tuple[str, int]) -> dict[str, object]:
@@ -152,7 +116,8 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
     received: list[float] = []
     state = {"next": 0}
     try:
-        with served("--backend", "jack", "--input", "device", "--ear", ear) as server:
+        with running_server("--no-view", "--backend", "jack", "--input", "device", "--ear", ear) as served:
+            server = served.address
             client = jack.Client("earsight-bench-clicks", no_start_server=True)
             port = client.outports.register("click")
 
@@ -233,7 +198,8 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
         monitor = XrunMonitor("earsight-bench-xruns")
         time.sleep(seconds / 4)
         idle = monitor.count
-        with served("--backend", "jack", "--input", "demo", "--ear", ear) as server:
+        with running_server("--no-view", "--backend", "jack", "--input", "demo", "--ear", ear) as served:
+            server = served.address
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(0.5)
@@ -343,9 +309,9 @@ def bench_osc(rates: tuple[int, ...] = (2000, 5000, 10000, 20000), seconds: floa
         stop.set()
         echo_thread.join()
         bare.close()
-    with served("--backend", "manual", "--input", "silence") as server:
+    with running_server("--no-view", "--backend", "manual", "--input", "silence") as served:
         for rate in rates:
-            results[f"earsight: answered at {rate}/s"] = run(server, rate)
+            results[f"earsight: answered at {rate}/s"] = run(served.address, rate)
     best = [r for r in rates if results[f"earsight: answered at {r}/s"] >= 0.999]
     results["earsight: highest rate with no loss (/s)"] = float(max(best) if best else 0)
     return results

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +108,49 @@ def serve(args: argparse.Namespace) -> int:
             jackd.terminate()
             jackd.wait(5)
     return 0
+
+
+@dataclass
+class Served:
+    """A server started by :func:`running_server`."""
+
+    process: subprocess.Popen[bytes]
+    address: tuple[str, int]
+    log: Path
+
+
+@contextlib.contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[Served]:
+    """``earsight serve ARGS`` as its own process on a free OSC port, stopped (SIGTERM) on exit.
+
+    For benchmarks and tests that need the server as users run it: their own clients must not
+    share its GIL.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    handle, name = tempfile.mkstemp(prefix="earsight-serve-", suffix=".log")
+    log = Path(name)
+    with os.fdopen(handle, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port), *args],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while "earsight ready" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise EarsightError("the server did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield Served(process, ("127.0.0.1", port), log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.unlink(missing_ok=True)
 
 
 def ears(args: argparse.Namespace) -> int:

@@ -107,6 +107,22 @@ def _kind(value: object) -> str:
 # ---------------------------------------------------------------- handlers (thin: the engine does the work)
 
 
+def _in_background(engine: Engine, req: Request, work: Callable[[], list[object]]) -> object:
+    """Run slow ``work`` in a thread; it answers /ear/done <address> <its result...> or /ear/fail."""
+
+    def run() -> None:
+        try:
+            result = work()
+        except Exception as exc:  # answered as /ear/fail; the server goes on
+            reason = str(exc) if isinstance(exc, EarsightError) else f"{type(exc).__name__}: {exc}"
+            engine.fail(req.reply_to, req.address, reason)
+            return
+        engine.send(req.reply_to, "/ear/done", req.address, *result)
+
+    threading.Thread(target=run, name=f"osc {req.address}", daemon=True).start()
+    return DEFERRED
+
+
 def _ping(engine: Engine, req: Request) -> list[Reply]:
     return [("/ear/pong", [])]
 
@@ -201,16 +217,11 @@ def _size(engine: Engine, req: Request, width: int, height: int) -> None:
 def _relayout(engine: Engine, req: Request, seed: int) -> object:
     display = engine.view()
 
-    def relayout() -> None:  # a layout takes seconds: not on the OSC thread
-        try:
-            display.relayout(seed)
-        except EarsightError as exc:
-            engine.fail(req.reply_to, req.address, str(exc))
-            return
-        engine.send(req.reply_to, "/ear/done", req.address, seed)
+    def relayout() -> list[object]:
+        display.relayout(seed)
+        return [seed]
 
-    threading.Thread(target=relayout, name="relayout", daemon=True).start()
-    return DEFERRED
+    return _in_background(engine, req, relayout)  # a layout takes seconds
 
 
 def _fps(engine: Engine, req: Request, fps: float) -> None:
@@ -312,18 +323,8 @@ def _sonify(engine: Engine, req: Request, mode: str) -> None:
 def _sonify_render(engine: Engine, req: Request, seconds: float, name: str, overwrite: int | None) -> object:
     if not 0.1 <= seconds <= 60.0:
         raise BadRequest(f"seconds must be in [0.1, 60], got {seconds:g}")
-
-    def render() -> None:  # minutes of optimisation must not hold up the OSC thread
-        try:
-            path = engine.sonifier.render(seconds, name, overwrite=bool(overwrite))
-        except Exception as exc:  # answered as /ear/fail; the server goes on
-            reason = str(exc) if isinstance(exc, EarsightError) else f"{type(exc).__name__}: {exc}"
-            engine.fail(req.reply_to, req.address, reason)
-            return
-        engine.send(req.reply_to, "/ear/done", req.address, path)
-
-    threading.Thread(target=render, name="sonify-render", daemon=True).start()
-    return DEFERRED
+    # minutes of optimisation must not hold up the OSC thread
+    return _in_background(engine, req, lambda: [engine.sonifier.render(seconds, name, overwrite=bool(overwrite))])
 
 
 def _sonify_status(engine: Engine, req: Request) -> list[Reply]:

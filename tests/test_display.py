@@ -14,6 +14,7 @@ from conftest import OscClient, free_port
 from PIL import Image
 
 from earsight.audio import AudioConfig, Source
+from earsight.cli import running_server
 from earsight.engine import Engine, EngineConfig
 
 
@@ -107,34 +108,13 @@ def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClien
 
 
 def test_serve_with_a_window_under_xvfb(xvfb: str, tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port), "--backend", "manual", "--view-port", "0",
-             "--window", "--input", "test", "--test", "clicks", "--value", "10"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DISPLAY": xvfb, "PYTHONUNBUFFERED": "1"},
-        )
-    client = OscClient(("127.0.0.1", port))
-    try:
-        deadline = time.monotonic() + 90
-        while "earsight ready" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        image = snapshot(client, tmp_path / "window.png")
-        assert image.max() > 60
-        assert client.request("/ear/view/layout", 1)[1:] == [1]  # laid out anew, in the window too
-        assert "rendering headless" not in log.read_text()
-    finally:
-        client.close()
-        proc.send_signal(signal.SIGTERM)
+    args = ("--backend", "manual", "--view-port", "0", "--window", "--input", "test", "--test", "clicks", "--value", "10")
+    with running_server(*args, env={"DISPLAY": xvfb}) as server:
+        client = OscClient(server.address)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            image = snapshot(client, tmp_path / "window.png")
+            assert image.max() > 60
+            assert client.request("/ear/view/layout", 1)[1:] == [1]  # laid out anew, in the window too
+            assert "rendering headless" not in server.log.read_text()
+        finally:
+            client.close()

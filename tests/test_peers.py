@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,34 +12,19 @@ from pathlib import Path
 import pytest
 from conftest import OscClient, free_port
 
+from earsight.cli import running_server
+
 pytestmark = pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools not installed (./setup.sh)")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def served() -> Iterator[int]:
     """`earsight serve` with its defaults (no sound card: JACK dummy and the demo input)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "earsight.cli", "serve", "--port", str(port), "--view-port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while "earsight ready" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start:\n" + log.read_text()
-            time.sleep(0.2)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    with running_server("--view-port", "0") as server:
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        print(log.read_text())
+            yield server.address[1]
+        finally:
+            print(server.log.read_text())
 
 
 def oscsend(port: int, address: str, types: str = "", *args: object) -> None:
