@@ -28,6 +28,7 @@ from pythonosc.osc_packet import OscPacket
 from earsight import patchdoc
 from earsight.engine import Engine
 from earsight.features import STREAMS
+from earsight.sonify import BY_NAME
 
 ROOT = patchdoc.PATCHES
 SCLANG = shutil.which("sclang")
@@ -197,6 +198,33 @@ def test_touchdesigner_channels_match_the_flat_stream_of_a_running_server(server
             server.streams.unsubscribe(("127.0.0.1", chop.getsockname()[1]))
         chop.close()
         dat.close()
+        fresh.request("/ear/select", "conv1")
+
+
+def test_touchdesigner_sonify_mix_and_view_reach_the_server(server: Engine, fresh: OscClient) -> None:
+    """The settings' commands, sent as TouchDesigner sends them: done for the sonification and the mix;
+    the view answers /ear/fail, for make_server starts without one."""
+    td = load_td_script()
+    plain = td.commands(fresh.port)
+    sent = td.commands(fresh.port, sonify="dream", sonify_params={"strength": 2.0, "steps": 4}, mix=(0.3, 1.0), view="layout")[len(plain):]
+    fresh.request("/ear/select", *td.SELECT)
+    try:
+        for address, args in sent:
+            types = "".join("i" if isinstance(a, int) else "f" if isinstance(a, float) else "s" for a in args)
+            if address == "/ear/view":
+                fresh.drain()
+                fresh.send(address, *args, types=types)
+                reason = fresh.expect("/ear/fail")
+                assert reason[0] == "/ear/view" and "no view" in str(reason[1]), reason
+            else:
+                fresh.request(address, *args, types=types)
+        assert server.sonifier.mode == "dream"
+        assert server.sonifier.values["strength"] == 2.0 and server.sonifier.values["steps"] == 4
+    finally:
+        fresh.request("/ear/sonify", "off")
+        for name in ("strength", "steps"):
+            fresh.request(f"/ear/sonify/{name}", BY_NAME[name].default)
+        fresh.request("/ear/output/mix", 1.0, 0.0)
         fresh.request("/ear/select", "conv1")
 
 

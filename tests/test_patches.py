@@ -317,6 +317,24 @@ def test_td_script_commands_are_valid() -> None:
     assert td.FLAT_CHANNELS == patchdoc.flat_channels()
 
 
+def test_td_script_sends_sonify_mix_and_view_when_asked() -> None:
+    td = load_td_script()
+    plain = td.commands(9123)
+    assert not any(address.startswith(("/ear/sonify", "/ear/output", "/ear/view")) for address, _ in plain)  # the defaults leave them
+    sent = td.commands(9123, sonify="dream", sonify_params={"strength": 2.0, "steps": 4, "param": "wave"}, mix=(0.3, 1), view="features")
+    assert sent[: len(plain)] == plain
+    extra = sent[len(plain):]
+    assert extra == [
+        ("/ear/sonify/strength", [2.0]), ("/ear/sonify/steps", [4]), ("/ear/sonify/param", ["wave"]),
+        ("/ear/sonify", ["dream"]), ("/ear/output/mix", [0.3, 1.0]), ("/ear/view", ["features"]),
+    ]
+    for address, args in extra:
+        assert patchdoc.check_call(address, args) is None, (address, args)
+    readme = (ROOT / "touchdesigner" / "README.md").read_text()
+    for setting in ("SONIFY", "SONIFY_PARAMS", "MIX", "VIEW"):
+        assert f"`{setting}`" in readme
+
+
 def test_td_readme_names_the_same_channels_as_the_script() -> None:
     td = load_td_script()
     readme = (ROOT / "touchdesigner" / "README.md").read_text()

@@ -12,7 +12,9 @@ It builds, beside the Text DAT:
 - ``earsight_<stream>``  one Select CHOP per stream of STREAMS (channels ``*ear/<stream>/*``).
 - ``earsight_view``  Web Render TOP on the server's view page (http://HOST:VIEW_PORT/).
 
-and sends ``/ear/notify LISTEN_PORT flat``, the selection and ``/ear/stream <name> <rate> LISTEN_PORT``.
+and sends ``/ear/notify LISTEN_PORT flat``, the selection and ``/ear/stream <name> <rate> LISTEN_PORT``,
+then, where set below, the sonification (``/ear/sonify/<param> <value>``, ``/ear/sonify <mode>``),
+the output mix (``/ear/output/mix <dry> <wet>``) and what the picture shows (``/ear/view <name>``).
 Outside TouchDesigner the file imports as plain Python: ``commands()`` lists what it sends and
 ``FLAT_CHANNELS`` names the channels to expect (the tests compare both with a running server).
 """
@@ -30,6 +32,14 @@ STREAMS = {"pitch": 30, "level": 30, "layers": 30, "act": 30}
 """Stream -> frames per second. Others: tags, top (ears with labels, e.g. musicnn), embed."""
 SELECT = ("conv6", 0, 1, 2, 3)
 """The neurons of the ``act`` stream: a layer and its channels (see /ear/model/info)."""
+SONIFY = None
+"""Make the selected neurons audible: "dream", "auralise" or "off"; None leaves the server as it is."""
+SONIFY_PARAMS = {}
+"""Sonification parameters sent before the mode, e.g. {"strength": 2.0, "steps": 4} (/ear/sonify/<name>)."""
+MIX = None
+"""The server's output levels (dry, wet), 0-4 each: (0.3, 1.0) to hear the dream; None leaves them."""
+VIEW = None
+"""What the Web Render TOP shows: "layout", "hallucination" or "features"; None leaves it."""
 
 # The channels each stream gives with the server's default ear and the selection above
 # (other ears name their layers and labels differently).
@@ -46,13 +56,27 @@ FLAT_CHANNELS = {
 # patchdoc:end channels
 
 
-def commands(listen_port=LISTEN_PORT):
-    """The messages that subscribe TouchDesigner: ``[(address, [arguments]), ...]``."""
+def commands(listen_port=LISTEN_PORT, sonify=None, sonify_params=None, mix=None, view=None):
+    """The messages the script sends: ``[(address, [arguments]), ...]``. The subscription (notify,
+    selection, streams), then the sonification, the mix and the view; those four default to the
+    settings above (SONIFY, SONIFY_PARAMS, MIX, VIEW), and None sends nothing for them."""
+    sonify = SONIFY if sonify is None else sonify
+    sonify_params = SONIFY_PARAMS if sonify_params is None else sonify_params
+    mix = MIX if mix is None else mix
+    view = VIEW if view is None else view
     out = [("/ear/notify", [int(listen_port), "flat"])]
     if SELECT:
         out.append(("/ear/select", [str(SELECT[0]), *(int(c) for c in SELECT[1:])]))
     for name, rate in STREAMS.items():
         out.append(("/ear/stream", [name, float(rate), int(listen_port)]))
+    for name, value in sonify_params.items():  # ints go as int32, floats as float32, text as strings
+        out.append((f"/ear/sonify/{name}", [value]))
+    if sonify:
+        out.append(("/ear/sonify", [str(sonify)]))
+    if mix is not None:
+        out.append(("/ear/output/mix", [float(mix[0]), float(mix[1])]))
+    if view:
+        out.append(("/ear/view", [str(view)]))
     return out
 
 
