@@ -72,23 +72,25 @@ def bench_ear(name: str, seconds: float = 10.0, sample_rate: int = 48000, block:
 # ---------------------------------------------------------------- a server as users run it
 
 
-def status_of(sock: socket.socket, server: tuple[str, int]) -> dict[str, object]:
-    """/ear/status through ``sock``, as a dict (streams arriving meanwhile are skipped)."""
+def status_of(server: tuple[str, int]) -> dict[str, object]:
+    """/ear/status as a dict, asked from a socket of its own (the bench's others are busy)."""
     from pythonosc.osc_packet import OscPacket
 
     from .streams import message
 
-    sock.sendto(message("/ear/status"), server)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            data, _ = sock.recvfrom(65536)
-        except TimeoutError:
-            continue
-        for m in OscPacket(data).messages:
-            if m.message.address == "/ear/status.reply":
-                p = list(m.message.params)
-                return dict(zip(p[::2], p[1::2], strict=True))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(1.0)
+        for _ in range(10):
+            sock.sendto(message("/ear/status"), server)
+            try:
+                data, _ = sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            for m in OscPacket(data).messages:
+                if m.message.address == "/ear/status.reply":
+                    p = list(m.message.params)
+                    return dict(zip(p[::2], p[1::2], strict=True))
     raise EarsightError("no /ear/status.reply")
 
 
@@ -134,7 +136,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(0.5)
             try:
-                before = status_of(sock, server)
+                before = status_of(server)
                 sock.sendto(message("/ear/notify"), server)
                 sock.sendto(message("/ear/stream", "level", 1000.0), server)  # every frame
                 client.activate()
@@ -158,7 +160,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
                         above = peak > 0.5
                 sock.sendto(message("/ear/notify/off"), server)
                 time.sleep(0.2)
-                after = status_of(sock, server)
+                after = status_of(server)
             finally:
                 client.deactivate()
                 client.close()
@@ -210,7 +212,7 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
                     sock.sendto(message("/ear/stream", stream, 1000.0, sink.getsockname()[1]), server)
                 time.sleep(1.0)
                 before = monitor.count
-                start = status_of(sock, server)
+                start = status_of(server)
                 stop = time.monotonic() + seconds
                 flood = message("/ear/sync", 1)
                 sent = 0
@@ -220,7 +222,7 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
                     sent += 20
                     time.sleep(0.01)
                 loaded = monitor.count - before
-                end = status_of(sock, server)
+                end = status_of(server)
             finally:
                 sock.close()
                 sink.close()
