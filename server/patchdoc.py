@@ -91,10 +91,23 @@ def check_call(address: str, args: Sequence[object]) -> str | None:
         else:
             sample.append(value)
     try:
-        command.coerce(sample)
+        values = command.coerce(sample)
+        given = [v for v, arg in zip(values, args, strict=False) if not isinstance(arg, Placeholder)]  # values: + missing optionals
+        _check_sonify_value(address, given)
     except BadRequest as exc:
         return f"{address}: {exc}"
     return None
+
+
+def _check_sonify_value(address: str, literal: list[object]) -> None:
+    """The sonification's own table knows more than the types: ranges, choices, modes."""
+    from .sonify import BY_NAME, MODES
+
+    if address == f"{ROOT}/sonify" and literal and literal[0] not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}, got {literal[0]!r}")
+    spec = BY_NAME.get(address.removeprefix(f"{ROOT}/sonify/")) if address.startswith(f"{ROOT}/sonify/") else None
+    if spec is not None and literal:
+        spec.coerce(literal[0])
 
 
 def _arg_at(command: Command, i: int) -> Arg | None:
