@@ -345,7 +345,7 @@ Earsight {
 //       mode (string): off | dream | auralise
 //   ~ear.send('/ear/sonify/render', seconds, name, [overwrite])  -> /ear/done
 //       Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.
-//       seconds (number): of the most recent input, 0.1-60
+//       seconds (number): of the most recent input, up to 10 (the server keeps 10 s)
 //       name (string): a .wav or .flac file (relative: under the cache's renders/)
 //       overwrite (integer, optional): 1: replace an existing file
 //   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
