@@ -75,3 +75,8 @@ def test_readme_reference_is_generated_from_the_table() -> None:
     assert begin in readme and end in readme, "README lacks the generated OSC reference"
     current = readme.split(begin, 1)[1].split(end, 1)[0].strip()
     assert current == reference_markdown().strip(), "README is stale: run `earsight oscdoc --write`"
+
+
+def test_readme_host_steps_are_the_patches_own() -> None:
+    steps = (ROOT / "patches" / "README.md").read_text().strip()
+    assert steps in (ROOT / "README.md").read_text(), "README's 'From your host' differs from patches/README.md"
