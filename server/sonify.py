@@ -1266,16 +1266,18 @@ def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float | str]:
     ear = registry.load(ear_name)
     values = defaults()
     rng = np.random.default_rng(0)
+    shortest = ear.window + ear.hop  # an ear needs one whole window (musicnn's is 3 s)
+    seconds = max(seconds, 2 * shortest / ear.sample_rate)
     t = np.arange(int(seconds * ear.sample_rate)) / ear.sample_rate
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.02 * rng.standard_normal(t.shape)).astype(np.float32)
     convs = [layer.name for layer in ear.layers if layer.kind == "conv"] or [ear.layers[0].name]
     values["layer"] = convs[len(convs) // 2]  # a middle layer: conv1 would flatter, the top is rarely chosen
     values["channel"] = 0
     target = target_from(ear, values)
-    dream_with(ear, audio[: ear.sample_rate // 4], target, values, steps=1)  # warm up
+    dream_with(ear, audio[: max(ear.sample_rate // 4, shortest)], target, values, steps=1)  # warm up
     r = dream_with(ear, audio, target, values, steps=8, measure=False)
     steps_per_second = 8 / r.seconds
-    window = audio[: int(float(values["window"]) * ear.sample_rate)]
+    window = audio[: max(int(float(values["window"]) * ear.sample_rate), shortest)]
     chunk = float(values["chunk"])
     started = time.perf_counter()
     for i in range(4):  # as a live update: the gain is measured on one update in eight only
@@ -1294,7 +1296,7 @@ def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float | str]:
         "dream_steps_per_second": steps_per_second,
         "live_dream_rtf": live_dream,
         "live_auralise_rtf": live_auralise,
-        "window_s": float(values["window"]),
+        "window_s": window.shape[0] / ear.sample_rate,
         "chunk_s": chunk,
         "frames_per_step": float(values["frames"]),
     }
