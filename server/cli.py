@@ -97,7 +97,7 @@ def serve(args: argparse.Namespace) -> int:
                 "earsight: ear %s, input %s, audio %s at %d Hz / %d, OSC on %s:%d",
                 engine.listening.name, engine.audio.source.describe(), backend, args.sample_rate, args.block, host, port,
             )
-            log.info("try: oscsend %s %d /ear/stream sf pitch 10   (and oscdump -L <your port>)", host, port)
+            log.info("try: oscdump -L 9001 & oscsend %s %d /ear/stream sfi pitch 10 9001", host, port)
             if engine.display is not None:
                 log.info("the live picture: %s", engine.display.server.url)
             print(f"earsight ready on {host}:{port}", flush=True)
