@@ -27,6 +27,7 @@ from .features import MAX_EMBED_DIMS, STREAMS, Embedding, FrameContext, Selectio
 from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
 from .ring import Ring
+from .sonify import Sonifier
 from .streams import Address, Streams, message
 
 if TYPE_CHECKING:
@@ -112,8 +113,6 @@ class Engine:
         self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
         self.xrun_monitor: Any = None
         self.display: Display | None = None
-        from .sonify import Sonifier
-
         self.sonifier = Sonifier(self)
 
     # ------------------------------------------------------------ life cycle
@@ -125,6 +124,13 @@ class Engine:
         )
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a half-started server must not leave processes or shared memory behind
+            raise
+
+    def _start(self) -> None:
         self.audio.start()
         if self.config.audio.backend == "jack":
             from .jack import XrunMonitor
@@ -190,7 +196,7 @@ class Engine:
             command = commands.BY_ADDRESS.get(item.address)
             matched = [command] if command else []
         if not matched:
-            self.fail(reply_to, item.address, "unknown command (see /ear/model/info, README: OSC reference)")
+            self.fail(reply_to, item.address, "unknown command (the README's OSC reference lists them)")
             return
         for command in matched:
             req = Request(command.address, item.sender, reply_to)
