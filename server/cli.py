@@ -158,6 +158,8 @@ def ears(args: argparse.Namespace) -> int:
 
     for name, entry in registry.EARS.items():
         print(f"{name:12s} {entry.doc}")
+    for name, path in registry.trained().items():
+        print(f"{name:12s} a CPC ear you trained ({path})")
     return 0
 
 

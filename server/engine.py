@@ -289,7 +289,7 @@ class Engine:
 
     def load_ear(self, name: str, req: Request | None = None) -> None:
         """Prepare ``name`` in a thread; the worker swaps it in; /ear/done follows."""
-        if name not in registry.EARS:
+        if name not in registry.names():
             raise NotFound(f"unknown ear {name!r} (ears: {', '.join(registry.names())})")
 
         def prepare() -> None:

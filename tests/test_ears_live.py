@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,20 @@ def test_the_cpc_ear_streams_its_activations(client: OscClient) -> None:
     client.send("/ear/stream", "tags", 10)
     assert "has no labels" in str(client.expect("/ear/fail")[1])
     client.request("/ear/model/load", "crepe")
+
+
+def test_an_ear_you_trained_joins_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from earsight.paths import models_dir
+
+    monkeypatch.setenv("EARSIGHT_CACHE", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    shutil.copy(models_dir() / "cpc.safetensors", tmp_path / "models" / "mine.safetensors")  # as `earsight train --out mine` leaves it
+    (tmp_path / "models" / "notes.safetensors").write_bytes(b"")  # not an ear: ignored
+    assert "mine" in registry.names() and "notes" not in registry.names()
+    ear = registry.load("mine")
+    assert ear.name == "mine" and "ar" in ear.layer_names
+    from earsight.cli import main
+
+    assert main(["ears"]) == 0

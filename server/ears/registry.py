@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from ..errors import NotFound
+from ..paths import cache_dir, models_dir
 from .base import Ear
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,39 @@ EARS: dict[str, Entry] = {
 DEFAULT = "crepe"
 
 
+def trained() -> dict[str, Path]:
+    """Ears trained by ``earsight train --out NAME``: CPC weights in models/ or the cache's models/."""
+    from safetensors import SafetensorError, safe_open
+
+    found: dict[str, Path] = {}
+    for folder in (models_dir(), cache_dir() / "models"):
+        for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+            if path.stem in EARS or path.stem in found:
+                continue
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    if "config" in (f.metadata() or {}):  # what earsight.train writes
+                        found[path.stem] = path
+            except (SafetensorError, OSError) as exc:  # a broken file is not an ear; say so, go on
+                log.warning("ignoring %s: %s", path, exc)
+    return found
+
+
 def names() -> list[str]:
-    return list(EARS)
+    return [*EARS, *trained()]
 
 
 def load(name: str) -> Ear:
     """Build the ear called ``name``; raises NotFound for a name the registry lacks."""
     if name not in EARS:
-        raise NotFound(f"unknown ear {name!r} (ears: {', '.join(EARS)})")
+        path = trained().get(name)
+        if path is None:
+            raise NotFound(f"unknown ear {name!r} (ears: {', '.join(names())})")
+        from .cpc import load as load_cpc
+
+        ear = load_cpc(path)
+        ear.name = name
+        return ear
     module, _, function = EARS[name].loader.partition(":")
     factory = cast(Callable[[], Ear], getattr(importlib.import_module(module), function))
     return factory()
