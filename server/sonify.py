@@ -117,7 +117,7 @@ PARAMS: tuple[Param, ...] = (
     Param("frames", "i", 4, "dream: ear frames evaluated per step, drawn at random from the region", (1, 512)),
     Param("mix", "n", 1.0, "0 plays the input, 1 the sonification, between: both", (0.0, 1.0)),
     Param("strength", "n", 1.0, "dream: largest change allowed, as RMS of the change over RMS of the input", (0.0, 8.0)),
-    Param("param", "s", "wave", "dream: optimise the waveform or a gain per STFT bin (with resynthesis)", None, ("wave", "spectrum")),
+    Param("param", "s", "auto", "dream: optimise the waveform or a gain per STFT bin (with resynthesis); auto: spectrum for ears with an FFT front end, else wave", None, ("auto", "wave", "spectrum")),
     Param("window", "n", 0.3, "live: seconds of input each update looks at", (0.05, 4.0)),
     Param("chunk", "n", 0.2, "live: seconds between updates, and of new audio each update plays", (0.02, 1.0)),
     Param("queue", "n", 0.2, "live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency", (0.0, 2.0)),
@@ -360,6 +360,35 @@ def compose(*transforms: Transform) -> Transform:
 # ================================================================= dream
 
 
+_FFT_FRONT: dict[type, bool] = {}
+
+
+def auto_param(ear: Ear) -> str:
+    """The parameterisation that suits the ear: "spectrum" for an ear with an FFT front end (a
+    mel ear: musicnn, CPC), whose gradient through the log-mel reaches a waveform change only as
+    fine, noise-like detail, and "wave" for an ear that looks at the waveform itself (CREPE).
+
+    Found by running the ear once on silence and watching for an FFT (:class:`DeconvMode`),
+    once per ear class.
+    """
+    kind = type(ear)
+    if kind not in _FFT_FRONT:
+        probe = torch.zeros(1, ear.window + ear.hop)
+        with torch.no_grad(), DeconvMode() as mode:
+            activations(ear, probe, Target(ear.layers[0].name), frames=1)
+        _FFT_FRONT[kind] = mode.saw_fft
+    return "spectrum" if _FFT_FRONT[kind] else "wave"
+
+
+def resolve_param(ear: Ear, param: str) -> str:
+    """``param`` as given, or for "auto" the ear's own (:func:`auto_param`)."""
+    if param == "auto":
+        return auto_param(ear)
+    if param not in ("wave", "spectrum"):
+        raise BadRequest(f"param must be one of auto, wave, spectrum, got {param!r}")
+    return param
+
+
 @dataclass
 class DreamResult:
     audio: np.ndarray
@@ -386,7 +415,7 @@ def dream(
     lr: float = 0.25,
     strength: float = 1.0,
     frames: int | None = 8,
-    param: str = "wave",
+    param: str = "auto",
     jitter_samples: int = 64,
     time_mask_fraction: float = 0.1,
     freq_mask_fraction: float = 0.1,
@@ -404,8 +433,10 @@ def dream(
     ear -> objective - penalties; the step is ``lr x RMS(input) x grad / RMS(grad)`` (scale-free,
     so one ``lr`` suits every ear and level), then the change is projected (see module doc).
     ``measure`` adds one forward pass before and after (no augmentation) for the gain.
+    ``param`` "auto" is :func:`auto_param`'s choice for the ear.
     """
     started = time.perf_counter()
+    param = resolve_param(ear, param)
     x0 = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).reshape(1, -1)
     rms = max(float(x0.pow(2).mean().sqrt()), 1e-3)
     if float(x0.abs().max()) < 1e-6:  # dreaming from digital silence: give the gradient something
@@ -1148,7 +1179,7 @@ class Sonifier:
         """One live dream update on ``x`` (ear rate), warm-started from the previous change."""
         sr_in = self.engine.config.audio.sample_rate
         delta = None
-        if self._delta is not None and str(values["param"]) == "wave":
+        if self._delta is not None and resolve_param(ear, str(values["param"])) == "wave":
             # The previous change, moved by how far the input advanced: its past carries over.
             shift = int(round((end - self._delta_end) * ear.sample_rate / sr_in))
             d = np.zeros_like(x)

@@ -375,8 +375,8 @@ Earsight {
 //       dream: largest change allowed, as RMS of the change over RMS of the input
 //       value (number): 0-8 (default 1.0)
 //   ~ear.send('/ear/sonify/param', value)  -> /ear/done
-//       dream: optimise the waveform or a gain per STFT bin (with resynthesis)
-//       value (string): wave | spectrum (default 'wave')
+//       dream: optimise the waveform or a gain per STFT bin (with resynthesis); auto: spectrum for ears with an FFT front end, else wave
+//       value (string): auto | wave | spectrum (default 'auto')
 //   ~ear.send('/ear/sonify/window', value)  -> /ear/done
 //       live: seconds of input each update looks at
 //       value (number): 0.05-4 (default 0.3)
@@ -475,7 +475,7 @@ Earsight {
 			["/ear/sonify/frames", "i", "/ear/done", "dream: ear frames evaluated per step, drawn at random from the region"],
 			["/ear/sonify/mix", "n", "/ear/done", "0 plays the input, 1 the sonification, between: both"],
 			["/ear/sonify/strength", "n", "/ear/done", "dream: largest change allowed, as RMS of the change over RMS of the input"],
-			["/ear/sonify/param", "s", "/ear/done", "dream: optimise the waveform or a gain per STFT bin (with resynthesis)"],
+			["/ear/sonify/param", "s", "/ear/done", "dream: optimise the waveform or a gain per STFT bin (with resynthesis); auto: spectrum for ears with an FFT front end, else wave"],
 			["/ear/sonify/window", "n", "/ear/done", "live: seconds of input each update looks at"],
 			["/ear/sonify/chunk", "n", "/ear/done", "live: seconds between updates, and of new audio each update plays"],
 			["/ear/sonify/queue", "n", "/ear/done", "live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency"],
