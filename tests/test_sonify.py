@@ -34,11 +34,11 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
-def tone(seconds: float, seed: int = 0) -> np.ndarray:
+def tone(seconds: float, seed: int = 0, noise: float = 0.01) -> np.ndarray:
     """A harmonic tone with a little noise: something every layer responds to a little."""
     t = np.arange(int(seconds * SR)) / SR
-    noise = np.random.default_rng(seed).standard_normal(t.shape)
-    return (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 660 * t) + 0.01 * noise).astype(np.float32)
+    hiss = np.random.default_rng(seed).standard_normal(t.shape)
+    return (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 660 * t) + noise * hiss).astype(np.float32)
 
 
 def clicks(seconds: float, every: int = 4000, first: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -112,41 +112,62 @@ def movable(ear: Ear, x: np.ndarray, target: sonify.Target) -> bool:
     return bool(grad.abs().max() > 0)
 
 
+MEL_EARS = (("musicnn", ("timbral", "cnn1", "cnn3"), 2, 6), ("cpc", ("conv1", "conv2", "conv3"), 2, 12))
+"""Ear, layers, channels per layer, steps: musicnn's steps are heavy (one 3 s window each)."""
+
+
 def test_dream_raises_activation_other_ears() -> None:
-    """The mel-front-end ears, when they are installed; one window, a few steps (they are heavy)."""
-    tried = 0
-    # musicnn "temporal" is left out: its units measured x1.00 (see the report of issue 5).
-    for name, layers in (("musicnn", ("timbral",)), ("cpc", ("conv2", "conv3"))):
+    """The mel-front-end ears, when installed, with the defaults' parameterisation ("auto": the
+    spectrum for these ears): several layers, channels active on the input, loudness bounded."""
+    gains: list[float] = []
+    for name, layers, count, steps in MEL_EARS:
         try:
             ear = registry.load(name)
         except (NotFound, ImportError, FileNotFoundError) as exc:
             print(f"{name}: not available ({exc})")
             continue
-        tried += 1
-        x = tone(max(ear.window, SR // 2) / SR)
+        assert sonify.auto_param(ear) == "spectrum"
+        x = tone(max(ear.window, SR // 2) / SR, noise=0.03)
         frames = ear.analyse(x)
+        region = (0.9, 1.0)
+        span = sonify._span(max(1, x.shape[0] // ear.hop), region)
         for layer in layers:
-            last = frames[layer][-4:]
-            means = last.reshape(last.shape[0], last.shape[1], -1).mean(axis=(0, 2))
-            # An active unit (it varies, so its ReLU is open somewhere), not the strongest one, and
-            # one the input can move: a max over time whose argmax sits on a closed ReLU (batch
-            # norm with a negative scale) has no gradient at all.
-            alive = [int(c) for c in np.argsort(means) if np.ptp(last[:, c]) > 0 and means[c] > 0]
-            channel = next(
-                c for c in alive[int(0.75 * (len(alive) - 1)) :] if movable(ear, x, sonify.Target(layer, (c,), time=(0.9, 1.0)))
-            )
-            target = sonify.Target(layer, (channel,), time=(0.9, 1.0))
-            out = sonify.dream(ear, x, target, steps=5, lr=0.1, frames=2, jitter_samples=0)
-            after = ear.analyse(out.audio)[layer][-4:]
-            gain = float(after.reshape(after.shape[0], after.shape[1], -1)[:, channel].mean() / means[channel])
-            db = 20 * math.log10(rms(out.audio) / rms(x))
-            print(f"{name} {layer}:{channel} activation x{gain:.2f}, RMS {db:+.2f} dB, {out.seconds:.1f} s")
-            assert abs(db) <= MAX_DB and np.abs(out.audio).max() <= 1.0
-            # Five steps on one 3 s window: these ears move slower than CREPE (musicnn's max over
-            # time passes the gradient to one frame only); measured x1.15-1.7 on musicnn.
-            assert gain > 1.1, f"{name} {layer}:{channel} gain {gain:.2f}"
-    if tried == 0:
+            before = frames[layer][span]
+            means = before.reshape(before.shape[0], before.shape[1], -1).mean(axis=(0, 2))
+            # Active units (open ReLUs somewhere: they vary) from the upper half, not dead
+            # ones, and ones the input can move: a max over time whose argmax sits on a closed
+            # ReLU (batch norm with a negative scale) has no gradient at all.
+            alive = [int(c) for c in np.argsort(means) if np.ptp(frames[layer][:, c]) > 0 and means[c] > 0]
+            upper = [c for c in alive[int(0.5 * (len(alive) - 1)) :] if movable(ear, x, sonify.Target(layer, (c,), time=region))]
+            picks = list(dict.fromkeys(upper[int(q * (len(upper) - 1))] for q in np.linspace(0.0, 0.8, count)))
+            for channel in picks:
+                target = sonify.Target(layer, (channel,), time=region)
+                out = sonify.dream(ear, x, target, steps=steps, frames=None, jitter_samples=0, seed=channel)
+                after = ear.analyse(out.audio)[layer][span]
+                gain = float(after.reshape(after.shape[0], after.shape[1], -1)[:, channel].mean() / means[channel])
+                db = 20 * math.log10(rms(out.audio) / rms(x))
+                print(f"{name} {layer}:{channel} activation {means[channel]:.3f} -> x{gain:.2f}, RMS {db:+.2f} dB, peak {np.abs(out.audio).max():.2f}, {steps} steps {out.seconds:.1f} s (own x{out.gain:.2f})")
+                assert np.isfinite(out.audio).all()
+                assert abs(db) <= MAX_DB and np.abs(out.audio).max() <= 1.0
+                # Never clearly lower; a few units do not move at all (measured x0.96-1.00 on
+                # musicnn timbral:131 and cnn1:50 on this input, with 6 or 10 steps alike).
+                assert gain >= 0.9, f"{name} {layer}:{channel} gain {gain:.2f}"
+                gains.append(gain)
+    if not gains:
         pytest.skip("no mel-front-end ear installed yet")
+    mean = float(np.exp(np.mean(np.log(gains))))
+    raised = sum(g >= 1.3 for g in gains)
+    print(f"mel ears: geometric mean gain x{mean:.2f} over {len(gains)} units, {raised} of them x1.3 or more")
+    # Measured x2.26 (musicnn x1.00-4.95, cpc x1.45-4.51; 10 of 12 units x1.3 or more).
+    assert mean >= 1.8, f"geometric mean gain {mean:.2f}"
+    assert raised >= 2 * len(gains) // 3, f"only {raised} of {len(gains)} units raised x1.3"
+
+
+def test_auto_parameterisation_follows_the_front_end(crepe: Ear) -> None:
+    assert sonify.auto_param(crepe) == "wave"
+    assert sonify.resolve_param(crepe, "spectrum") == "spectrum"
+    with pytest.raises(BadRequest):
+        sonify.resolve_param(crepe, "pixels")
 
 
 def test_dream_spectrum_parameterisation_raises_activation(crepe: Ear) -> None:
