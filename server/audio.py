@@ -61,14 +61,27 @@ class Source:
         return self.kind
 
 
-def demo_files() -> list[Path]:
-    """The sound files that ship with pyo, played one after the other as the demo input."""
+def pyo_folder() -> Path:
+    """Where pyo is installed, found without importing it (importing starts its audio machinery)."""
     import importlib.util
 
     spec = importlib.util.find_spec("pyo")
     if spec is None or not spec.submodule_search_locations:
         raise EarsightError("pyo is not installed")
-    snds = Path(next(iter(spec.submodule_search_locations))) / "lib" / "snds"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pyo_example_sound(name: str) -> Path:
+    """One of the recordings in pyo's examples (drumloop.wav, flute.aif, ...)."""
+    path = pyo_folder() / "examples" / "snds" / name
+    if not path.is_file():
+        raise NotFound(f"pyo has no example sound {name!r}")
+    return path
+
+
+def demo_files() -> list[Path]:
+    """The sound files that ship with pyo, played one after the other as the demo input."""
+    snds = pyo_folder() / "lib" / "snds"
     files = sorted(p for p in snds.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and "IR" not in p.name)
     if not files:
         raise EarsightError(f"no demo sounds in {snds}")

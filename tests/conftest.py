@@ -88,9 +88,13 @@ class OscClient:
 SINE_440 = Source("test", "sine", 440.0)
 
 
-def make_server(source: Source = SINE_440, ear: str = "crepe", backend: str = "manual") -> Engine:
+def make_server(
+    source: Source = SINE_440, ear: str = "crepe", backend: str = "manual", view_port: int | None = None
+) -> Engine:
     """A started server on a free port; the caller stops it."""
-    engine = Engine(EngineConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend)))
+    engine = Engine(
+        EngineConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port)
+    )
     engine.start()
     return engine
 

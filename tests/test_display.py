@@ -10,20 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OscClient, free_port
+from conftest import OscClient, make_server
 from PIL import Image
 
-from earsight.audio import AudioConfig, Source
+from earsight.audio import Source
 from earsight.cli import running_server
-from earsight.engine import Engine, EngineConfig
+from earsight.engine import Engine
 
 
 @pytest.fixture(scope="module")
 def viewed() -> Iterator[Engine]:
-    engine = Engine(
-        EngineConfig(port=free_port(), source=Source("silence"), audio=AudioConfig(backend="manual"), view_port=0)
-    )
-    engine.start()
+    engine = make_server(Source("silence"), view_port=0)
     try:
         yield engine
     finally:

@@ -7,7 +7,6 @@ are rendered from MIDI with Debian's fluidsynth and FluidR3_GM (as the training 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import struct
@@ -22,6 +21,7 @@ from scipy.signal import resample_poly
 from torch.nn import functional as F
 
 from earsight import data
+from earsight.audio import pyo_example_sound
 from earsight.ears import musicnn as mn
 from earsight.ears.tfcheckpoint import CheckpointError, crc32c, read_checkpoint, read_index
 
@@ -44,10 +44,7 @@ DENSE_KERNELS = {"dense": (1506, 200), "dense_1": (200, 50)}
 
 def _pyo_sound(name: str) -> np.ndarray:
     """A pyo example sound as mono float32 at 16 kHz ``(samples,)``."""
-    spec = importlib.util.find_spec("pyo")  # locate only: importing pyo starts its audio machinery
-    assert spec is not None and spec.submodule_search_locations, "pyo is a dependency"
-    path = Path(next(iter(spec.submodule_search_locations))) / "examples" / "snds" / name
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    audio, rate = sf.read(pyo_example_sound(name), dtype="float32", always_2d=True)
     return resample_poly(audio.mean(axis=1), 16000, rate).astype(np.float32)
 
 

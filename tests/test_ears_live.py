@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import OscClient, make_server
 
-from earsight.audio import Source
+from earsight.audio import Source, pyo_example_sound
 from earsight.ears import registry
 from earsight.engine import Engine
 
@@ -18,12 +18,7 @@ from earsight.engine import Engine
 @pytest.fixture(scope="module")
 def drums() -> Iterator[Engine]:
     """A server listening to pyo's drum loop (found in the pyo wheel's examples)."""
-    from pathlib import Path
-
-    import pyo  # noqa: F401 - only to find its files
-
-    loop = Path(pyo.__file__).parent / "examples" / "snds" / "drumloop.wav"
-    engine = make_server(Source("file", str(loop)))
+    engine = make_server(Source("file", str(pyo_example_sound("drumloop.wav"))))
     try:
         yield engine
     finally:
