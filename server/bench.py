@@ -76,7 +76,7 @@ def status_of(server: tuple[str, int]) -> dict[str, object]:
     """/ear/status as a dict, asked from a socket of its own (the bench's others are busy)."""
     from pythonosc.osc_packet import OscPacket
 
-    from .streams import message
+    from .osc import message
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -110,7 +110,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
     import jack
     from pythonosc.osc_packet import OscPacket
 
-    from .streams import message
+    from .osc import message
 
     sample_rate, block = 48000, 256
     jackd = _ensure_jack(sample_rate, block)
@@ -193,7 +193,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
 def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
     """JACK xruns with the server streaming every feature at full rate under an OSC flood."""
     from .jack import XrunMonitor
-    from .streams import message
+    from .osc import message
 
     jackd = _ensure_jack(48000, 256)
     try:
@@ -252,7 +252,7 @@ def bench_osc(rates: tuple[int, ...] = (2000, 5000, 10000, 20000), seconds: floa
     """Sustained /ear/sync round trips at paced rates; a bare python-osc echo loop is the baseline."""
     from pythonosc.osc_packet import OscPacket
 
-    from .streams import message
+    from .osc import message
 
     def run(target: tuple[str, int], rate: int) -> float:
         """Fraction of ``rate * seconds`` paced requests answered."""

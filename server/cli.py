@@ -66,7 +66,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from . import jack
-    from .engine import Engine, EngineConfig
+    from .app import App, AppConfig
 
     backend, jackd = args.backend, None
     card = has_sound_card()
@@ -81,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
             backend = "jack"
     kind = args.input or ("device" if card else "demo")
     source = Source(kind, args.file if kind == "file" else args.test if kind == "test" else "", args.value)
-    config = EngineConfig(
+    config = AppConfig(
         host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
         view_port=None if args.no_view else args.view_port, window=args.window,
         audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
@@ -90,19 +90,19 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        engine = Engine(config)
-        with engine:
-            host, port = engine.osc.address
+        app = App(config)
+        with app:
+            host, port = app.osc.address
             log.info(
                 "earsight: ear %s, input %s, audio %s at %d Hz / %d, OSC on %s:%d",
-                engine.listening.name, engine.audio.source.describe(), backend, args.sample_rate, args.block, host, port,
+                app.state.name, app.audio.source.describe(), backend, args.sample_rate, args.block, host, port,
             )
             log.info("try: oscdump -L 9001 & oscsend %s %d /ear/stream sfi pitch 10 9001", host, port)
-            if engine.display is not None:
-                log.info("the live picture: %s", engine.display.server.url)
+            if app.display is not None:
+                log.info("the live picture: %s", app.display.url)
             print(f"earsight ready on {host}:{port}", flush=True)
             stop.wait(args.seconds or None)
-            log.info("stopping: %s", engine.status())
+            log.info("stopping: %s", app.status())
     finally:
         if jackd is not None:
             jackd.terminate()

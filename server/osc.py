@@ -1,7 +1,9 @@
-"""OSC transport: a UDP socket, a receiving thread, a scheduler for future bundles, pattern matching.
+"""OSC transport: one UDP socket, a receiving thread, a scheduler for future bundles, encoding.
 
-What the messages mean is not decided here but in :mod:`earsight.commands`. Every datagram gets
-an answer: a malformed one is answered ``/ear/fail /ear <reason>`` instead of being dropped.
+What messages mean is decided in :mod:`earsight.commands`. Nothing a datagram holds may stop
+the receiver: every error on the receive path is caught, counted and answered with ``/ear/fail``
+(python-osc's parser raises ``UnicodeDecodeError``, ``IndexError``, ``struct.error`` ... on
+hostile input, not only ``ParseError``).
 """
 
 from __future__ import annotations
@@ -9,21 +11,43 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import re
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from pythonosc.osc_packet import OscPacket, ParseError
-
-from .streams import Address, message
+import numpy as np
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+from pythonosc.parsing import osc_types
 
 log = logging.getLogger(__name__)
 
+Address = tuple[str, int]
 RCVBUF = 4 << 20  # bursts of tens of thousands of messages must not overflow the kernel's queue
+
+
+def message(address: str, *args: object) -> bytes:
+    """An OSC message; numbers always go as float32 or int32 (Max reads doubles as 0)."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        if isinstance(arg, (bool, int, np.integer)):
+            builder.add_arg(int(arg), "i")
+        elif isinstance(arg, (float, np.floating)):
+            builder.add_arg(float(arg), "f")
+        else:
+            builder.add_arg(str(arg), "s")
+    return builder.build().dgram
+
+
+def bundle(messages: list[bytes], when: float) -> bytes:
+    """An OSC bundle of encoded messages, timetagged ``when`` (seconds since the Unix epoch)."""
+    parts = [b"#bundle\0", osc_types.write_date(when)]
+    for m in messages:
+        parts += [struct.pack(">i", len(m)), m]
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -35,42 +59,6 @@ class Incoming:
     """When it is to be applied (the bundle's timetag, or arrival)."""
 
 
-@lru_cache(maxsize=1024)
-def pattern(address: str) -> re.Pattern[str]:
-    """OSC 1.0 address pattern -> regex: ``?``, ``*``, ``[a-z]``, ``[!a]``, ``{x,y}``."""
-    out, i = [], 0
-    while i < len(address):
-        c = address[i]
-        if c == "?":
-            out.append("[^/]")
-        elif c == "*":
-            out.append("[^/]*")
-        elif c == "[":
-            end = address.find("]", i)
-            if end < 0:
-                raise ValueError(f"unclosed [ in {address!r}")
-            body = address[i + 1 : end]
-            neg = body.startswith("!")
-            body = body[1:] if neg else body
-            body = re.sub(r"([\\\]^])", r"\\\1", body)
-            out.append(f"[{'^' if neg else ''}{body}]")
-            i = end
-        elif c == "{":
-            end = address.find("}", i)
-            if end < 0:
-                raise ValueError(f"unclosed {{ in {address!r}")
-            out.append("(?:" + "|".join(re.escape(x) for x in address[i + 1 : end].split(",")) + ")")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def is_pattern(address: str) -> bool:
-    return any(c in address for c in "?*[{")
-
-
 class OscServer:
     """Receives on one UDP socket and replies from it (sclang matches replies by that port)."""
 
@@ -79,12 +67,18 @@ class OscServer:
         self.route: Callable[[Address], Address] = lambda sender: sender
         """Where replies to a sender go (it may have registered another port)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        self.sock.bind((host, port))
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            self.sock.bind((host, port))
+        except BaseException:
+            self.sock.close()
+            raise
         self.sock.settimeout(0.2)
         self.address: Address = self.sock.getsockname()
         self.received = 0
         self.malformed = 0
+        self.errors = 0
+        """Datagrams whose handling raised (answered /ear/fail; the receiver goes on)."""
         self._running = False
         self._threads: list[threading.Thread] = []
         self._queue: list[tuple[float, int, Incoming]] = []
@@ -109,6 +103,13 @@ class OscServer:
     def send(self, packet: bytes, address: Address) -> None:
         self.sock.sendto(packet, address)
 
+    def reply(self, to: Address, address: str, args: Sequence[object]) -> None:
+        """Send one message; a vanished receiver is logged, never raised."""
+        try:
+            self.send(message(address, *args), to)
+        except OSError as exc:
+            log.debug("cannot answer %s:%d: %s", to[0], to[1], exc)
+
     def _receive(self) -> None:
         while self._running:
             try:
@@ -121,22 +122,28 @@ class OscServer:
                 log.debug("recvfrom: %s", exc)
                 continue
             self.received += 1
-            self._datagram(data, sender)
+            try:
+                self._datagram(data, sender)
+            except Exception as exc:  # nothing a datagram holds may stop the receiver
+                self.errors += 1
+                log.exception("datagram from %s:%d", *sender)
+                self._reply_fail(sender, "/ear", f"internal error: {type(exc).__name__}: {exc}")
 
     def _datagram(self, data: bytes, sender: Address) -> None:
         try:
             packet = OscPacket(data)
-        except ParseError as exc:
+            timed = [(t.message.address, tuple(t.message.params), t.time) for t in packet.messages]
+        except Exception as exc:  # ParseError, UnicodeDecodeError, IndexError, struct.error, ...
             self.malformed += 1
             log.warning("malformed packet from %s:%d (%d bytes): %s", *sender, len(data), exc)
-            self._reply_fail(sender, "/ear", f"malformed OSC packet: {exc}")
+            self._reply_fail(sender, "/ear", f"malformed OSC packet: {type(exc).__name__}: {exc}")
             return
         now = time.time()
-        for timed in packet.messages:
-            item = Incoming(timed.message.address, tuple(timed.message.params), sender, timed.time)
-            if timed.time > now + 0.001:
+        for address, args, when in timed:
+            item = Incoming(address, args, sender, when)
+            if when > now + 0.001:
                 with self._cond:  # future bundle: the scheduler applies it on time
-                    heapq.heappush(self._queue, (timed.time, next(self._seq), item))
+                    heapq.heappush(self._queue, (when, next(self._seq), item))
                     self._cond.notify()
             else:
                 self._apply(item)
@@ -163,11 +170,12 @@ class OscServer:
         try:
             self.handle(item)
         except Exception as exc:  # a bug in a handler must not stop the server: answer and log
+            self.errors += 1
             log.exception("handler for %s failed", item.address)
             self._reply_fail(item.sender, item.address, f"internal error: {type(exc).__name__}: {exc}")
 
     def _reply_fail(self, to: Address, address: str, reason: str) -> None:
         try:
-            self.send(message("/ear/fail", address, reason), self.route(to))
-        except OSError as exc:
-            log.debug("cannot answer %s:%d: %s", *to, exc)
+            self.reply(self.route(to), "/ear/fail", [address, reason])
+        except Exception:  # the route itself failed: answer the sender directly
+            self.reply(to, "/ear/fail", [address, reason])

@@ -1,4 +1,4 @@
-"""Subscribers and the feature streams they receive.
+"""Subscribers, where their replies go, and the feature streams they receive.
 
 Each subscriber (an address that sent ``/ear/notify``) picks its format: ``list`` (one message
 of many float32s per stream and frame: Max, SuperCollider, Pd) or ``flat`` (one message per
@@ -10,45 +10,22 @@ closed port is dropped, counted and logged once.
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.parsing import osc_types
 
-from .errors import BadRequest, NotFound
+from .commands.base import ROOT
+from .ears.base import Ear
+from .errors import BadRequest, EarsightError, NotFound
+from .features import STREAMS, FrameContext
+from .osc import Address, bundle, message
+from .state import EarState
 
 log = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 FORMATS = ("list", "flat")
-ROOT = "/ear"
-
-
-def message(address: str, *args: object) -> bytes:
-    """An OSC message; numbers always go as float32 or int32 (Max reads doubles as 0)."""
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        if isinstance(arg, bool):
-            builder.add_arg(int(arg), "i")
-        elif isinstance(arg, (int, np.integer)):
-            builder.add_arg(int(arg), "i")
-        elif isinstance(arg, (float, np.floating)):
-            builder.add_arg(float(arg), "f")
-        else:
-            builder.add_arg(str(arg), "s")
-    return builder.build().dgram
-
-
-def bundle(messages: list[bytes], when: float) -> bytes:
-    """An OSC bundle of encoded messages, timetagged ``when`` (seconds since the Unix epoch)."""
-    parts = [b"#bundle\0", osc_types.write_date(when)]
-    for m in messages:
-        parts += [struct.pack(">i", len(m)), m]
-    return b"".join(parts)
 
 
 @dataclass
@@ -63,14 +40,60 @@ class Subscriber:
     errors: int = 0
 
 
-class Streams:
-    """The subscriber table; ``publish`` is called by the ear worker once per frame."""
+def _port(port: int) -> int:
+    if not 0 < port < 65536:
+        raise BadRequest(f"port must be in 1-65535, got {port}")
+    return port
 
-    def __init__(self, send: Callable[[bytes, Address], None]) -> None:
+
+class Streams:
+    """The subscriber table. ``on_frame`` is called by the ear worker once per frame."""
+
+    def __init__(self, send: Callable[[bytes, Address], None], state: EarState) -> None:
         self._send = send
+        self.state = state
         self._lock = threading.Lock()
         self.subscribers: dict[Address, Subscriber] = {}
+        self._reply_to: dict[Address, Address] = {}
         self.send_errors = 0
+        state.listen(self._changed)
+
+    # ------------------------------------------------------------ routes and subscriptions
+
+    def route(self, sender: Address) -> Address:
+        """Where replies to ``sender`` go: the port it subscribed with, else its own."""
+        return self._reply_to.get(sender, sender)
+
+    def notify(self, sender: Address, port: int | None, fmt: str = "list", bundled: bool = False) -> None:
+        target = (sender[0], _port(port)) if port else sender
+        old = self._reply_to.get(sender)
+        if old is not None and old != target and old in self.subscribers:
+            self.unsubscribe(old)
+        self.subscribe(target, fmt, bundled)
+        self._reply_to[sender] = target
+
+    def _subscriber(self, sender: Address, port: int | None) -> Address:
+        return self.route(sender) if port is None else (sender[0], _port(port))
+
+    def unnotify(self, sender: Address, port: int | None = None) -> None:
+        self.unsubscribe(self._subscriber(sender, port))
+        if port is None:
+            self._reply_to.pop(sender, None)
+
+    def set_stream(self, sender: Address, name: str, rate: float, port: int | None = None) -> None:
+        spec = STREAMS.get(name)
+        if spec is None:
+            raise NotFound(f"unknown stream {name!r} (streams: {', '.join(STREAMS)})")
+        if rate < 0:
+            raise BadRequest(f"rate must be >= 0, got {rate:g}")
+        ear = self.state.ear
+        reason = spec.check(ear)
+        if rate > 0 and reason:
+            raise BadRequest(reason)
+        target = self._subscriber(sender, port)
+        if target not in self.subscribers:
+            self.subscribe(target)
+        self.set_rate(target, name, min(rate, ear.frame_rate))
 
     def subscribe(self, address: Address, fmt: str = "list", bundled: bool = False) -> Subscriber:
         if fmt not in FORMATS:
@@ -98,11 +121,17 @@ class Streams:
                 sub.rates.pop(stream, None)
             sub.next_due.pop(stream, None)
 
-    def clear_stream(self, stream: str) -> None:
-        """Turn a stream off for everyone (e.g. the new ear cannot give it)."""
-        with self._lock:
-            for sub in self.subscribers.values():
-                sub.rates.pop(stream, None)
+    def _changed(self, what: str) -> None:
+        if what != "ear":
+            return
+        ear = self.state.ear
+        with self._lock:  # a stream the new ear cannot give is turned off for everyone
+            for name, spec in STREAMS.items():
+                if spec.check(ear):
+                    for sub in self.subscribers.values():
+                        sub.rates.pop(name, None)
+
+    # ------------------------------------------------------------ frames out
 
     def wanted(self, now: float) -> set[str]:
         """Streams some subscriber is due to receive at ``now``."""
@@ -113,6 +142,25 @@ class Streams:
                 for name in sub.rates
                 if now >= sub.next_due.get(name, 0.0)
             }
+
+    def on_frame(self, ear: Ear, frame: dict[str, np.ndarray], audio: np.ndarray, when: float) -> None:
+        """Compute the due streams of one frame (``audio``: the hop that completed it) and send them."""
+        wanted = self.wanted(when)
+        if not wanted:
+            return
+        state = self.state
+        ctx = FrameContext(ear, frame, audio, when, state.selection, state.top, state.embedding)
+        values: dict[str, tuple[list[str], np.ndarray]] = {}
+        for name in wanted:
+            spec = STREAMS[name]
+            if spec.check(ear):
+                continue
+            try:
+                vals = spec.compute(ctx)
+                values[name] = (spec.names(ear, ctx.selection)[: len(vals)], vals)
+            except EarsightError as exc:
+                log.warning("stream %s: %s", name, exc)
+        self.publish(when, values)
 
     def publish(self, now: float, values: dict[str, tuple[list[str], np.ndarray]]) -> None:
         """Send each due stream to each subscriber in its format. ``values``: stream -> (names, values)."""

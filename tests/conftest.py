@@ -16,10 +16,10 @@ from pythonosc.osc_packet import OscPacket
 
 os.environ.setdefault("PYO_GUI_WX", "0")
 
+from earsight.app import App, AppConfig  # noqa: E402
 from earsight.audio import AudioConfig, Source  # noqa: E402
 from earsight.ears import registry  # noqa: E402
 from earsight.ears.base import Ear  # noqa: E402
-from earsight.engine import Engine, EngineConfig  # noqa: E402
 
 
 def free_port() -> int:
@@ -90,27 +90,27 @@ SINE_440 = Source("test", "sine", 440.0)
 
 def make_server(
     source: Source = SINE_440, ear: str = "crepe", backend: str = "manual", view_port: int | None = None
-) -> Engine:
+) -> App:
     """A started server on a free port; the caller stops it."""
-    engine = Engine(
-        EngineConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port)
+    app = App(
+        AppConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port)
     )
-    engine.start()
-    return engine
+    app.start()
+    return app
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Engine]:
+def server() -> Iterator[App]:
     """A running server listening to a 440 Hz sine through CREPE (module-wide: starting costs seconds)."""
-    engine = make_server()
+    app = make_server()
     try:
-        yield engine
+        yield app
     finally:
-        engine.stop()
+        app.stop()
 
 
 @pytest.fixture
-def client(server: Engine) -> Iterator[OscClient]:
+def client(server: App) -> Iterator[OscClient]:
     c = OscClient(server.osc.address)
     try:
         yield c

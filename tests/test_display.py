@@ -13,22 +13,22 @@ import pytest
 from conftest import OscClient, make_server
 from PIL import Image
 
+from earsight.app import App
 from earsight.audio import Source
 from earsight.cli import running_server
-from earsight.engine import Engine
 
 
 @pytest.fixture(scope="module")
-def viewed() -> Iterator[Engine]:
-    engine = make_server(Source("silence"), view_port=0)
+def viewed() -> Iterator[App]:
+    app = make_server(Source("silence"), view_port=0)
     try:
-        yield engine
+        yield app
     finally:
-        engine.stop()
+        app.stop()
 
 
 @pytest.fixture
-def osc(viewed: Engine) -> Iterator[OscClient]:
+def osc(viewed: App) -> Iterator[OscClient]:
     c = OscClient(viewed.osc.address)
     try:
         yield c
@@ -53,13 +53,13 @@ def test_snapshots_follow_the_input(osc: OscClient, tmp_path: Path) -> None:
     assert np.abs(clicks - quiet).mean() > 1.0  # mean difference per pixel channel, 0-255
 
 
-def test_selected_neurons_are_highlighted(osc: OscClient, viewed: Engine, tmp_path: Path) -> None:
+def test_selected_neurons_are_highlighted(osc: OscClient, viewed: App, tmp_path: Path) -> None:
     osc.request("/ear/select", "conv2", 3)
     display = viewed.display
     assert display is not None
     renderer = display._ready()
     neurons = renderer.selected_neurons()
-    assert neurons.size == viewed.listening.ear.layer("conv2").size // 16  # one channel's positions
+    assert neurons.size == viewed.state.ear.layer("conv2").size // 16  # one channel's positions
     image = snapshot(osc, tmp_path / "selected.png")
     osc.request("/ear/view/highlight", "conv2")  # clear
     plain = snapshot(osc, tmp_path / "plain.png")
@@ -88,11 +88,11 @@ def test_views_and_colour_maps_switch_and_bad_names_fail(osc: OscClient, tmp_pat
     assert "PNG" in str(osc.expect("/ear/fail")[1])
 
 
-def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: Engine) -> None:
+def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: App) -> None:
     url = osc.request("/ear/view/url", reply="/ear/view/url.reply")[0]
     assert isinstance(url, str) and url.startswith("http://127.0.0.1:")
     layout = json.load(urllib.request.urlopen(url + "layout.json", timeout=30))
-    assert layout["ear"] == "crepe" and len(layout["x"]) == sum(layer.size for layer in viewed.listening.ear.layers)
+    assert layout["ear"] == "crepe" and len(layout["x"]) == sum(layer.size for layer in viewed.state.ear.layers)
     first = urllib.request.urlopen(url + "frame.jpg", timeout=10).read()
     time.sleep(0.5)  # watched now: the display draws
     jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=10).read()
@@ -101,7 +101,7 @@ def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClien
     body = json.dumps({"layer": "conv4", "channels": [1, 2]}).encode()
     request = urllib.request.Request(url + "select", data=body, headers={"Content-Type": "application/json"})
     assert json.load(urllib.request.urlopen(request, timeout=10))["ok"] is True
-    assert viewed.selection.layer == "conv4" and viewed.selection.channels == (1, 2)
+    assert viewed.state.selection.layer == "conv4" and viewed.state.selection.channels == (1, 2)
 
 
 def test_serve_with_a_window_under_xvfb(xvfb: str, tmp_path: Path) -> None:

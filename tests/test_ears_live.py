@@ -10,23 +10,23 @@ import numpy as np
 import pytest
 from conftest import OscClient, make_server
 
+from earsight.app import App
 from earsight.audio import Source, pyo_example_sound
 from earsight.ears import registry
-from earsight.engine import Engine
 
 
 @pytest.fixture(scope="module")
-def drums() -> Iterator[Engine]:
+def drums() -> Iterator[App]:
     """A server listening to pyo's drum loop (found in the pyo wheel's examples)."""
-    engine = make_server(Source("file", str(pyo_example_sound("drumloop.wav"))))
+    app = make_server(Source("file", str(pyo_example_sound("drumloop.wav"))))
     try:
-        yield engine
+        yield app
     finally:
-        engine.stop()
+        app.stop()
 
 
 @pytest.fixture
-def client(drums: Engine) -> Iterator[OscClient]:
+def client(drums: App) -> Iterator[OscClient]:
     c = OscClient(drums.osc.address)
     try:
         yield c
@@ -42,7 +42,7 @@ def test_earsight_ears_lists_every_ear(capsys: pytest.CaptureFixture[str]) -> No
     assert all(name in out for name in registry.names())
 
 
-def test_switching_ears_while_audio_plays_keeps_the_sound_and_the_streams(client: OscClient, drums: Engine) -> None:
+def test_switching_ears_while_audio_plays_keeps_the_sound_and_the_streams(client: OscClient, drums: App) -> None:
     client.request("/ear/notify")
     client.request("/ear/stream", "layers", 100)
     before = drums.audio.stats()

@@ -26,7 +26,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from earsight import patchdoc
-from earsight.engine import Engine
+from earsight.app import App
 from earsight.features import STREAMS
 from earsight.sonify import BY_NAME
 
@@ -55,7 +55,7 @@ def run(command: list[str], *, timeout: float, cwd: Path, env: dict[str, str] | 
 
 
 @pytest.fixture
-def fresh(server: Engine) -> Iterator[OscClient]:
+def fresh(server: App) -> Iterator[OscClient]:
     """A client that puts the server back as the tests expect it: CREPE hearing a 440 Hz sine."""
     c = OscClient(server.osc.address)
 
@@ -76,7 +76,7 @@ def fresh(server: Engine) -> Iterator[OscClient]:
 
 
 @pytest.mark.skipif(SCLANG is None, reason="sclang (supercollider-language) is not installed")
-def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(server: Engine, fresh: OscClient, tmp_path: Path) -> None:
+def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(server: App, fresh: OscClient, tmp_path: Path) -> None:
     # The class goes on sclang's class path as a user would put it: a config naming the folder.
     conf = tmp_path / "sclang_conf.yaml"
     conf.write_text(f"includePaths:\n    - {ROOT / 'supercollider'}\nexcludePaths:\n    []\npostInlineWarnings: false\n")
@@ -106,7 +106,7 @@ def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(s
 
 
 @pytest.mark.skipif(PD is None, reason="pd (puredata-core) is not installed")
-def test_puredata_abstraction_subscribes_and_receives_pitch(server: Engine, fresh: OscClient, tmp_path: Path) -> None:
+def test_puredata_abstraction_subscribes_and_receives_pitch(server: App, fresh: OscClient, tmp_path: Path) -> None:
     listen = free_port()
     status, out = run(
         [PD, "-nogui", "-noaudio", "-stderr", "-open", str(ROOT / "puredata" / "earsight-selftest.pd"),
@@ -160,7 +160,7 @@ def collect(sock: socket.socket, seconds: float) -> list[tuple[str, list[object]
     return messages
 
 
-def test_touchdesigner_channels_match_the_flat_stream_of_a_running_server(server: Engine, fresh: OscClient) -> None:
+def test_touchdesigner_channels_match_the_flat_stream_of_a_running_server(server: App, fresh: OscClient) -> None:
     td = load_td_script()
     chop = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the OSC In CHOP
     dat = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # the OSC Out DAT
@@ -201,7 +201,7 @@ def test_touchdesigner_channels_match_the_flat_stream_of_a_running_server(server
         fresh.request("/ear/select", "conv1")
 
 
-def test_touchdesigner_sonify_mix_and_view_reach_the_server(server: Engine, fresh: OscClient) -> None:
+def test_touchdesigner_sonify_mix_and_view_reach_the_server(server: App, fresh: OscClient) -> None:
     """The settings' commands, sent as TouchDesigner sends them: done for the sonification and the mix;
     the view answers /ear/fail, for make_server starts without one."""
     td = load_td_script()
@@ -228,7 +228,7 @@ def test_touchdesigner_sonify_mix_and_view_reach_the_server(server: Engine, fres
         fresh.request("/ear/select", "conv1")
 
 
-def test_touchdesigner_flat_names_for_every_stream_the_ear_gives(server: Engine, fresh: OscClient) -> None:
+def test_touchdesigner_flat_names_for_every_stream_the_ear_gives(server: App, fresh: OscClient) -> None:
     """Beyond the script's STREAMS: whatever a stream sends in flat is what FLAT_CHANNELS names."""
     td = load_td_script()
     fresh.request("/ear/notify", fresh.port, "flat")
@@ -269,7 +269,7 @@ def _sample(feeders: Feeders, box_id: str, index: int) -> object:
     return 0
 
 
-def test_max_device_messages_are_accepted_by_the_server(server: Engine, fresh: OscClient) -> None:
+def test_max_device_messages_are_accepted_by_the_server(server: App, fresh: OscClient) -> None:
     """Every message box of the device, sent as Max sends it (int32, float32, strings): no /ear/fail."""
     patcher = json.loads((ROOT / "max" / "earsight.maxpat").read_text())["patcher"]
     boxes = {b["id"]: b for b in patchdoc.max_boxes(patcher)}

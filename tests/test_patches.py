@@ -1,7 +1,7 @@
 """The host patches, read without their hosts: generated help in step with the command table, every
 OSC address and argument known to the server, Max and Pd files well formed.
 
-The same checks run as ``python -m earsight.patchdoc --check``; the mutation tests below make sure
+The same checks run as ``python patches/patchdoc.py --check``; the mutation tests below make sure
 each check can fail.
 """
 
@@ -17,11 +17,22 @@ from types import ModuleType
 
 import pytest
 
-from earsight import patchdoc
 from earsight.commands import BY_ADDRESS, COMMANDS
 from earsight.ears import registry
 from earsight.features import STREAMS
 
+
+def _load_patchdoc() -> ModuleType:
+    """patches/patchdoc.py: a development tool beside the patches, not part of the package."""
+    path = Path(__file__).resolve().parents[1] / "patches" / "patchdoc.py"
+    spec = importlib.util.spec_from_file_location("patchdoc", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+patchdoc = _load_patchdoc()
 ROOT = patchdoc.PATCHES
 MAXPAT = ROOT / "max" / "earsight.maxpat"
 TD_SCRIPT = ROOT / "touchdesigner" / "earsight_td.py"

@@ -14,7 +14,7 @@ from conftest import OscClient
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from earsight.engine import Engine
+from earsight.app import App
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -104,13 +104,13 @@ def test_bundled_frames_carry_their_time(client: OscClient) -> None:
     raise AssertionError("no bundle arrived")
 
 
-def test_act_and_layers_follow_the_selection(client: OscClient, server: Engine) -> None:
+def test_act_and_layers_follow_the_selection(client: OscClient, server: App) -> None:
     client.request("/ear/notify")
     client.request("/ear/select", "conv2", 0, 3, 5)
     client.request("/ear/stream", "act", 10)
     assert all(len(v) == 3 for v in collect(client, "/ear/act", 3))
     client.request("/ear/stream", "layers", 10)
-    assert all(len(v) == len(server.listening.ear.layers) for v in collect(client, "/ear/layers", 3))
+    assert all(len(v) == len(server.state.ear.layers) for v in collect(client, "/ear/layers", 3))
 
 
 def test_a_future_bundle_is_applied_on_time_without_blocking(client: OscClient) -> None:
@@ -182,32 +182,32 @@ def test_malformed_packets_get_a_reason(client: OscClient, data: bytes, address:
     ],
 )
 def test_bad_requests_fail_with_a_reason_and_the_music_goes_on(
-    client: OscClient, server: Engine, address: str, args: list[object], reason: str
+    client: OscClient, server: App, address: str, args: list[object], reason: str
 ) -> None:
     client.request("/ear/notify")
     client.request("/ear/stream", "level", 20)
-    frames_before = server.listening.frames
+    frames_before = server.listener.frames
     client.drain()
     client.send(address, *args)
     fail = client.expect("/ear/fail")
     assert fail[0] == address and reason in str(fail[1]), fail
     assert client.request("/ear/ping", reply="/ear/pong") == []
     collect(client, "/ear/level", 2)
-    assert wait_until(lambda: server.listening.frames > frames_before) and server.audio.alive
+    assert wait_until(lambda: server.listener.frames > frames_before) and server.audio.alive
 
 
-def test_a_vanished_subscriber_does_not_break_the_server(client: OscClient, server: Engine) -> None:
+def test_a_vanished_subscriber_does_not_break_the_server(client: OscClient, server: App) -> None:
     ghost = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     ghost.bind(("127.0.0.1", 0))
     port = ghost.getsockname()[1]
     client.request("/ear/stream", "pitch", 100, port)  # subscribes that port
     ghost.close()  # the subscriber is gone; the server keeps sending into the void
     time.sleep(0.5)
-    frames = server.listening.frames
+    frames = server.listener.frames
     assert server.streams.subscribers[("127.0.0.1", port)].sent > 0
     client.request("/ear/notify/off", port)
     assert client.request("/ear/ping", reply="/ear/pong") == []
-    assert wait_until(lambda: server.listening.frames > frames)
+    assert wait_until(lambda: server.listener.frames > frames)
 
 
 def test_file_input_and_gain(client: OscClient, tmp_path: Path) -> None:
@@ -228,7 +228,7 @@ def test_file_input_and_gain(client: OscClient, tmp_path: Path) -> None:
     client.request("/ear/input", "test", "sine", 440.0)
 
 
-def test_switching_ears_while_audio_plays(client: OscClient, server: Engine) -> None:
+def test_switching_ears_while_audio_plays(client: OscClient, server: App) -> None:
     assert "crepe" in client.request("/ear/model/list", reply="/ear/model/list.reply")
     client.request("/ear/notify")
     client.request("/ear/stream", "level", 50)
@@ -262,7 +262,7 @@ def test_embed_before_fitting_and_bad_fits_fail(client: OscClient) -> None:
     assert "no layer" in str(client.expect("/ear/fail")[1])
 
 
-def test_a_dead_audio_process_is_restarted_and_the_music_goes_on(client: OscClient, server: Engine) -> None:
+def test_a_dead_audio_process_is_restarted_and_the_music_goes_on(client: OscClient, server: App) -> None:
     assert server.audio._process is not None
     server.audio._process.kill()  # as a crash in pyo would
     assert wait_until(lambda: server.audio.stats()["restarts"] >= 1 and server.audio.alive, timeout=30)

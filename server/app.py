@@ -1,0 +1,185 @@
+"""Assembly: builds the state and the services, composes the command table, starts and stops them.
+
+The only module that knows every service. Services read the :class:`~earsight.state.EarState`
+and are handed the narrow things they use (rings, callables); none of them knows this one.
+
+Threads of the server process: the OSC receiver and its scheduler for future bundles, the ear
+worker, the sonifier, the display (with its web server), and loaders that prepare a new ear
+off to the side. pyo runs in a process of its own (:mod:`earsight.audio`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .audio import AudioConfig, AudioEngine, Source
+from .commands import COMMANDS, Dispatcher
+from .ears import registry
+from .osc import Address, OscServer
+from .ring import Ring
+
+if TYPE_CHECKING:
+    from .display import Display
+    from .embed import EmbedFitter
+    from .listen import Listener
+    from .sonify.live import Sonifier
+    from .state import EarState
+    from .streams import Streams
+
+log = logging.getLogger(__name__)
+
+RECENT_SECONDS = 10
+"""Input the server keeps for the sonifier and renders."""
+
+
+@dataclass
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    ear: str = registry.DEFAULT
+    source: Source = field(default_factory=Source)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    threads: int = 1
+    """torch threads for the ear: one leaves a core to the audio process."""
+    view_port: int | None = None
+    """Port of the web page with the live picture (None: no picture; 0: any free port)."""
+    window: bool = False
+    """Also show the picture in a window (glfw; needs a display)."""
+
+
+class App:
+    """The server. ``start()`` builds everything; a failed start stops what it had built."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.osc: OscServer | Any = None
+        self.audio: AudioEngine | Any = None
+        self.recent: Ring | Any = None
+        self.state: EarState | Any = None
+        self.streams: Streams | Any = None
+        self.fitter: EmbedFitter | Any = None
+        self.listener: Listener | Any = None
+        self.sonifier: Sonifier | Any = None
+        self.display: Display | None = None
+        self.dispatcher: Dispatcher | Any = None
+        self.xrun_monitor: Any = None
+        self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a half-started server must not leave processes or shared memory behind
+            raise
+
+    def _start(self) -> None:
+        import torch
+
+        from .embed import EmbedFitter
+        from .listen import Listener, prepare
+        from .sonify.live import Sonifier
+        from .state import EarState
+        from .streams import Streams
+
+        config = self.config
+        torch.set_num_threads(config.threads)
+        pipeline = prepare(config.ear, config.audio.sample_rate)  # the slowest part, and the likeliest to fail
+        self.state = state = EarState(pipeline.name, pipeline.ear)
+        self.osc = OscServer(config.host, config.port, self._handle)
+        self.streams = Streams(self.osc.send, state)
+        self.osc.route = self.streams.route
+        self.audio = AudioEngine(config.audio, config.source)
+        self.recent = Ring(int(RECENT_SECONDS * config.audio.sample_rate), 1)
+        self.fitter = EmbedFitter(state)
+        self.listener = Listener(state, pipeline, self.audio, self.recent, [self.streams.on_frame, self.fitter.on_frame])
+        self.sonifier = Sonifier(
+            state, recent=self.recent, output=self.audio.output, set_mix=self.audio.set_mix,
+            sample_rate=config.audio.sample_rate, block=config.audio.block,
+        )
+        self.dispatcher = Dispatcher(
+            COMMANDS,
+            {"server": self, "streams": self.streams, "state": state, "embed": self.fitter, "ear": self.listener,
+             "audio": self.audio, "view": None, "sonify": self.sonifier},
+            self.osc.reply, route=self.streams.route,
+            unavailable={"view": "no view: start the server with --view-port"},
+        )
+        self.audio.start()
+        if config.audio.backend == "jack":
+            from .jack import XrunMonitor
+
+            try:
+                self.xrun_monitor = XrunMonitor()
+            except Exception as exc:  # counting xruns is a nicety; the server runs without it
+                log.warning("cannot count JACK xruns: %s", exc)
+        self.listener.start()
+        self.sonifier.start()
+        if config.view_port is not None:
+            from .display import Display
+
+            self.display = Display(state, host=config.host, port=config.view_port, window=config.window)
+            self.display.start()
+            self.dispatcher.services["view"] = self.display
+        self.osc.start()
+        log.info("listening for OSC on %s:%d", *self.osc.address)
+
+    def stop(self) -> None:
+        for part in (self.sonifier, self.listener, self.osc, self.display):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # stopping the rest matters more than this one's error
+                    log.exception("stopping %s", type(part).__name__)
+        if self.xrun_monitor is not None:
+            self.xrun_monitor.close()
+        if self.audio is not None:
+            self.audio.stop()
+        if self.recent is not None:
+            self.recent.close()
+
+    def __enter__(self) -> App:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _handle(self, item: Any) -> None:
+        self.dispatcher.handle(item)
+
+    def send(self, to: Address, address: str, *args: object) -> None:
+        self.osc.reply(to, address, list(args))
+
+    # ------------------------------------------------------------ /ear/status
+
+    def status(self) -> dict[str, object]:
+        stats = self.audio.stats()
+        now, cpu = time.perf_counter(), time.process_time()
+        wall0, cpu0, busy0 = self._cpu_mark
+        self._cpu_mark = (now, cpu, self.listener.busy)
+        elapsed = max(now - wall0, 1e-6)
+        xruns = self.xrun_monitor.count if self.xrun_monitor is not None else stats["late_blocks"]
+        return {
+            "ear": self.state.name,
+            "backend": self.config.audio.backend,
+            "input": self.audio.source.describe(),
+            "sample_rate": self.config.audio.sample_rate,
+            "block": self.config.audio.block,
+            "frame_rate": float(self.state.ear.frame_rate),
+            "latency_ms": float(self.listener.latency_ms()),
+            "cpu": float(100.0 * (cpu - cpu0) / elapsed),
+            "ear_load": float((self.listener.busy - busy0) / elapsed),
+            "xruns": int(xruns),
+            "late_blocks": stats["late_blocks"],
+            "audio_restarts": stats["restarts"],
+            "dropped": stats["input_dropped"] + stats["output_underruns"] + self.listener.skipped,
+            "lag_ms": self.listener.lag_ms(),
+            "frames": self.listener.frames,
+            "subscribers": len(self.streams.subscribers),
+            "received": self.osc.received,
+            "malformed": self.osc.malformed,
+        }

@@ -1,0 +1,39 @@
+"""THE table of OSC commands: address, arguments, handler, reply, doc — composed from each service's own.
+
+Each module here declares one service's commands (``server``, ``streams``, ``ear``, ``audio``,
+``view``, ``sonify``); a command's handler gets that service (``handler(service, request,
+*args)``). The README's reference, the patches' help and the tests are generated from
+:data:`COMMANDS`. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from . import audio, ear, server, sonify, streams, view
+from .base import DEFERRED, ROOT, TYPES, Address, Arg, Command, Reply, Request, in_background
+from .dispatch import Dispatcher
+
+COMMANDS: tuple[Command, ...] = (
+    server.COMMANDS + streams.COMMANDS + ear.COMMANDS + audio.COMMANDS + view.COMMANDS + sonify.COMMANDS
+)
+BY_ADDRESS: dict[str, Command] = {c.address: c for c in COMMANDS}
+SERVICES = tuple(dict.fromkeys(c.service for c in COMMANDS))
+
+__all__ = [
+    "BY_ADDRESS", "COMMANDS", "DEFERRED", "ROOT", "SERVICES", "TYPES", "Address", "Arg", "Command", "Dispatcher",
+    "Reply", "Request", "in_background", "reference_markdown",
+]
+
+
+def reference_markdown() -> str:
+    """The README's OSC reference, generated from the table."""
+    lines = [
+        "| address | arguments | reply | what it does |",
+        "|---|---|---|---|",
+    ]
+    for c in COMMANDS:
+        args = "<br>".join(f"`{a.signature()}` {a.doc}".strip() for a in c.args) or "–"
+        lines.append(f"| `{c.address}` | {args} | `{c.reply}` | {c.doc} |")
+    lines.append("")
+    lines.append("Types: " + "; ".join(f"`{k}` {v}" for k, v in TYPES.items()) + ". "
+                 "Every command answers its reply or `/ear/fail <address> <reason>`.")
+    return "\n".join(lines)

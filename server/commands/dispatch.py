@@ -1,0 +1,92 @@
+"""Dispatch: one incoming message → the commands its address (or pattern) names → their handlers → answers.
+
+Every message is answered: the handler's replies, ``/ear/done <address>``, or ``/ear/fail
+<address> <reason>`` (unknown address, wrong arguments, bad values, a missing service, a bug).
+Address patterns are matched by python-osc's own OSC 1.0 matcher.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pythonosc.dispatcher import Dispatcher as _Matcher
+
+from ..errors import EarsightError
+from .base import DEFERRED, Address, Command, Request, Send
+
+if TYPE_CHECKING:
+    from ..osc import Incoming
+
+log = logging.getLogger(__name__)
+
+PATTERN_CHARS = "?*[{"
+
+
+def _never_called(*_: object) -> None:  # python-osc wants a callable; we only use its matcher
+    raise AssertionError("not dispatched through python-osc")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        table: Sequence[Command],
+        services: Mapping[str, object | None],
+        send: Send,
+        *,
+        route: Callable[[Address], Address] = lambda sender: sender,
+        unavailable: Mapping[str, str] | None = None,
+    ) -> None:
+        """``services``: service name → the object its commands' handlers get (None: not running,
+        answered with ``unavailable[name]``). ``route``: where a sender's replies go."""
+        self.table = tuple(table)
+        self.by_address = {c.address: c for c in self.table}
+        self.services = dict(services)
+        self.unavailable = dict(unavailable or {})
+        self.route = route
+        self._send = send
+        self._matcher = _Matcher()
+        for command in self.table:
+            self._matcher.map(command.address, _never_called, command)
+        self.failed = 0
+        """Commands answered with /ear/fail."""
+
+    def send(self, to: Address, address: str, args: Sequence[object]) -> None:
+        if address == "/ear/fail":
+            self.failed += 1
+            log.warning("fail %s", " ".join(str(a) for a in args))
+        self._send(to, address, args)
+
+    def commands_for(self, address: str) -> list[Command]:
+        if not any(c in address for c in PATTERN_CHARS):
+            command = self.by_address.get(address)
+            return [command] if command else []
+        return [h.args[0] for h in self._matcher.handlers_for_address(address) if h.args]
+
+    def handle(self, item: Incoming) -> None:
+        reply_to = self.route(item.sender)
+        matched = self.commands_for(item.address)
+        if not matched:
+            self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
+            return
+        for command in matched:
+            req = Request(command.address, item.sender, reply_to, self.send)
+            try:
+                self._run(command, req, item.args)
+            except EarsightError as exc:
+                req.fail(str(exc))
+            except Exception as exc:  # a bug in a handler: logged with its traceback, answered, and we go on
+                log.exception("handler for %s", command.address)
+                req.fail(f"internal error: {type(exc).__name__}: {exc}")
+
+    def _run(self, command: Command, req: Request, values: Sequence[object]) -> None:
+        service = self.services.get(command.service)
+        if service is None:
+            raise EarsightError(self.unavailable.get(command.service, f"{command.service} is not running"))
+        args = command.coerce(values)
+        result = command.handler(service, req, *args)
+        if result is DEFERRED:
+            return
+        for address, reply in result or [("/ear/done", [command.address])]:
+            self.send(req.reply_to, address, reply)

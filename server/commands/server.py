@@ -1,0 +1,39 @@
+"""The server's own commands: is it there, how is it, has it handled everything sent so far."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Arg, Command, Reply, Request
+
+if TYPE_CHECKING:
+    from ..app import App
+
+
+def _ping(app: App, req: Request) -> list[Reply]:
+    return [("/ear/pong", [])]
+
+
+def _status(app: App, req: Request) -> list[Reply]:
+    flat: list[object] = []
+    for key, value in app.status().items():
+        flat += [key, value]
+    return [("/ear/status.reply", flat)]
+
+
+def _sync(app: App, req: Request, ident: int) -> list[Reply]:
+    return [("/ear/synced", [ident])]
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("/ear/ping", (), _ping, "/ear/pong", "Is the server there? Answers /ear/pong."),
+    Command(
+        "/ear/status", (), _status, "/ear/status.reply",
+        "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, "
+        "late_blocks, audio_restarts, dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed.",
+    ),
+    Command(
+        "/ear/sync", (Arg("id", "i"),), _sync, "/ear/synced",
+        "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).",
+    ),
+)

@@ -1,0 +1,62 @@
+"""Making audible what the selected neurons hear: the mode, its parameters, renders to files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..sonify.params import MODES, PARAMS
+from .base import Arg, Command, Reply, Request, in_background
+
+if TYPE_CHECKING:
+    from ..sonify.live import Sonifier
+
+
+def _sonify(sonifier: Sonifier, req: Request, mode: str) -> None:
+    sonifier.set_mode(mode)
+
+
+def _render(sonifier: Sonifier, req: Request, seconds: float, name: str, overwrite: int | None) -> object:
+    # minutes of optimisation must not hold up the OSC thread (the sonifier checks seconds)
+    return in_background(req, lambda: [sonifier.render(seconds, name, overwrite=bool(overwrite))])
+
+
+def _status(sonifier: Sonifier, req: Request) -> list[Reply]:
+    flat: list[object] = []
+    for key, value in sonifier.stats().items():
+        flat += [key, value]
+    return [("/ear/sonify/status.reply", flat)]
+
+
+def _param(name: str) -> Callable[..., None]:
+    def handler(sonifier: Sonifier, req: Request, value: object) -> None:
+        sonifier.set_param(name, value)
+
+    return handler
+
+
+def _commands() -> tuple[Command, ...]:
+    commands = [
+        Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)),), _sonify, "/ear/done",
+                "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise "
+                "(their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).",
+                "sonify"),
+        Command(
+            "/ear/sonify/render",
+            (Arg("seconds", "n", "of the most recent input, up to 10 (the server keeps 10 s)"), Arg("name", "s", "a .wav or .flac file (relative: under the cache's renders/)"),
+             Arg("overwrite", "i", "1: replace an existing file", optional=True)),
+            _render, "/ear/done",
+            "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.",
+            "sonify",
+        ),
+        Command("/ear/sonify/status", (), _status, "/ear/sonify/status.reply",
+                "Key-value pairs: mode, steps per second, last activation gain, largest jump at crossfades, ...", "sonify"),
+    ]
+    for p in PARAMS:
+        limits = f"{p.range[0]:g}-{p.range[1]:g}" if p.range else " | ".join(p.choices or ())
+        commands.append(Command(f"/ear/sonify/{p.name}", (Arg("value", p.type, f"{limits} (default {p.default!r})".strip()),),
+                                _param(p.name), "/ear/done", p.doc, "sonify"))
+    return tuple(commands)
+
+
+COMMANDS = _commands()
