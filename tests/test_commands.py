@@ -116,3 +116,9 @@ def test_every_command_names_a_service_the_server_provides() -> None:
 def test_the_command_table_loads_without_torch() -> None:
     code = "import sys, earsight.commands; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("address", ["/ear/{ping", "/ear/[pi", "/ear/{a,{b}}"])
+def test_a_malformed_pattern_fails_with_a_reason(table: Table, address: str) -> None:
+    [(reply, values)] = table.send(address)
+    assert reply == "/ear/fail" and values[0] == address and "bad address pattern" in str(values[1])

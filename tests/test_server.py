@@ -151,15 +151,24 @@ def test_patterns_reach_every_matching_command(client: OscClient) -> None:
 BAD = [
     (b"\x00\x01garbage", "/ear", "malformed"),
     (b"/ear/ping\x00\x00\x00,i\x00\x00", "/ear", "malformed"),  # type tag promises an int that is not there
+    # Type tags that are not UTF-8: python-osc raises UnicodeDecodeError, not ParseError (it once killed the receiver).
+    (b"/ear/ping\x00\x00\x00,\xff\xfe\x00", "/ear", "malformed"),
+    (b"/\xff\xfe\x00,\x00\x00\x00", "/ear", "malformed"),  # an address that is not UTF-8
+    (b"#bundle\x00" + bytes(8) + b"\x00\x00\x00\x40/ear", "/ear", "malformed"),  # a bundle element longer than the packet
+    (b"/ear/ping\x00\x00\x00,s\x00\x00\xff\xff\x00\x00", "/ear", "malformed"),  # a string argument that is not UTF-8
 ]
 
 
 @pytest.mark.parametrize(("data", "address", "reason"), BAD)
-def test_malformed_packets_get_a_reason(client: OscClient, data: bytes, address: str, reason: str) -> None:
+def test_malformed_packets_get_a_reason_and_the_server_still_answers(
+    client: OscClient, data: bytes, address: str, reason: str
+) -> None:
     client.drain()
     client.send_raw(data)
     fail = client.expect("/ear/fail")
     assert fail[0] == address and reason in str(fail[1])
+    for _ in range(3):  # the receiver is alive: every ping after the bad packet is answered
+        assert client.request("/ear/ping", reply="/ear/pong") == []
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,26 @@ log = logging.getLogger(__name__)
 PATTERN_CHARS = "?*[{"
 
 
+def pattern_error(address: str) -> str | None:
+    """Why an address pattern is malformed (an unclosed ``[`` or ``{``), or None.
+
+    python-osc's matcher closes an open ``{`` at the end of the address; OSC 1.0 does not say
+    what an unclosed bracket means, so we refuse it rather than guess.
+    """
+    for open_, close in ("[]", "{}"):
+        depth = 0
+        for c in address:
+            if c == open_:
+                if depth:
+                    return f"nested {open_} in {address!r}"
+                depth = 1
+            elif c == close and depth:
+                depth = 0
+        if depth:
+            return f"unclosed {open_} in {address!r}"
+    return None
+
+
 def _never_called(*_: object) -> None:  # python-osc wants a callable; we only use its matcher
     raise AssertionError("not dispatched through python-osc")
 
@@ -62,10 +82,16 @@ class Dispatcher:
         if not any(c in address for c in PATTERN_CHARS):
             command = self.by_address.get(address)
             return [command] if command else []
+        if pattern_error(address):
+            return []
         return [h.args[0] for h in self._matcher.handlers_for_address(address) if h.args]
 
     def handle(self, item: Incoming) -> None:
         reply_to = self.route(item.sender)
+        bad = pattern_error(item.address)
+        if bad:
+            self.send(reply_to, "/ear/fail", [item.address, f"bad address pattern: {bad}"])
+            return
         matched = self.commands_for(item.address)
         if not matched:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
