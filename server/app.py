@@ -20,6 +20,7 @@ from .commands import COMMANDS, Dispatcher
 from .ears import registry
 from .osc import Address, OscServer
 from .ring import Ring
+from .supervise import Supervisor
 
 if TYPE_CHECKING:
     from .display import Display
@@ -66,6 +67,7 @@ class App:
         self.display: Display | None = None
         self.dispatcher: Dispatcher | Any = None
         self.xrun_monitor: Any = None
+        self.supervisor = Supervisor()
         self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
 
     # ------------------------------------------------------------ life cycle
@@ -116,7 +118,7 @@ class App:
                 self.xrun_monitor = XrunMonitor()
             except Exception as exc:  # counting xruns is a nicety; the server runs without it
                 log.warning("cannot count JACK xruns: %s", exc)
-        self.listener.start()
+        self.listener.start(self.supervisor)
         self.sonifier.start()
         if config.view_port is not None:
             from .display import Display
@@ -124,7 +126,7 @@ class App:
             self.display = Display(state, host=config.host, port=config.view_port, window=config.window)
             self.display.start()
             self.dispatcher.services["view"] = self.display
-        self.osc.start()
+        self.osc.start(self.supervisor)
         log.info("listening for OSC on %s:%d", *self.osc.address)
 
     def stop(self) -> None:
@@ -182,4 +184,7 @@ class App:
             "subscribers": len(self.streams.subscribers),
             "received": self.osc.received,
             "malformed": self.osc.malformed,
+            "errors": self.osc.errors + self.dispatcher.errors,
+            "restarts": self.supervisor.total_restarts(),
+            **{f"restarts.{name}": n for name, n in sorted(self.supervisor.restarts.items())},
         }

@@ -22,6 +22,7 @@ from .errors import EarsightError, NotFound
 from .resample import Resampler
 from .ring import Ring
 from .state import EarState
+from .supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,9 @@ class Listener:
 
     # ------------------------------------------------------------ life cycle
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor | None = None) -> None:
         self._running = True
-        self._thread = threading.Thread(target=self._work, name="ear-worker", daemon=True)
-        self._thread.start()
+        self._thread = (supervisor or Supervisor()).spawn("ear-worker", self._work, lambda: self._running)
 
     def stop(self) -> None:
         self._running = False
@@ -147,7 +147,7 @@ class Listener:
             req.done(pipeline.name)
 
     def _work(self) -> None:
-        self.audio.input.read()  # what queued up while starting is not live any more
+        self.audio.input.read()  # what queued up while starting (or restarting) is not live any more
         while self._running:
             if self._staged is not None:
                 self._swap()

@@ -23,6 +23,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
+from .supervise import Supervisor
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
@@ -81,16 +83,16 @@ class OscServer:
         """Datagrams whose handling raised (answered /ear/fail; the receiver goes on)."""
         self._running = False
         self._threads: list[threading.Thread] = []
+        self.supervisor = Supervisor()
         self._queue: list[tuple[float, int, Incoming]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor | None = None) -> None:
         self._running = True
+        self.supervisor = supervisor or self.supervisor
         for target, name in ((self._receive, "osc-receive"), (self._schedule, "osc-scheduler")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(self.supervisor.spawn(name, target, lambda: self._running))
 
     def stop(self) -> None:
         self._running = False

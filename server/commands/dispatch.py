@@ -71,6 +71,8 @@ class Dispatcher:
             self._matcher.map(command.address, _never_called, command)
         self.failed = 0
         """Commands answered with /ear/fail."""
+        self.errors = 0
+        """Handlers that raised something other than an EarsightError (a bug; answered, logged)."""
 
     def send(self, to: Address, address: str, args: Sequence[object]) -> None:
         if address == "/ear/fail":
@@ -103,6 +105,7 @@ class Dispatcher:
             except EarsightError as exc:
                 req.fail(str(exc))
             except Exception as exc:  # a bug in a handler: logged with its traceback, answered, and we go on
+                self.errors += 1
                 log.exception("handler for %s", command.address)
                 req.fail(f"internal error: {type(exc).__name__}: {exc}")
 
