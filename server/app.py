@@ -185,6 +185,8 @@ class App:
             "received": self.osc.received,
             "malformed": self.osc.malformed,
             "errors": self.osc.errors + self.dispatcher.errors,
+            "refused": self.osc.refused,
+            "fails_suppressed": self.osc.fail_limit.suppressed,
             "restarts": self.supervisor.total_restarts(),
             **{f"restarts.{name}": n for name, n in sorted(self.supervisor.restarts.items())},
         }

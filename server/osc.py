@@ -23,12 +23,20 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
+from .ratelimit import RateLimit
 from .supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 RCVBUF = 4 << 20  # bursts of tens of thousands of messages must not overflow the kernel's queue
+MAX_SCHEDULED = 4096
+"""Messages of future bundles waiting for their time; more are refused with /ear/fail."""
+MAX_AHEAD = 300.0
+"""How far ahead (s) a bundle's timetag may lie: a phrase or a scene, not a flood parked in memory."""
+FAILS_PER_SECOND = 50.0
+"""/ear/fail answers to one address per second (a burst of twice that is let through): a flood of
+bad packets with a forged sender must not turn the server into an amplifier."""
 
 
 def message(address: str, *args: object) -> bytes:
@@ -81,6 +89,11 @@ class OscServer:
         self.malformed = 0
         self.errors = 0
         """Datagrams whose handling raised (answered /ear/fail; the receiver goes on)."""
+        self.refused = 0
+        """Future messages refused: too many waiting, or too far ahead."""
+        self.fail_limit = RateLimit(FAILS_PER_SECOND, 2 * FAILS_PER_SECOND)
+        """/ear/fail answers per address (``suppressed`` counts those not sent)."""
+        self._log_limit = RateLimit(10.0, 20.0)
         self._running = False
         self._threads: list[threading.Thread] = []
         self.supervisor = Supervisor()
@@ -106,7 +119,9 @@ class OscServer:
         self.sock.sendto(packet, address)
 
     def reply(self, to: Address, address: str, args: Sequence[object]) -> None:
-        """Send one message; a vanished receiver is logged, never raised."""
+        """Send one message; a vanished receiver is logged, never raised; fails are rate-limited per address."""
+        if address == "/ear/fail" and not self.fail_limit.allow(to):
+            return
         try:
             self.send(message(address, *args), to)
         except OSError as exc:
@@ -137,18 +152,27 @@ class OscServer:
             timed = [(t.message.address, tuple(t.message.params), t.time) for t in packet.messages]
         except Exception as exc:  # ParseError, UnicodeDecodeError, IndexError, struct.error, ...
             self.malformed += 1
-            log.warning("malformed packet from %s:%d (%d bytes): %s", *sender, len(data), exc)
+            if self._log_limit.allow("malformed"):
+                log.warning("malformed packet from %s:%d (%d bytes): %s", *sender, len(data), exc)
             self._reply_fail(sender, "/ear", f"malformed OSC packet: {type(exc).__name__}: {exc}")
             return
         now = time.time()
         for address, args, when in timed:
             item = Incoming(address, args, sender, when)
-            if when > now + 0.001:
-                with self._cond:  # future bundle: the scheduler applies it on time
-                    heapq.heappush(self._queue, (when, next(self._seq), item))
-                    self._cond.notify()
-            else:
+            if when <= now + 0.001:
                 self._apply(item)
+            elif when > now + MAX_AHEAD:
+                self.refused += 1
+                self._reply_fail(sender, address, f"timetag {when - now:.0f} s ahead: at most {MAX_AHEAD:g} s")
+            else:
+                with self._cond:  # future bundle: the scheduler applies it on time
+                    full = len(self._queue) >= MAX_SCHEDULED
+                    if not full:
+                        heapq.heappush(self._queue, (when, next(self._seq), item))
+                        self._cond.notify()
+                if full:
+                    self.refused += 1
+                    self._reply_fail(sender, address, f"{MAX_SCHEDULED} scheduled messages are waiting already")
 
     def _schedule(self) -> None:
         with self._cond:

@@ -127,6 +127,30 @@ def test_a_future_bundle_is_applied_on_time_without_blocking(client: OscClient) 
     assert 0.7 < time.monotonic() - sent < 1.5
 
 
+def test_a_bundle_too_far_ahead_or_too_many_waiting_is_refused(client: OscClient, server: App) -> None:
+    from earsight.osc import MAX_AHEAD, MAX_SCHEDULED
+
+    builder = OscBundleBuilder(time.time() + MAX_AHEAD + 60)
+    builder.add_content(OscMessageBuilder("/ear/ping").build())
+    client.drain()
+    client.send_raw(builder.build().dgram)
+    fail = client.expect("/ear/fail")
+    assert fail[0] == "/ear/ping" and "ahead" in str(fail[1])
+    # Fill the queue with messages a minute ahead: the next bundle is refused.
+    later = OscBundleBuilder(time.time() + 60)
+    for _ in range(64):
+        later.add_content(OscMessageBuilder("/ear/ping").build())
+    packet = later.build().dgram
+    refused = server.osc.refused
+    for _ in range(MAX_SCHEDULED // 64 + 1):
+        client.send_raw(packet)
+    assert wait_until(lambda: server.osc.refused >= refused + 64)
+    assert len(server.osc._queue) == MAX_SCHEDULED
+    assert client.request("/ear/ping", reply="/ear/pong") == []  # the server still answers now
+    with server.osc._cond:  # leave the module's server as it was
+        server.osc._queue.clear()
+
+
 def test_an_immediate_bundle_is_applied_in_order(client: OscClient) -> None:
     builder = OscBundleBuilder(IMMEDIATELY)
     for i in (1, 2):

@@ -55,5 +55,5 @@ def test_a_loop_that_keeps_failing_backs_off() -> None:
     thread.join(5.0)
     # pauses of 0.05, 0.1, 0.2, 0.4 s ...: a handful of runs in a second, not thousands
     assert 3 <= len(calls) <= 8, len(calls)
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
     assert all(gap >= 0.05 * 2**i for i, gap in enumerate(gaps))  # sleep waits at least that long

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pythonosc.dispatcher import Dispatcher as _Matcher
 
 from ..errors import EarsightError
+from ..ratelimit import RateLimit
 from .base import DEFERRED, Address, Command, Request, Send
 
 if TYPE_CHECKING:
@@ -71,13 +72,15 @@ class Dispatcher:
             self._matcher.map(command.address, _never_called, command)
         self.failed = 0
         """Commands answered with /ear/fail."""
+        self._log_limit = RateLimit(10.0, 20.0)  # a flood of bad requests must not flood the log
         self.errors = 0
         """Handlers that raised something other than an EarsightError (a bug; answered, logged)."""
 
     def send(self, to: Address, address: str, args: Sequence[object]) -> None:
         if address == "/ear/fail":
             self.failed += 1
-            log.warning("fail %s", " ".join(str(a) for a in args))
+            if self._log_limit.allow():
+                log.warning("fail %s", " ".join(str(a) for a in args))
         self._send(to, address, args)
 
     def commands_for(self, address: str) -> list[Command]:
