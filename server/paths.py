@@ -1,8 +1,10 @@
-"""Where shaders and models live: found through the package, so a wheel works like the checkout."""
+"""Where things live: shaders and models (found through the package, so a wheel works like the
+checkout), the cache, and the folders OSC may name (:class:`Folders`)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -23,4 +25,67 @@ def cache_dir() -> Path:
     )
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Folders:
+    """The one place that resolves paths named over OSC or by the web page.
+
+    Writes go only under ``out_dir`` (snapshots, renders, layouts, scenes); reads of input files
+    only under the ``allowed`` folders. ``..``, absolute paths elsewhere and symlinks that lead out
+    are refused with a reason that names the folders. A path the user gives on the command line
+    is theirs and is not checked here.
+    """
+
+    def __init__(self, out_dir: Path | None = None, allowed: Sequence[Path] = ()) -> None:
+        self.out_dir = (out_dir or cache_dir()).expanduser().resolve()
+        self.allowed = tuple(p.expanduser().resolve() for p in (allowed or [Path.cwd()]))
+
+    def output(self, name: str, sub: str, suffixes: Sequence[str], *, default: str | None = None,
+               overwrite: bool = False) -> Path:
+        """Where to write ``name`` (relative: under ``out_dir/sub``); its suffix one of ``suffixes``."""
+        from .errors import BadRequest
+
+        if not name:
+            if default is None:
+                raise BadRequest("a file name is needed")
+            name = default
+        base = self.out_dir / sub
+        path = Path(name).expanduser()
+        path = (path if path.is_absolute() else base / path).resolve()
+        if not path.is_relative_to(self.out_dir):
+            raise BadRequest(f"{name}: files are written only under {self.out_dir} (--out-dir)")
+        if path.suffix.lower() not in suffixes:
+            raise BadRequest(f"{path.name}: the file must end in {' or '.join(suffixes)}")
+        if path.exists() and not overwrite:
+            raise BadRequest(f"{path} exists (ask to overwrite it)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def input(self, name: str) -> Path:
+        """An existing file to read, inside an allowed folder."""
+        from .errors import BadRequest, NotFound
+
+        path = Path(name).expanduser()
+        path = (path if path.is_absolute() else self.allowed[0] / path).resolve()
+        if not any(path.is_relative_to(folder) for folder in self.allowed):
+            folders = ", ".join(str(f) for f in self.allowed)
+            raise BadRequest(f"{name}: files are read only under {folders} (--allow-dir)")
+        if not path.is_file():
+            raise NotFound(f"no such file: {name}")
+        return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary)`` in ``path``'s folder, then rename it to ``path``.
+
+    A failed or interrupted write (a full disk, a crash) leaves nothing under the final name.
+    The temporary keeps the suffix, so writers that pick a format by suffix still do.
+    """
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
