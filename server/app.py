@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audio import AudioConfig, AudioEngine, Source
 from .commands import COMMANDS, Dispatcher
 from .ears import registry
 from .osc import Address, OscServer
+from .paths import Folders
 from .ring import Ring
 from .supervise import Supervisor
 
@@ -49,6 +51,10 @@ class AppConfig:
     """Port of the web page with the live picture (None: no picture; 0: any free port)."""
     window: bool = False
     """Also show the picture in a window (glfw; needs a display)."""
+    out_dir: Path | None = None
+    """Where files asked for over OSC are written (default: the cache folder)."""
+    allow_dirs: tuple[Path, ...] = ()
+    """Folders whose files OSC may name as input (default: the working directory)."""
 
 
 class App:
@@ -109,6 +115,7 @@ class App:
              "audio": self.audio, "view": None, "sonify": self.sonifier},
             self.osc.reply, route=self.streams.route,
             unavailable={"view": "no view: start the server with --view-port"},
+            folders=Folders(config.out_dir, config.allow_dirs),
         )
         self.audio.start()
         if config.audio.backend == "jack":

@@ -61,6 +61,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view-port", type=int, default=8080, help="port of the web page with the live picture (default 8080)")
     p.add_argument("--no-view", action="store_true", help="no picture: saves the CPU that drawing takes")
     p.add_argument("--window", action="store_true", help="also show the picture in a window (needs a display)")
+    p.add_argument("--out-dir", type=Path, default=None, help="where files asked for over OSC are written (default: the cache folder)")
+    p.add_argument("--allow-dir", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder whose files OSC may name as input (repeatable; default: the working directory)")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: run until Ctrl-C)")
 
 
@@ -84,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
     config = AppConfig(
         host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
         view_port=None if args.no_view else args.view_port, window=args.window,
+        out_dir=args.out_dir, allow_dirs=tuple(args.allow_dir),
         audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
     )
     stop = threading.Event()

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,8 +93,11 @@ def make_server(
     source: Source = SINE_440, ear: str = "crepe", backend: str = "manual", view_port: int | None = None
 ) -> App:
     """A started server on a free port; the caller stops it."""
+    # Tests write and read under the temporary folder (pytest's tmp_path): the server allows it.
+    tmp = Path(tempfile.gettempdir())
     app = App(
-        AppConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port)
+        AppConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port,
+                  out_dir=tmp, allow_dirs=(tmp, Path.cwd()))
     )
     app.start()
     return app

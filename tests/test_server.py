@@ -205,7 +205,9 @@ def test_malformed_packets_get_a_reason_and_the_server_still_answers(
         ("/ear/stream", ["pitch", -1], ">= 0"),
         ("/ear/select", ["conv9"], "no layer"),
         ("/ear/select", ["conv1", 100000], "no channel"),
-        ("/ear/input", ["file", "/no/such/file.wav"], "no such file"),
+        ("/ear/input", ["file", "/tmp/no-such-file.wav"], "no such file"),
+        ("/ear/input", ["file", "/etc/passwd"], "files are read only under"),  # outside the allowed folders
+        ("/ear/input", ["file", "../../../../../etc/passwd"], "files are read only under"),
         ("/ear/input", ["test", "square"], "unknown test signal"),
         ("/ear/input", ["test", "sine", 1e9], "must be in"),
         ("/ear/input", ["radio"], "unknown input kind"),

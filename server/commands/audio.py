@@ -21,7 +21,7 @@ def _input(audio: AudioEngine, req: Request, kind: str, name: object, value: flo
     elif kind == "file":
         if not isinstance(name, str):
             raise BadRequest("usage: /ear/input file <path>")
-        audio.set_source(Source("file", name))
+        audio.set_source(Source("file", str(req.files.input(name))))
     else:
         if name is not None:
             raise BadRequest(f"/ear/input {kind} takes no further arguments")
@@ -45,7 +45,8 @@ COMMANDS: tuple[Command, ...] = (
             Arg("value", "n", "test signal parameter: Hz (sine), clicks per second, amplitude (noise), seconds (sweep)", optional=True),
         ),
         _input, "/ear/done",
-        "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop.",
+        "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop; they are read only from the folders "
+        "the server allows (--allow-dir; relative names: under the first).",
         "audio",
     ),
     Command("/ear/input/gain", (Arg("gain", "n", "0-16, linear"),), _gain, "/ear/done", "Input gain (smoothed).", "audio"),

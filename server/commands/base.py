@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadRequest, EarsightError
+from ..paths import Folders
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class Request:
     sender: Address
     reply_to: Address
     send: Send
+    files: Folders
+    """Where names of files given in this request may point (reads and writes are confined)."""
 
     def done(self, *values: object) -> None:
         self.send(self.reply_to, "/ear/done", [self.address, *values])

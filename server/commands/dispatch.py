@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pythonosc.dispatcher import Dispatcher as _Matcher
 
 from ..errors import EarsightError
+from ..paths import Folders
 from ..ratelimit import RateLimit
 from .base import DEFERRED, Address, Command, Request, Send
 
@@ -58,6 +59,7 @@ class Dispatcher:
         *,
         route: Callable[[Address], Address] = lambda sender: sender,
         unavailable: Mapping[str, str] | None = None,
+        folders: Folders | None = None,
     ) -> None:
         """``services``: service name → the object its commands' handlers get (None: not running,
         answered with ``unavailable[name]``). ``route``: where a sender's replies go."""
@@ -66,6 +68,7 @@ class Dispatcher:
         self.services = dict(services)
         self.unavailable = dict(unavailable or {})
         self.route = route
+        self.folders = folders or Folders()
         self._send = send
         self._matcher = _Matcher()
         for command in self.table:
@@ -102,7 +105,7 @@ class Dispatcher:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
             return
         for command in matched:
-            req = Request(command.address, item.sender, reply_to, self.send)
+            req = Request(command.address, item.sender, reply_to, self.send, self.folders)
             try:
                 self._run(command, req, item.args)
             except EarsightError as exc:
