@@ -26,6 +26,8 @@ from .state import EarState
 log = logging.getLogger(__name__)
 
 FORMATS = ("list", "flat")
+MAX_SUBSCRIBERS = 64
+"""More would be a flood of forged senders, not a studio: refused, so memory stays flat."""
 
 
 @dataclass
@@ -101,6 +103,8 @@ class Streams:
         with self._lock:
             sub = self.subscribers.get(address)
             if sub is None:
+                if len(self.subscribers) >= MAX_SUBSCRIBERS:
+                    raise BadRequest(f"{MAX_SUBSCRIBERS} subscribers already: /ear/notify/off one first")
                 sub = self.subscribers[address] = Subscriber(address)
             sub.format, sub.bundled = fmt, bundled
             return sub

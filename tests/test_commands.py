@@ -122,3 +122,13 @@ def test_the_command_table_loads_without_torch() -> None:
 def test_a_malformed_pattern_fails_with_a_reason(table: Table, address: str) -> None:
     [(reply, values)] = table.send(address)
     assert reply == "/ear/fail" and values[0] == address and "bad address pattern" in str(values[1])
+
+
+def test_subscribers_are_capped_so_forged_senders_cannot_grow_memory(table: Table) -> None:
+    from earsight.streams import MAX_SUBSCRIBERS
+
+    for port in range(MAX_SUBSCRIBERS):
+        assert table.send("/ear/stream", "level", 10, 20000 + port)[0][0] == "/ear/done"
+    [(address, values)] = table.send("/ear/stream", "level", 10, 30000)
+    assert address == "/ear/fail" and "subscribers already" in str(values[1])
+    assert len(table.streams.subscribers) == MAX_SUBSCRIBERS

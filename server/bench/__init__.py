@@ -1,0 +1,78 @@
+"""``earsight bench``: figures, each beside a baseline measured in the same run.
+
+Not a test: it prints what this machine does. Sections:
+- latency: clicks played into the server's JACK input by a separate JACK client, timed until the
+  ``level`` stream (computed after the ear's forward pass of the same frame) shows them at a real
+  OSC client; p50/p99 against the declared latency.
+- ears: real-time factor of each ear streaming (256-sample blocks at 48 kHz, as the server runs
+  it) and offline; the baseline is the offline pass.
+- xruns: JACK xruns over a period while the server streams every feature at full rate under an
+  OSC flood, against a quarter of that period of JACK without the server (baseline).
+- osc: the fraction of paced /ear/sync requests answered at 2k-20k per second, against a bare
+  python-osc parse-and-echo loop on the same machine.
+- fuzz: hostile datagrams at 10,000/s with pings between: pings answered, fails, restarts, memory.
+The server runs as its own process (:func:`earsight.cli.running_server`), as users run it: the
+bench's clients must not share its GIL.
+Stages that add their own figures (render, layout, sonify) are included when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..ears import registry
+from .common import show
+
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    p.add_argument("--ears", nargs="*", default=None, help="ears to measure (default: every ear that loads)")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the xrun measurement")
+    p.add_argument("--datagrams", type=int, default=1_000_000, help="how many datagrams the fuzz section sends")
+    p.add_argument("--json", default=None, help="also write all figures to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .audio import bench_latency, bench_xruns
+    from .ears import bench_ear
+    from .fuzz import bench_fuzz
+    from .osc import bench_osc
+    from .stages import bench_stages
+
+    torch.set_num_threads(1)  # as the server runs its ear
+    results: dict[str, Any] = {}
+    ears = args.ears or registry.names()
+    loadable = []
+    if "ears" in args.only:
+        for name in ears:
+            try:
+                results[f"ear {name}"] = bench_ear(name)
+                loadable.append(name)
+            except Exception as exc:  # an ear that cannot load here is reported, not fatal to the bench
+                print(f"\n== ear {name}: cannot load ({type(exc).__name__}: {exc})")
+                continue
+            show(f"ear {name} (1 torch thread)", results[f"ear {name}"])
+    if "latency" in args.only:
+        results["latency"] = bench_latency()
+        show("latency: audio in (JACK) -> level stream out (OSC), crepe", results["latency"])
+    if "xruns" in args.only:
+        results["xruns"] = bench_xruns(args.seconds)
+        show("xruns: JACK dummy, 48 kHz, 256-sample blocks", results["xruns"])
+    if "osc" in args.only:
+        results["osc"] = bench_osc()
+        show("osc: sustained /ear/sync round trips (fraction answered)", results["osc"])
+    if "fuzz" in args.only:
+        results["fuzz"] = bench_fuzz(args.datagrams)
+        show(f"fuzz: {args.datagrams} hostile datagrams at 10,000/s, a ping every 100", results["fuzz"])
+    if "stages" in args.only:
+        results["stages"] = bench_stages(loadable or ears)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+    return 0
