@@ -11,6 +11,8 @@ Not a test: it prints what this machine does. Sections:
 - osc: the fraction of paced /ear/sync requests answered at 2k-20k per second, against a bare
   python-osc parse-and-echo loop on the same machine.
 - fuzz: hostile datagrams at 10,000/s with pings between: pings answered, fails, restarts, memory.
+- soak: full load (streams, a viewer, a live dream, an OSC flood) for --seconds: memory growth,
+  xruns, restarts, counters.
 The server runs as its own process (:func:`earsight.cli.running_server`), as users run it: the
 bench's clients must not share its GIL.
 Stages that add their own figures (render, layout, sonify) are included when present.
@@ -25,13 +27,15 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak")
+DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
+"""Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    p.add_argument("--only", nargs="*", choices=SECTIONS, default=list(DEFAULT), help="sections to run")
     p.add_argument("--ears", nargs="*", default=None, help="ears to measure (default: every ear that loads)")
-    p.add_argument("--seconds", type=float, default=20.0, help="length of the xrun measurement")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the xrun measurement (and of the soak)")
     p.add_argument("--datagrams", type=int, default=1_000_000, help="how many datagrams the fuzz section sends")
     p.add_argument("--json", default=None, help="also write all figures to this JSON file")
 
@@ -43,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from .ears import bench_ear
     from .fuzz import bench_fuzz
     from .osc import bench_osc
+    from .soak import bench_soak
     from .stages import bench_stages
 
     torch.set_num_threads(1)  # as the server runs its ear
@@ -70,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if "fuzz" in args.only:
         results["fuzz"] = bench_fuzz(args.datagrams)
         show(f"fuzz: {args.datagrams} hostile datagrams at 10,000/s, a ping every 100", results["fuzz"])
+    if "soak" in args.only:
+        results["soak"] = bench_soak(args.seconds)
+        show(f"soak: {args.seconds:g} s at full load", results["soak"])
     if "stages" in args.only:
         results["stages"] = bench_stages(loadable or ears)
     if args.json:
