@@ -28,6 +28,7 @@ from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
 from .ring import Ring
 from .sonify import Sonifier
+from .stage import Chain
 from .streams import Address, Streams, message
 
 if TYPE_CHECKING:
@@ -371,13 +372,12 @@ class Engine:
         return out
 
     def latency_ms(self) -> float:
-        """Declared latency, input to features: audio block + resampler + ear (+ half a hop of framing)."""
+        """Declared latency, input to features: audio block + the listening chain (resampler -> ear) + half a hop of framing."""
         lis = self.listening
         sr = self.config.audio.sample_rate
         ear = lis.ear
-        return 1000.0 * (
-            self.audio.latency / sr + (lis.resampler.latency + ear.latency + ear.hop / 2) / ear.sample_rate
-        )
+        listening = Chain(lis.resampler, ear)
+        return 1000.0 * (self.audio.latency / sr + listening.seconds + ear.hop / 2 / ear.sample_rate)
 
     def status(self) -> dict[str, object]:
         stats = self.audio.stats()
