@@ -56,11 +56,9 @@ def summarise(frames: Frames, ear: Ear) -> dict[str, np.ndarray]:
     """Per-frame features for plots and the .npz: time, layer energies, pitch where heard."""
     n = frames["energy"].shape[0]
     out = {"time": (np.arange(n) + 1) * ear.hop / ear.sample_rate, "layer_energy": frames["energy"]}
-    if ear.output_layer == "pitch":
-        from .ears.crepe import decode_pitch
-
-        hz, confidence = decode_pitch(frames["pitch"])
-        out["pitch_hz"], out["pitch_confidence"] = np.asarray(hz), np.asarray(confidence)
+    heard = ear.pitch(frames)
+    if heard is not None:
+        out["pitch_hz"], out["pitch_confidence"] = heard
     if ear.labels and ear.output_layer:
         out["tags"] = frames[ear.output_layer]
     return out

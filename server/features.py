@@ -146,14 +146,16 @@ def _layers(ctx: FrameContext) -> np.ndarray:
 
 
 def _pitch_check(ear: Ear) -> str | None:
-    return None if ear.output_layer == "pitch" else f"ear {ear.name!r} does not hear pitch (try /ear/model/load crepe)"
+    return None if ear.pitch_layer else f"ear {ear.name!r} does not hear pitch (try /ear/model/load crepe)"
 
 
 def _pitch(ctx: FrameContext) -> np.ndarray:
-    from .ears.crepe import decode_pitch
-
-    hz, confidence = decode_pitch(ctx.frame["pitch"][None, :])
-    return np.array([float(np.asarray(hz).reshape(-1)[0]), float(np.asarray(confidence).reshape(-1)[0])], np.float32)
+    layer = ctx.ear.pitch_layer
+    heard = ctx.ear.pitch({layer: ctx.frame[layer][None]}) if layer else None
+    if heard is None:
+        raise BadRequest(f"ear {ctx.ear.name!r} does not hear pitch")
+    hz, confidence = heard
+    return np.array([hz[0], confidence[0]], np.float32)
 
 
 def _tags_check(ear: Ear) -> str | None:

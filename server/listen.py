@@ -21,6 +21,7 @@ from .ears.base import Ear
 from .errors import EarsightError, NotFound
 from .resample import Resampler
 from .ring import Ring
+from .stage import Chain
 from .state import EarState
 from .supervise import Supervisor
 
@@ -125,9 +126,8 @@ class Listener:
     def latency_ms(self) -> float:
         """Declared latency, input to features: audio block + resampler + ear (+ half a hop of framing)."""
         p, ear = self.pipeline, self.pipeline.ear
-        return 1000.0 * (
-            self.audio.latency / self.sample_rate + (p.resampler.latency + ear.latency + ear.hop / 2) / ear.sample_rate
-        )
+        chain = Chain(p.resampler, ear)  # resampler -> ear, latencies added as cached_conv does
+        return 1000.0 * (self.audio.latency / self.sample_rate + chain.seconds + ear.hop / 2 / ear.sample_rate)
 
     def lag_ms(self) -> float:
         """Input waiting for the ear."""

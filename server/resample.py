@@ -57,7 +57,7 @@ def _design(up: int, down: int, zeros: int, rolloff: float, beta: float) -> tupl
 
 
 class Resampler:
-    """Streaming resampler from ``sr_in`` to ``sr_out`` (mono).
+    """Streaming resampler from ``sr_in`` to ``sr_out`` (mono); a :class:`~earsight.stage.Stage`.
 
     After ``n`` input samples in total it has produced ``ceil(n * up / down)`` output samples;
     output ``m`` depends on inputs up to ``floor(m * down / up)`` only (causal). An input
@@ -84,6 +84,14 @@ class Resampler:
             self._bank, self.latency = _design(self.up, self.down, zeros, rolloff, beta)
         self.taps = self._bank.shape[1]
         self.reset()
+
+    @property
+    def rate_in(self) -> int:
+        return self.sr_in
+
+    @property
+    def rate_out(self) -> int:
+        return self.sr_out
 
     def reset(self) -> None:
         """Forget all input, as if the stream started from silence."""

@@ -1,4 +1,7 @@
-"""CREPE ear: known pitches, streaming equal to offline, the differentiable pass, safe weights."""
+"""CREPE ear: known pitches, the pitch hook, gradients from silence, safe weights.
+
+Streaming, causality, latency, reset and the differentiable pass: tests/test_ear_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import pytest
 import torch
 
 from earsight.ears import crepe, registry
-from earsight.ears.base import Frames
 from earsight.errors import BadRequest
 
 SR = 16000
@@ -48,12 +50,6 @@ def glide(seconds: float, seed: int = 0) -> np.ndarray:
 
 def cents(hz: np.ndarray, reference: float) -> np.ndarray:
     return 1200 * np.log2(np.asarray(hz) / reference)
-
-
-def streamed(ear: crepe.Crepe, audio: np.ndarray, block: int) -> Frames:
-    ear.reset()
-    parts = [ear.stream(audio[i : i + block]) for i in range(0, audio.shape[0], block)]
-    return {name: np.concatenate([p[name] for p in parts]) for name in ear.layer_names}
 
 
 # --- pure functions ---------------------------------------------------------------------------
@@ -127,14 +123,6 @@ def test_registry_builds_crepe() -> None:
     assert isinstance(ear, crepe.Crepe) and ear.name == "crepe"
 
 
-def test_frames_have_declared_shapes(tiny: crepe.Crepe) -> None:
-    audio = glide(0.1)
-    frames = tiny.analyse(audio[:1234])
-    for layer in tiny.layers:
-        assert frames[layer.name].shape == (1234 // HOP, *layer.shape)
-        assert frames[layer.name].dtype == np.float32
-
-
 # --- known answers ----------------------------------------------------------------------------
 
 
@@ -146,6 +134,17 @@ def test_sine_decodes_to_its_pitch(tiny: crepe.Crepe, hz: float) -> None:
     assert abs(np.median(error)) < 10
     assert np.abs(error).max() < 20
     assert confidence.min() > 0.7
+
+
+def test_pitch_hook_decodes_the_pitch_layer(tiny: crepe.Crepe) -> None:
+    assert tiny.pitch_layer == "pitch"
+    frames = tiny.analyse(sine(440, 0.2))
+    hz, confidence = tiny.pitch(frames)
+    expected_hz, expected_confidence = crepe.decode_pitch(frames["pitch"])
+    np.testing.assert_array_equal(hz, expected_hz)
+    np.testing.assert_array_equal(confidence, expected_confidence)
+    assert hz.shape == confidence.shape == (20,)
+    assert abs(np.median(cents(hz[SETTLED:], 440))) < 10
 
 
 def test_pitch_does_not_depend_on_level(tiny: crepe.Crepe) -> None:
@@ -174,54 +173,7 @@ def test_onset_is_heard_near_declared_latency(tiny: crepe.Crepe) -> None:
     assert abs((first + 1) * HOP - onset - tiny.latency) <= 2 * HOP
 
 
-# --- streaming, offline and the differentiable pass agree -------------------------------------
-
-
-@pytest.mark.parametrize("block", [64, 512, 4096])
-def test_streaming_equals_offline(tiny: crepe.Crepe, block: int) -> None:
-    audio = glide(0.6)
-    offline = tiny.analyse(audio)
-    online = streamed(tiny, audio, block)
-    for name in tiny.layer_names:
-        assert (
-            online[name].shape
-            == offline[name].shape
-            == (audio.shape[0] // HOP, *tiny.layer(name).shape)
-        )
-        np.testing.assert_allclose(online[name], offline[name], rtol=1e-4, atol=1e-4, err_msg=name)
-
-
-def test_reset_forgets_the_past(tiny: crepe.Crepe) -> None:
-    audio = glide(0.2)
-    first = streamed(tiny, audio, 512)
-    tiny.reset()
-    tiny.stream(sine(500, 0.1))
-    tiny.reset()
-    again = tiny.stream(audio)
-    np.testing.assert_allclose(again["pitch"], first["pitch"], atol=1e-5)
-
-
-def test_frames_are_causal(tiny: crepe.Crepe) -> None:
-    audio = glide(0.3)
-    changed = audio.copy()
-    changed[3000:] = sine(1000, 0.3)[: audio.shape[0] - 3000]
-    a, b = tiny.analyse(audio)["pitch"], tiny.analyse(changed)["pitch"]
-    done = 3000 // HOP  # frames 0..done-1 end at or before sample 3000
-    np.testing.assert_array_equal(a[:done], b[:done])
-    assert not np.allclose(a[done:], b[done:])
-
-
-def test_forward_agrees_with_analyse(tiny: crepe.Crepe) -> None:
-    audio = np.stack([glide(0.3, seed=1), sine(440, 0.3)])
-    with torch.no_grad():
-        out = tiny.forward(torch.from_numpy(audio))
-    for row in range(2):
-        offline = tiny.analyse(audio[row])
-        for name in tiny.layer_names:
-            assert out[name].shape == (2, audio.shape[1] // HOP, *tiny.layer(name).shape)
-            np.testing.assert_allclose(
-                out[name][row].numpy(), offline[name], rtol=1e-4, atol=1e-4, err_msg=name
-            )
+# --- the differentiable pass ---------------------------------------------------------------
 
 
 def test_forward_is_differentiable_even_from_silence(tiny: crepe.Crepe) -> None:
@@ -244,24 +196,6 @@ def test_full_sine_decodes_to_its_pitch(full: crepe.Crepe) -> None:
     found, confidence = crepe.decode_pitch(full.analyse(sine(440, 0.2))["pitch"][SETTLED:])
     assert abs(np.median(cents(found, 440))) < 10
     assert confidence.min() > 0.8
-
-
-@pytest.mark.slow
-def test_full_streaming_offline_and_forward_agree(full: crepe.Crepe) -> None:
-    audio = glide(0.12, seed=2)
-    offline = full.analyse(audio)
-    with torch.no_grad():
-        differentiable = full.forward(torch.from_numpy(audio)[None])
-    for block in (64, 512, 4096):
-        online = streamed(full, audio, block)
-        for name in full.layer_names:
-            np.testing.assert_allclose(
-                online[name], offline[name], rtol=1e-4, atol=1e-4, err_msg=name
-            )
-    for name in full.layer_names:
-        np.testing.assert_allclose(
-            differentiable[name][0].numpy(), offline[name], rtol=1e-4, atol=1e-4, err_msg=name
-        )
 
 
 # --- weights ----------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ An ear turns mono float32 audio at ``sample_rate`` into *frames*: every ``hop`` 
 emits one activation frame per layer. Frame ``k`` is available once sample ``(k + 1) * hop``
 has arrived and depends only on samples before it (ears are causal), so streaming a file
 block by block gives exactly the frames of one offline pass.
+
+Every ear is a :class:`~earsight.stage.Stage` (``process``, ``reset``, ``latency``), so it chains
+after the resampler; ``tests/test_ear_contract.py`` holds every registered ear to the contract.
 """
 
 from __future__ import annotations
@@ -54,7 +57,12 @@ class Ear(ABC):
     window: int = 1024
     """Samples one frame looks at (receptive field), at ``sample_rate``."""
     latency: int = 512
-    """Samples from an input sample to the frame where it weighs most (declared, at ``sample_rate``)."""
+    """Samples from an input sample to the frame where it weighs most (declared, at ``sample_rate``).
+
+    Measured with impulses (``tests/test_ear_contract.py``): the mean delay from an impulse to
+    the end of each frame, weighted by how much the impulse changes that frame's
+    :attr:`latency_layer`; it must agree with this to within half a hop.
+    """
     layers: tuple[Layer, ...] = ()
     labels: tuple[str, ...] | None = None
     """Names of the units of the ``output`` layer, for ears that tag."""
@@ -87,17 +95,50 @@ class Ear(ABC):
             "labels": list(self.labels or ()),
         }
 
+    # --- stage contract (earsight.stage.Stage: rate_in, rate_out, latency, process, reset)
+
+    latency_layer: str | None = None
+    """The layer in which :attr:`latency` is measured, whose frames hear exactly the :attr:`window`
+    samples before their end; None: the last layer."""
+
+    @property
+    def rate_in(self) -> int:
+        return self.sample_rate
+
+    @property
+    def rate_out(self) -> int:
+        """Frames are stamped on the input clock (frame ``k`` at sample ``(k + 1) * hop``)."""
+        return self.sample_rate
+
+    def stream(self, block: np.ndarray) -> Frames:
+        """The same as :meth:`process` (the name the engine and the tools call)."""
+        return self.process(block)
+
+    # --- declared outputs (what features, streams and plots read without knowing the ear)
+
+    pitch_layer: str | None = None
+    """The layer :meth:`pitch` decodes; None when the ear hears no pitch."""
+
+    def pitch(self, frames: Frames) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pitch of each frame: layer -> ``(n, *shape)`` -> ``(hz, confidence)``, each ``(n,)``.
+
+        Confidence is 0-1. None when the ear hears no pitch (:attr:`pitch_layer` is None).
+        """
+        return None
+
+    # --- what each ear implements
+
     @abstractmethod
     def reset(self) -> None:
         """Forget streaming state, as if no audio had been heard."""
 
     @abstractmethod
-    def stream(self, block: np.ndarray) -> Frames:
+    def process(self, block: np.ndarray) -> Frames:
         """Feed the next mono samples (any length, float32 at ``sample_rate``); return the frames they complete (possibly none)."""
 
     @abstractmethod
     def analyse(self, audio: np.ndarray) -> Frames:
-        """Offline: all ``len(audio) // hop`` frames of a whole signal, from a reset state. Equals concatenated ``stream``."""
+        """Offline: all ``len(audio) // hop`` frames of a whole signal, from a reset state. Equals concatenated ``process``."""
 
     @abstractmethod
     def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -144,7 +185,7 @@ class WindowedEar(Ear):
             return t.new_zeros((0, self.window))
         return t.unfold(0, self.window, self.hop)
 
-    def stream(self, block: np.ndarray) -> Frames:
+    def process(self, block: np.ndarray) -> Frames:
         signal = np.concatenate([self._buffer, np.asarray(block, np.float32).reshape(-1)])
         n = (signal.shape[0] - (self.window - self.hop)) // self.hop
         frames = self._run(self._windows(signal[: self.window - self.hop + n * self.hop]))

@@ -269,6 +269,8 @@ class CPCEar(Ear):
     description = "earsight CPC: causal conv encoder + GRU, trained without labels to predict music 0.1-1 s ahead"
     output_layer = None
     labels = None
+    latency_layer = "z"
+    """The encoder's output: ``ar`` spreads an input over the GRU's fading memory."""
 
     def __init__(self, net: CPCNet) -> None:
         self.net = net.eval()
@@ -309,7 +311,7 @@ class CPCEar(Ear):
     def _to_numpy(self, out: dict[str, Tensor]) -> Frames:
         return {layer.name: out[layer.name][0].float().numpy().copy() for layer in self.layers}
 
-    def stream(self, block: np.ndarray) -> Frames:
+    def process(self, block: np.ndarray) -> Frames:
         pending = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
         n = pending.shape[0] // self.hop * self.hop
         self._pending = pending[n:]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BadRequest, NotFound
-from .base import Layer, WindowedEar
+from .base import Frames, Layer, WindowedEar
 
 CENTS_OFFSET = 1997.3794084376191
 """Cents above 10 Hz of bin 0 (31.7 Hz), as CREPE defines it."""
@@ -227,6 +227,7 @@ class Crepe(WindowedEar):
     window = WINDOW
     latency = WINDOW // 2
     output_layer = "pitch"
+    pitch_layer = "pitch"
 
     def __init__(self, capacity: str = "tiny", *, hop: int = 160) -> None:
         if not 0 < hop <= WINDOW:
@@ -256,6 +257,11 @@ class Crepe(WindowedEar):
     def frames(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(n, 1024)`` raw audio -> layer -> ``(n, *shape)``."""
         return self.net(normalise(windows))
+
+    def pitch(self, frames: Frames) -> tuple[np.ndarray, np.ndarray]:
+        """``pitch (n, 360)`` -> ``(hz, confidence)``, each ``(n,)``: see :func:`decode_pitch`."""
+        hz, confidence = decode_pitch(frames["pitch"])
+        return np.asarray(hz, np.float64).reshape(-1), np.asarray(confidence, np.float64).reshape(-1)
 
 
 def tiny(*, hop: int = 160) -> Crepe:
