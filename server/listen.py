@@ -187,7 +187,7 @@ class Listener:
         p = self.pipeline
         ear = p.ear
         x = p.resampler.process(samples)
-        frames = ear.stream(x)
+        frames = ear.process(x)
         n = next(iter(frames.values())).shape[0] if frames else 0
         p.history = np.concatenate([p.history, x])[-(x.shape[0] + ear.hop) :]
         start_of_history = p.fed + x.shape[0] - p.history.shape[0]
