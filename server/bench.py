@@ -98,7 +98,7 @@ def status_of(server: tuple[str, int]) -> dict[str, object]:
 
 
 def _ensure_jack(sample_rate: int, block: int) -> Any:
-    from . import jack as jackmod
+    from .audio import jack as jackmod
 
     if jackmod.running():
         return None
@@ -192,7 +192,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
 
 def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
     """JACK xruns with the server streaming every feature at full rate under an OSC flood."""
-    from .jack import XrunMonitor
+    from .audio.jack import XrunMonitor
     from .streams import message
 
     jackd = _ensure_jack(48000, 256)

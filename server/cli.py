@@ -65,7 +65,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from . import jack
+    from .audio import jack
     from .engine import Engine, EngineConfig
 
     backend, jackd = args.backend, None

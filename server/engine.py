@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 from . import commands
-from .audio import AudioConfig, AudioEngine, Source
+from .audio import AudioConfig, AudioEngine, Ring, Source
 from .ears import registry
 from .ears.base import Ear
 from .errors import BadRequest, EarsightError, NotFound
 from .features import MAX_EMBED_DIMS, STREAMS, Embedding, FrameContext, Selection, fit_embedding
 from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
-from .ring import Ring
 from .sonify import Sonifier
 from .streams import Address, Streams, message
 
@@ -133,7 +132,7 @@ class Engine:
     def _start(self) -> None:
         self.audio.start()
         if self.config.audio.backend == "jack":
-            from .jack import XrunMonitor
+            from .audio.jack import XrunMonitor
 
             try:
                 self.xrun_monitor = XrunMonitor()
