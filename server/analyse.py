@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .audio import load_audio
+from .audio import io
 from .ears import registry
 from .ears.base import Ear, Frames
-from .errors import NotFound
 from .features import layer_energy
 
 
@@ -29,9 +28,7 @@ def analyse_file(
     (what the ``act`` stream sends): CREPE tiny's conv1 alone is 6.5 MB a second in full.
     """
     path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"no such file: {path}")
-    audio = load_audio(path, ear.sample_rate).mean(axis=1)
+    audio, _ = io.read(path, ear.sample_rate, mono=True)  # NotFound, BadRequest
     ear.reset()
     chunk = int(chunk_seconds * ear.sample_rate)
     parts: dict[str, list[np.ndarray]] = {layer.name: [] for layer in ear.layers}

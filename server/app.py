@@ -21,7 +21,7 @@ from .commands import COMMANDS, Dispatcher
 from .ears import registry
 from .osc import Address, OscServer
 from .paths import Folders
-from .ring import Ring
+from .audio.ring import Ring
 from .supervise import Supervisor
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class App:
         )
         self.audio.start()
         if config.audio.backend == "jack":
-            from .jack import XrunMonitor
+            from .audio.jack import XrunMonitor
 
             try:
                 self.xrun_monitor = XrunMonitor()

@@ -29,7 +29,7 @@ STAGE_COMMANDS = {
     "analyse": ("earsight.analyse", "run an ear offline on a file: activations (.npz) and a plot (.png)"),
     "bench": ("earsight.bench", "measure latency, real-time factors, xruns, OSC throughput"),
     "train": ("earsight.train", "train a CPC ear on folders of your music"),
-    "data": ("earsight.data", "build the default ear's training audio from Debian packages and music21"),
+    "data": ("earsight.train.data", "build the default ear's training audio from Debian packages and music21"),
     "layout": ("earsight.layout", "lay out an ear's neurons in 2-D (cached) and draw them to a PNG"),
     "render": ("earsight.render", "render the activation picture of a file to a video"),
     "dream": ("earsight.sonify", "dream: optimise a file so chosen neurons respond more"),
@@ -68,8 +68,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from . import jack
     from .app import App, AppConfig
+    from .audio import jack
 
     backend, jackd = args.backend, None
     card = has_sound_card()

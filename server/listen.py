@@ -20,7 +20,7 @@ from .ears import registry
 from .ears.base import Ear
 from .errors import EarsightError, NotFound
 from .resample import Resampler
-from .ring import Ring
+from .audio.ring import Ring
 from .stage import Chain
 from .state import EarState
 from .supervise import Supervisor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,3 +152,18 @@ def test_a_continuous_wet_signal_plays_without_skips(audio: AudioEngine) -> None
     own = np.abs(np.diff(sine)).max()
     assert body.size > SR
     assert np.abs(np.diff(body)).max() <= own * 1.05, "a sample was skipped or repeated"
+
+
+def test_the_counters_count_blocks_and_source_changes(audio: AudioEngine) -> None:
+    before = audio.stats()
+    listen(audio, Source("test", "sine", 440.0), 0.2)
+    after = audio.stats()
+    assert after["source_changes"] == before["source_changes"] + 1
+    assert after["blocks"] - before["blocks"] >= 0.2 * SR / audio.config.block
+    assert set(after) == {"blocks", "late_blocks", "output_underruns", "source_changes", "input_dropped", "restarts"}
+
+
+def test_importing_the_audio_package_starts_no_audio_machinery() -> None:
+    code = "import sys, earsight.audio; print(sorted(m for m in ('pyo', 'jack', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -22,10 +22,10 @@ import torch
 from scipy.signal import resample_poly
 from torch.nn import functional as F
 
-from earsight import data
 from earsight.audio import pyo_example_sound
 from earsight.ears import musicnn as mn
 from earsight.ears.tfcheckpoint import CheckpointError, crc32c, read_checkpoint, read_index
+from earsight.train import data
 
 PREFIX = mn.checkpoint_prefix()
 

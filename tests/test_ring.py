@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from earsight.ring import Ring
+from earsight.audio.ring import Ring
 
 
 def test_write_then_read_keeps_order_across_the_wrap() -> None:
@@ -51,5 +51,20 @@ def test_a_second_handle_sees_the_same_memory() -> None:
         assert other.latest(3)[:, 0].tolist() == [2, 3, 4]
         assert other.latest(7)[:, 0].tolist() == [0, 0, 0, 1, 2, 3, 4]
         other.close()
+    finally:
+        ring.close()
+
+
+def test_frames_by_absolute_count_without_consuming() -> None:
+    ring = Ring(8, 1)
+    try:
+        ring.write(np.arange(1, 13))  # frames 0..11 hold 1..12; 0..3 are overwritten
+        assert ring.frames(9, 12)[:, 0].tolist() == [10, 11, 12]
+        assert ring.frames(6, 10)[:, 0].tolist() == [7, 8, 9, 10]  # across the wrap
+        assert ring.frames(-2, 0).shape == (2, 1) and not ring.frames(-2, 0).any()
+        assert ring.consumed == 0  # nothing consumed
+        out = ring.frames(10, 12)
+        out[:] = 0.0  # a copy: the ring is unchanged
+        assert ring.latest(2)[:, 0].tolist() == [11, 12]
     finally:
         ring.close()

@@ -95,7 +95,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
 
 def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
     """JACK xruns with the server streaming every feature at full rate under an OSC flood."""
-    from ..jack import XrunMonitor
+    from ..audio.jack import XrunMonitor
     from ..osc import message
 
     jackd = ensure_jack(48000, 256)

@@ -31,7 +31,7 @@ def status_of(server: tuple[str, int]) -> dict[str, object]:
 
 
 def ensure_jack(sample_rate: int, block: int) -> Any:
-    from .. import jack as jackmod
+    from ..audio import jack as jackmod
 
     if jackmod.running():
         return None

@@ -16,7 +16,7 @@ import urllib.request
 from tqdm import tqdm
 
 from ..cli import Served, running_server
-from ..jack import XrunMonitor
+from ..audio.jack import XrunMonitor
 from ..osc import message
 from .common import ensure_jack, status_of
 from .fuzz import rss_kb

@@ -20,71 +20,28 @@ import json
 import random
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
+
+from ..audio import io
 
 SAMPLE_RATE = 16000
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 HYDROGEN_KITS = Path("/usr/share/hydrogen/data/drumkits")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".oga", ".opus")
 
 # GM programs that sound like distinct instruments in FluidR3 (no drums, no effects);
 # parts draw from these so a chorale is not always four pianos.
 MELODIC_PROGRAMS = (
-    0,
-    1,
-    4,
-    6,
-    11,
-    12,
-    13,
-    16,
-    19,
-    21,
-    22,
-    24,
-    25,
-    26,
-    32,
-    33,
-    35,
-    40,
-    41,
-    42,
-    43,
-    46,
-    48,
-    52,
-    56,
-    57,
-    58,
-    60,
-    61,
-    64,
-    65,
-    66,
-    68,
-    69,
-    70,
-    71,
-    73,
-    74,
-    75,
-    79,
-    80,
-    81,
-    88,
-    89,
-)
+    0, 1, 4, 6, 11, 12, 13, 16, 19, 21, 22, 24, 25, 26, 32, 33, 35, 40, 41, 42, 43, 46,
+    48, 52, 56, 57, 58, 60, 61, 64, 65, 66, 68, 69, 70, 71, 73, 74, 75, 79, 80, 81, 88, 89,
+)  # fmt: skip
 
 # Debian packages of recorded music: where the audio is and the licence their copyright file states.
 MUSIC_PACKAGES: dict[str, tuple[str, str]] = {
@@ -109,57 +66,13 @@ class Item:
     detail: str = ""
 
 
-# --------------------------------------------------------------------------- audio io
-
-
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Any audio file -> mono float32 at ``sample_rate``, shape ``(samples,)``.
-
-    soundfile reads wav/flac/ogg/aiff (and mp3 with libsndfile ≥ 1.1); otherwise ffmpeg decodes.
-    """
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        mono = data.mean(axis=1)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        if shutil.which("ffmpeg") is None:
-            raise
-        raw = subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-i",
-                str(path),
-                "-f",
-                "f32le",
-                "-ac",
-                "1",
-                "-ar",
-                str(sample_rate),
-                "-",
-            ],
-            check=True,
-            capture_output=True,
-        ).stdout
-        return np.frombuffer(raw, np.float32).copy()
-    return resample(mono, sr, sample_rate)
-
-
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Polyphase resampling, ``(samples,)`` -> ``(samples * sr_out / sr_in,)`` float32."""
-    if sr_in == sr_out:
-        return np.ascontiguousarray(x, np.float32)
-    g = int(np.gcd(int(sr_in), int(sr_out)))
-    return resample_poly(x, sr_out // g, sr_in // g).astype(np.float32)
-
-
 def find_audio(paths: Iterable[str | Path]) -> list[Path]:
     """Audio files named directly or found (recursively) in folders, sorted for reproducibility."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found += sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
+                f for f in p.rglob("*") if f.suffix.lower() in io.SUFFIXES and f.is_file()
             )
         elif p.is_file():
             found.append(p)
@@ -173,7 +86,7 @@ def _write(path: Path, audio: np.ndarray) -> float:
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 0.99:  # renders and mixes can clip; FLAC is integer
         audio = audio * (0.99 / peak)
-    sf.write(str(path), audio, SAMPLE_RATE, format="FLAC")
+    io.write(path, audio, SAMPLE_RATE)
     return audio.shape[0] / SAMPLE_RATE
 
 
@@ -183,43 +96,29 @@ def _write(path: Path, audio: np.ndarray) -> float:
 def midi_file(
     notes: Sequence[tuple[int, int, float, float, int]], *, tempo_bpm: float = 120.0
 ) -> bytes:
-    """A standard MIDI file (format 0) from ``(channel, program, start_s, dur_s, pitch)`` notes.
+    """A standard MIDI file (format 0) from ``(channel, program, start_s, dur_s, pitch)`` notes."""
+    import mido
 
-    Written by hand (a few bytes) so the probe notes need no MIDI library.
-    """
     tpq = 480
     ticks_per_s = tpq * tempo_bpm / 60.0
-    events: list[tuple[int, int, bytes]] = []  # (tick, order, bytes); note-offs before note-ons
+    events: list[tuple[int, int, mido.Message]] = []  # (tick, order, message); note-offs before note-ons
     programs: dict[int, int] = {}
     for ch, prog, start, dur, pitch in notes:
+        on, off = int(round(start * ticks_per_s)), int(round((start + dur) * ticks_per_s))
         if programs.get(ch) != prog:
             programs[ch] = prog
-            events.append((int(round(start * ticks_per_s)), 0, bytes([0xC0 | ch, prog])))
-        events.append((int(round(start * ticks_per_s)), 2, bytes([0x90 | ch, pitch, 96])))
-        events.append((int(round((start + dur) * ticks_per_s)), 1, bytes([0x80 | ch, pitch, 0])))
+            events.append((on, 0, mido.Message("program_change", channel=ch, program=prog)))
+        events.append((on, 2, mido.Message("note_on", channel=ch, note=pitch, velocity=96)))
+        events.append((off, 1, mido.Message("note_off", channel=ch, note=pitch, velocity=0)))
     events.sort(key=lambda e: (e[0], e[1]))
-    track = bytearray(b"\x00\xff\x51\x03" + int(60e6 / tempo_bpm).to_bytes(3, "big"))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm))])
     last = 0
     for tick, _, msg in events:
-        track += _varlen(tick - last) + msg
+        track.append(msg.copy(time=tick - last))  # mido's times are deltas in ticks
         last = tick
-    track += b"\x00\xff\x2f\x00"
-    return (
-        b"MThd"
-        + struct.pack(">IHHH", 6, 0, 1, tpq)
-        + b"MTrk"
-        + struct.pack(">I", len(track))
-        + bytes(track)
-    )
-
-
-def _varlen(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+    out = BytesIO()
+    mido.MidiFile(type=0, ticks_per_beat=tpq, tracks=[track]).save(file=out)
+    return out.getvalue()
 
 
 def render_midi(
@@ -282,7 +181,7 @@ def note_set(
         mid, wav = Path(tmp) / "notes.mid", Path(tmp) / "notes.wav"
         mid.write_bytes(midi_file(notes))
         render_midi(mid, wav)
-        audio = read_audio(wav)
+        audio = io.read(wav, SAMPLE_RATE, mono=True)[0]
     return audio, labels
 
 
@@ -321,7 +220,7 @@ def build_scores(
                 wav = Path(tmp) / "score.wav"
                 # A few corpus files make fluidsynth render without end; a normal one takes seconds.
                 render_midi(mid, wav, timeout=30.0)
-                audio = read_audio(wav)[: int(max_seconds * SAMPLE_RATE)]
+                audio = io.read(wav, SAMPLE_RATE, mono=True)[0][: int(max_seconds * SAMPLE_RATE)]
             except Exception:  # noqa: BLE001 - the corpus has scores music21 cannot render; skip them
                 continue
             if audio.shape[0] < 2 * SAMPLE_RATE or np.abs(audio).max() < 1e-3:
@@ -402,7 +301,7 @@ def build_drums(out: Path, *, count: int, seed: int, seconds: float = 12.0) -> l
                     continue
                 f = files[int(rng.integers(len(files)))]
                 if f not in cache:
-                    cache[f] = read_audio(f)[: 2 * SAMPLE_RATE]
+                    cache[f] = io.read(f, SAMPLE_RATE, mono=True)[0][: 2 * SAMPLE_RATE]
                 smp = cache[f] * float(rng.uniform(0.4, 1.0))
                 mix[s * step : s * step + smp.shape[0]] += smp
         dest = out / "drums" / f"{i:04d}_{re.sub(r'[^A-Za-z0-9]+', '_', kit.name)}.flac"
@@ -442,7 +341,7 @@ def build_music(out: Path, *, packages: Sequence[str], max_minutes: float) -> li
             for f in files:
                 if budget <= 0:
                     break
-                audio = read_audio(f)[: int(budget * SAMPLE_RATE)]
+                audio = io.read(f, SAMPLE_RATE, mono=True)[0][: int(budget * SAMPLE_RATE)]
                 if audio.shape[0] < 2 * SAMPLE_RATE:
                     continue
                 dest = out / "music" / pkg / (re.sub(r"[^A-Za-z0-9_.-]+", "_", f.stem) + ".flac")

@@ -1,8 +1,9 @@
-"""Lock-free single-producer single-consumer rings in shared memory, for audio between processes.
+"""Lock-free single-producer single-consumer rings of audio in shared memory, between processes.
 
 The producer writes samples, then publishes its running count; the consumer reads up to that
 count and publishes its own. Neither side ever waits on the other: a full ring overwrites the
 oldest audio (the consumer notices and counts the loss), an empty ring returns nothing.
+Rings carry audio only: counters and one-shot transfers are :mod:`earsight.audio.shared`'s.
 """
 
 from __future__ import annotations
@@ -97,10 +98,17 @@ class Ring:
 
     def latest(self, frames: int) -> np.ndarray:
         """The newest ``frames`` frames (zeros before the start), without consuming: for any reader."""
-        frames = min(int(frames), self.capacity)
         end = self.written
-        idx = np.arange(end - frames, end)
-        out = self._data[idx % self.capacity].copy()
+        return self.frames(end - min(int(frames), self.capacity), end)
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` counted as ``written`` counts them, ``(n, channels)``, without consuming.
+
+        Zeros before the first frame written. Only the last ``capacity`` frames are still there:
+        older ones have been overwritten by newer audio.
+        """
+        idx = np.arange(int(start), int(stop))
+        out = self._data[idx % self.capacity]  # fancy indexing: a copy
         out[idx < 0] = 0.0
         return out
 

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from .errors import EarsightError
+from ..errors import EarsightError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ flood) causes xruns. Here the audio process runs nothing but pyo and one short c
 block that copies the block into a ring (input) and out of another (sonified output). The
 callback never waits: it takes what is there and counts what was missing.
 
-Backends: "jack" (an existing JACK server; see :mod:`earsight.jack`), "portaudio" (a sound
+Backends: "jack" (an existing JACK server; see :mod:`earsight.audio.jack`), "portaudio" (a sound
 card), "manual" (pyo's manual server, clocked by this process in real time, or as fast as
 possible with ``realtime=False``). Never pyo's default ``Server()`` without a device: it crashes.
 """
@@ -20,110 +20,23 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import BadRequest, EarsightError, NotFound
+from ..errors import BadRequest, EarsightError
+from . import io
 from .ring import Ring
+from .shared import Counters, SharedArray
+from .sources import Source, demo_files, validate_source
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("jack", "portaudio", "manual")
-TEST_SIGNALS = {
-    # name: (default parameter, what the parameter means, allowed range)
-    "sine": (440.0, "frequency in Hz", (1.0, 20000.0)),
-    "clicks": (2.0, "clicks per second", (0.1, 100.0)),
-    "noise": (0.25, "amplitude", (0.0, 1.0)),
-    "sweep": (4.0, "seconds per sweep from 50 Hz to 8 kHz", (0.1, 600.0)),
-}
-SOURCE_KINDS = ("demo", "device", "file", "test", "silence")
-AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".ogg", ".mp3")
 
-# Counters the audio process publishes (int64, shared memory), in this order.
+# Counters the audio process publishes (int64, shared memory).
 STAT_FIELDS = ("blocks", "late_blocks", "output_underruns", "source_changes")
-
-
-@dataclass(frozen=True)
-class Source:
-    """What the server listens to. ``name`` is a file path or a test signal; ``value`` its parameter."""
-
-    kind: str = "demo"
-    name: str = ""
-    value: float = 0.0
-
-    def describe(self) -> str:
-        if self.kind == "file":
-            return f"file {self.name}"
-        if self.kind == "test":
-            return f"test {self.name} {self.value:g}"
-        return self.kind
-
-
-def pyo_folder() -> Path:
-    """Where pyo is installed, found without importing it (importing starts its audio machinery)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyo")
-    if spec is None or not spec.submodule_search_locations:
-        raise EarsightError("pyo is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def pyo_example_sound(name: str) -> Path:
-    """One of the recordings in pyo's examples (drumloop.wav, flute.aif, ...)."""
-    path = pyo_folder() / "examples" / "snds" / name
-    if not path.is_file():
-        raise NotFound(f"pyo has no example sound {name!r}")
-    return path
-
-
-def demo_files() -> list[Path]:
-    """The sound files that ship with pyo, played one after the other as the demo input."""
-    snds = pyo_folder() / "lib" / "snds"
-    files = sorted(p for p in snds.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and "IR" not in p.name)
-    if not files:
-        raise EarsightError(f"no demo sounds in {snds}")
-    return files
-
-
-def validate_source(source: Source) -> Source:
-    """Check a source at the boundary, so a bad one never reaches the audio process."""
-    if source.kind not in SOURCE_KINDS:
-        raise BadRequest(f"unknown input kind {source.kind!r} (kinds: {', '.join(SOURCE_KINDS)})")
-    if source.kind == "file":
-        import soundfile
-
-        path = Path(source.name).expanduser()
-        if not path.is_file():
-            raise NotFound(f"no such file: {source.name}")
-        try:
-            soundfile.info(str(path))
-        except Exception as exc:  # soundfile raises several types; all mean "cannot read"
-            raise BadRequest(f"cannot read {source.name} as audio: {exc}") from exc
-        return Source("file", str(path.resolve()))
-    if source.kind == "test":
-        if source.name not in TEST_SIGNALS:
-            raise BadRequest(f"unknown test signal {source.name!r} (signals: {', '.join(TEST_SIGNALS)})")
-        default, what, (lo, hi) = TEST_SIGNALS[source.name]
-        value = source.value or default
-        if not (np.isfinite(value) and lo <= value <= hi):
-            raise BadRequest(f"test {source.name}: {what} must be in [{lo:g}, {hi:g}], got {value:g}")
-        return Source("test", source.name, float(value))
-    return Source(source.kind)
-
-
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """A whole file as float32 ``(samples, channels)`` at ``sample_rate``."""
-    import soundfile
-    from scipy.signal import resample_poly
-
-    data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-    if sr != sample_rate:
-        g = np.gcd(int(sr), int(sample_rate))
-        data = resample_poly(data, sample_rate // g, sr // g, axis=0).astype(np.float32)
-    return data
+DEMO = Source()
 
 
 @dataclass(frozen=True)
@@ -140,7 +53,7 @@ class AudioConfig:
 class AudioEngine:
     """Parent-side handle of the audio process. Thread-safe: control calls are serialised."""
 
-    def __init__(self, config: AudioConfig, source: Source = Source()) -> None:
+    def __init__(self, config: AudioConfig, source: Source = DEMO) -> None:
         if config.backend not in BACKENDS:
             raise BadRequest(f"unknown audio backend {config.backend!r} (backends: {', '.join(BACKENDS)})")
         self.config = config
@@ -152,7 +65,7 @@ class AudioEngine:
         """Stereo sonified audio, written by the sonifier; mixed into the output."""
         self.monitor = Ring(capacity, 2)
         """What the server plays (the final stereo mix), for meters, tests and click checks."""
-        self._stats = Ring(len(STAT_FIELDS), 1)  # a plain shared array of counters
+        self._stats = Counters(STAT_FIELDS)
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._process: mp.process.BaseProcess | None = None
@@ -226,17 +139,14 @@ class AudioEngine:
             self._call("source", source, None)
         else:
             # Files are decoded here, not in the audio process, where it would hold the GIL.
-            data = _stereo(
-                load_audio(source.name, self.config.sample_rate)
-                if source.kind == "file"
-                else np.concatenate([_stereo(load_audio(p, self.config.sample_rate)) for p in demo_files()])
-            )
-            ring = Ring(data.shape[0], 2)
+            sr = self.config.sample_rate
+            files = [source.name] if source.kind == "file" else demo_files()
+            data = np.concatenate([_stereo(io.read(f, sr)[0]) for f in files])
+            block = SharedArray.of(data)
             try:
-                ring._data[:] = data
-                self._call("source", source, ring.spec(), timeout=60.0)
+                self._call("source", source, block.spec(), timeout=60.0)
             finally:
-                ring.close()
+                block.close()
         self.source = source
         return source
 
@@ -254,8 +164,7 @@ class AudioEngine:
         self.dry, self.wet = float(dry), float(wet)
 
     def stats(self) -> dict[str, int]:
-        counts = self._stats._data[:, 0]
-        out = {name: int(counts[i]) for i, name in enumerate(STAT_FIELDS)}
+        out = self._stats.snapshot()
         out["input_dropped"] = self.input.dropped
         out["restarts"] = self.restarts
         return out
@@ -277,9 +186,9 @@ class AudioEngine:
                 self._process.kill()
                 self._process.join(2.0)
             self._process = None
-        for ring in (self.input, self.output, self.monitor, self._stats):
+        for block in (self.input, self.output, self.monitor, self._stats):
             try:
-                ring.close()
+                block.close()
             except FileNotFoundError:
                 pass
 
@@ -300,12 +209,12 @@ def _audio_main(
     in_spec: tuple[int, int, str],
     out_spec: tuple[int, int, str],
     monitor_spec: tuple[int, int, str],
-    stats_spec: tuple[int, int, str],
+    stats_spec: tuple[tuple[str, ...], str],
     conn: Connection,
 ) -> None:
     os.environ.setdefault("PYO_GUI_WX", "0")
     try:
-        graph = _Graph(config, source, Ring(*in_spec), Ring(*out_spec), Ring(*monitor_spec), Ring(*stats_spec))
+        graph = _Graph(config, source, Ring(*in_spec), Ring(*out_spec), Ring(*monitor_spec), Counters(*stats_spec))
     except Exception as exc:  # report any failure to boot to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -325,7 +234,9 @@ def _audio_main(
 class _Graph:
     """The pyo graph and the per-block callback (runs only inside the audio process)."""
 
-    def __init__(self, config: AudioConfig, source: Source, inp: Ring, out: Ring, monitor: Ring, stats: Ring) -> None:
+    def __init__(
+        self, config: AudioConfig, source: Source, inp: Ring, out: Ring, monitor: Ring, stats: Counters
+    ) -> None:
         import pyo
 
         self.pyo = pyo
@@ -370,7 +281,6 @@ class _Graph:
         self.last_time = 0.0
         self.last_got = 0
         self.out_pos = -1
-        self.counts = stats._data[:, 0]
         self.conn_reply: tuple[str, Any] = ("ok", None)
         self.server.setCallback(self.callback)
         self.server.start()
@@ -380,7 +290,7 @@ class _Graph:
         bs = self.config.block
         now = time.perf_counter()
         if self.last_time and now - self.last_time > 2.5 * bs / self.config.sample_rate and self.config.realtime:
-            self.counts[1] += 1
+            self.stats.add("late_blocks")
         self.last_time = now
         n_in = self.in_buf.shape[0]
         pos = self.fill.getCurrentPos()
@@ -397,7 +307,7 @@ class _Graph:
             self.last_mon = pos
         got = self.out.read_into(self.block)
         if got < bs and (got > 0 or self.last_got == bs):  # the sonified audio ran out mid-stream
-            self.counts[2] += 1
+            self.stats.add("output_underruns")
         self.last_got = got
         n_out = self.out_bufs[0].shape[0]
         if self.out_pos < 0:  # first block: where the table reader is; after that, one block per callback
@@ -406,27 +316,30 @@ class _Graph:
         idx = (start + np.arange(bs)) % n_out
         for ch in range(2):
             self.out_bufs[ch][idx] = self.block[:, ch]
-        self.counts[0] += 1
+        self.stats.add("blocks")
 
     def _keep(self, obj: Any) -> Any:
         self.generations.append([*self.objects, obj])
         return obj
 
-    def _make(self, source: Source, audio: tuple[int, int, str] | None) -> Any:
+    def _make(self, source: Source, audio: tuple[tuple[int, ...], str, str] | None) -> Any:
         pyo = self.pyo
         if source.kind in ("file", "demo"):
             assert audio is not None, "file audio arrives decoded, in shared memory"
-            data = Ring(*audio)
-            n = data.capacity
-            table = pyo.DataTable(n, chnls=2)
-            bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
-            step = self.config.sample_rate // 2
-            for start in range(0, n, step):  # in slices, letting the audio thread in between
-                for ch in range(2):
-                    bufs[ch][start : start + step] = data._data[start : start + step, ch]
-                time.sleep(0)
-            del bufs
-            data.close()
+            block = SharedArray(*audio)
+            try:
+                data = block.array  # (frames, 2)
+                n = data.shape[0]
+                table = pyo.DataTable(n, chnls=2)
+                bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
+                step = self.config.sample_rate // 2
+                for start in range(0, n, step):  # in slices, letting the audio thread in between
+                    for ch in range(2):
+                        bufs[ch][start : start + step] = data[start : start + step, ch]
+                    time.sleep(0)
+                del bufs, data
+            finally:
+                block.close()
             obj = pyo.TableRead(table, freq=table.getRate(), loop=1).play()
             self.objects = [table, obj]
             return obj
@@ -459,7 +372,7 @@ class _Graph:
         try:
             if kind == "source":
                 self.fader.setInput(self._keep(self._make(message[1], message[2])), fadetime=0.02)
-                self.counts[3] += 1
+                self.stats.add("source_changes")
             elif kind == "gain":
                 self.gain.value = message[1]
             elif kind == "mix":

@@ -1,0 +1,64 @@
+"""What a training step draws from: files split by name, all audio in memory, random clips."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..audio import io
+from ..ears.cpc import CPCNet
+
+
+def split_files(files: Sequence[Path], val_percent: float) -> tuple[list[Path], list[Path]]:
+    """Validation split *by file*, decided by a hash of the file name so it is stable across runs."""
+
+    def bucket(p: Path) -> float:
+        return int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF * 100
+
+    val = [f for f in files if bucket(f) < val_percent]
+    train = [f for f in files if bucket(f) >= val_percent]
+    if not val and len(train) > 1 and val_percent > 0:  # tiny sets: still hold one file out
+        val = [train.pop(int(np.argmin([bucket(f) for f in train])))]
+    if not train:
+        raise ValueError("no training audio left after the validation split")
+    return train, val
+
+
+class Clips:
+    """All audio in memory at the model's rate; draws random fixed-length clips, ``(batch, samples)``."""
+
+    def __init__(self, files: Sequence[Path], sample_rate: int, clip: int) -> None:
+        self.clip = clip
+        self.audio = [a for a in (io.read(f, sample_rate, mono=True)[0] for f in files) if a.shape[0] > 0]
+        lengths = np.array([a.shape[0] for a in self.audio], np.float64)
+        self.seconds = float(lengths.sum() / sample_rate)
+        self.weights = lengths / lengths.sum() if lengths.size else lengths
+
+    def draw(self, n: int, rng: np.random.Generator, *, gain: bool = True) -> Tensor:
+        out = np.zeros((n, self.clip), np.float32)
+        for i in range(n):
+            a = self.audio[int(rng.choice(len(self.audio), p=self.weights))]
+            start = int(rng.integers(0, max(1, a.shape[0] - self.clip)))
+            piece = a[start : start + self.clip]
+            # Random level: the ear should not need music at one loudness.
+            out[i, : piece.shape[0]] = piece * (
+                float(10 ** rng.uniform(-0.6, 0.2)) if gain else 1.0
+            )
+        return torch.from_numpy(out)
+
+
+def logmel_stats(
+    net: CPCNet, clips: Clips, rng: np.random.Generator, n: int = 64
+) -> tuple[Tensor, Tensor]:
+    """Mean and std per mel bin of the raw log-mel over ``n`` random clips (for input standardisation)."""
+    fe = net.frontend
+    x = clips.draw(n, rng, gain=False)
+    with torch.no_grad():
+        frames = x.unfold(1, fe.n_fft, fe.hop)
+        logmel = fe.raw(frames).reshape(-1, fe.filterbank.shape[1])
+    return logmel.mean(0), logmel.std(0).clamp_min(1e-3)
