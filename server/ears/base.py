@@ -11,6 +11,8 @@ after the resampler; ``tests/test_ear_contract.py`` holds every registered ear t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -143,6 +145,34 @@ class Ear(ABC):
     @abstractmethod
     def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Differentiable pass for sonification: ``(batch, samples)`` -> layer -> ``(batch, frames, *shape)``."""
+
+    # --- layout hooks ----------------------------------------------------------------------
+    # What the layout cache keys on (earsight.layout.cache): declared by the ear, not guessed.
+
+    def fingerprint(self) -> str:
+        """Hex digest that changes whenever this ear's frames may: its timing, layers and weights.
+
+        The default hashes the declared structure (name, sample rate, hop, window, layer table)
+        and the state (parameters and buffers) of every ``torch.nn.Module`` the ear holds
+        as an attribute. It is computed afresh on each call: training changes weights in place.
+        Override it when an ear knows a cheaper identity of its weights.
+        """
+        structure = {
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "hop": self.hop,
+            "window": self.window,
+            "layers": [(layer.name, list(layer.shape), layer.unit, layer.kind) for layer in self.layers],
+        }
+        h = hashlib.sha256(json.dumps(structure, sort_keys=True).encode())
+        for attr, module in vars(self).items():
+            if not isinstance(module, torch.nn.Module):
+                continue
+            for key, tensor in module.state_dict().items():
+                t = tensor.detach().cpu().contiguous()
+                h.update(f"{attr}.{key}:{t.dtype}:{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes: any dtype
+        return h.hexdigest()
 
 
 class WindowedEar(Ear):

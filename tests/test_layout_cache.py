@@ -1,16 +1,29 @@
-"""Neural layout: the graph of an ear, the force-directed placement, the per-ear cache."""
+"""layout.cache: layouts kept per ear and seed, keyed by the fingerprint the ear declares."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from earsight import layout as L
 from earsight.ears import registry
-from earsight.ears.base import Ear
+from earsight.ears.base import Ear, Layer, WindowedEar
+
+
+class Energy(WindowedEar):
+    """A weightless ear: band energies of 4 x 8 slices of the window, and three sums of them."""
+
+    name = "energy"
+    hop = 64
+    window = 256
+    layers = (Layer("band", (4, 8)), Layer("out", (3,), kind="dense"))
+
+    def frames(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        band = windows.reshape(windows.shape[0], 4, 8, -1).pow(2).mean(-1)
+        return {"band": band, "out": band.mean(-1)[:, :3]}
 
 
 @pytest.fixture
@@ -31,38 +44,6 @@ def musicnn_layout(musicnn: Ear, module_cache: Path) -> L.Layout:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EARSIGHT_CACHE", str(module_cache))
         return L.get_layout(musicnn, progress=False, seed=1)
-
-
-def test_graph_has_every_neuron_and_local_conv_edges(crepe: Ear) -> None:
-    layer, unit, edges = L.build_graph(crepe.layers)
-    sizes = [spec.size for spec in crepe.layers]
-    assert layer.shape[0] == sum(sizes) == unit.shape[0]
-    assert np.array_equal(np.bincount(layer), sizes)
-    assert np.all(edges[:, 0] < edges[:, 1])
-    assert np.unique(edges[:, 0].astype(np.int64) * layer.shape[0] + edges[:, 1]).shape[0] == edges.shape[0]
-    degree = np.bincount(edges.ravel(), minlength=layer.shape[0])
-    assert degree.min() >= 1, "a neuron without edges would float away"
-    # conv2 (16, 64) -> conv3 (16, 32): linked positions keep their place along frequency.
-    k2, k3 = crepe.layer_names.index("conv2"), crepe.layer_names.index("conv3")
-    a, b = layer[edges[:, 0]], layer[edges[:, 1]]
-    between = edges[(a == k2) & (b == k3)]
-    assert between.shape[0] > 0
-    p2 = unit[between[:, 0]] % 64 / 64
-    p3 = unit[between[:, 1]] % 32 / 32
-    assert np.abs(p2 - p3).max() <= 3 / 64
-    # pitch (dense) links reach all over conv6's positions.
-    k6, kp = crepe.layer_names.index("conv6"), crepe.layer_names.index("pitch")
-    dense = edges[(a == k6) & (b == kp)]
-    assert len(np.unique(unit[dense[:, 0]] % 4)) == 4
-
-
-def test_charges_follow_activation_variance() -> None:
-    variance = np.array([0.0, 1.0, 4.0, 9.0, 2.0, 2.0], np.float32)
-    layer = np.array([0, 0, 0, 0, 1, 1])
-    q = L.charges_from_variance(variance, layer)
-    assert np.all(np.diff(q[:4]) > 0)
-    assert q[4] == q[5]
-    assert q.min() >= 0.3 and q.max() <= 3.0
 
 
 def test_connected_neurons_end_closer_than_unconnected(musicnn_layout: L.Layout) -> None:
@@ -94,16 +75,6 @@ def test_the_shipped_layouts_match_their_ears_and_are_used(name: str, fresh_cach
     assert not (fresh_cache / "layouts").exists(), "the shipped copy should have been enough"
 
 
-def test_layout_is_deterministic_with_a_seed(musicnn: Ear) -> None:
-    layer, _, edges = L.build_graph(musicnn.layers, seed=2)
-    n = layer.shape[0]
-    a = L.layout_graph(n, edges, seed=5)
-    b = L.layout_graph(n, edges, seed=5)
-    c = L.layout_graph(n, edges, seed=6)
-    assert np.array_equal(a, b)
-    assert not np.allclose(a, c)
-
-
 def test_cache_hit_on_second_call_and_rebuilt_when_the_ear_changes(
     musicnn: Ear, musicnn_layout: L.Layout, module_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,16 +96,38 @@ def test_cache_hit_on_second_call_and_rebuilt_when_the_ear_changes(
     assert L.layout_key(changed, seed=1) != first.key
 
 
-def test_cli_writes_a_picture(
-    musicnn_layout: L.Layout, module_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # musicnn_layout filled the module's cache: the command finds it there.
-    monkeypatch.setenv("EARSIGHT_CACHE", str(module_cache))
-    parser = argparse.ArgumentParser()
-    L.add_arguments(parser)
-    png = tmp_path / "layout.png"
-    assert L.run(parser.parse_args(["musicnn", "--png", str(png), "--seed", "1"])) == 0
-    from PIL import Image
+def test_the_fingerprint_follows_the_weights() -> None:
+    ear = registry.load("cpc")
+    before = ear.fingerprint()
+    assert len(before) == 64 and int(before, 16) >= 0
+    assert registry.load("cpc").fingerprint() == before, "the same ear loaded twice is the same ear"
+    key = L.layout_key(ear)
+    weight = next(ear.net.parameters())
+    with torch.no_grad():
+        weight[0] += 1e-3
+        try:
+            assert ear.fingerprint() != before, "trained in place: another ear"
+            assert L.layout_key(ear) != key
+        finally:
+            weight[0] -= 1e-3
 
-    image = np.asarray(Image.open(png).convert("RGB"))
-    assert (image.max(axis=2) > 60).sum() > 500, "the picture should show the neurons"
+
+def test_a_weightless_ear_is_fingerprinted_by_its_structure_and_laid_out(fresh_cache: Path) -> None:
+    ear = Energy()
+    assert Energy().fingerprint() == ear.fingerprint()
+    slower = Energy()
+    slower.hop = 128
+    assert slower.fingerprint() != ear.fingerprint()
+    lay = L.get_layout(ear, progress=False)
+    assert lay.n == 35 and lay.key == L.layout_key(ear)
+    assert L.cache_path(ear, lay.key).is_file()
+    assert np.all(lay.layer_range[:, 1] > lay.layer_range[:, 0])
+
+
+def test_the_key_uses_what_the_ear_declares() -> None:
+    class Renamed(Energy):
+        def fingerprint(self) -> str:
+            return "weights v2"
+
+    assert L.layout_key(Renamed()) != L.layout_key(Energy())
+    assert L.layout_key(Energy(), seed=1) != L.layout_key(Energy())
