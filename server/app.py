@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audio import AudioConfig, AudioEngine, Source
+from .audio.ring import Ring
 from .commands import COMMANDS, Dispatcher
 from .ears import registry
 from .osc import Address, OscServer
 from .paths import Folders
-from .audio.ring import Ring
 from .supervise import Supervisor
 
 if TYPE_CHECKING:
@@ -185,6 +185,7 @@ class App:
             "xruns": int(xruns),
             "late_blocks": stats["late_blocks"],
             "audio_restarts": stats["restarts"],
+            "audio": self.audio.state,
             "dropped": stats["input_dropped"] + stats["output_underruns"] + self.listener.skipped,
             "lag_ms": self.listener.lag_ms(),
             "frames": self.listener.frames,

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import AudioEngine
+from .audio.ring import Ring
 from .commands.base import Request
 from .ears import registry
 from .ears.base import Ear
-from .errors import EarsightError, NotFound
+from .errors import NotFound
 from .resample import Resampler
-from .audio.ring import Ring
 from .stage import Chain
 from .state import EarState
 from .supervise import Supervisor
@@ -160,8 +160,8 @@ class Listener:
                 log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.sample_rate)
             block = self.audio.input.read()
             if block.shape[0] == 0:
-                if not self.audio.alive and self._running:
-                    self._revive_audio()
+                if self._running and (not self.audio.alive or self.audio.stalled()):
+                    self.audio.recover()
                 time.sleep(0.002)
                 continue
             self.recent.write(block)
@@ -173,15 +173,6 @@ class Listener:
                 log.exception("ear worker")
                 time.sleep(0.1)
             self.busy += time.perf_counter() - started
-
-    def _revive_audio(self) -> None:
-        """The audio process died (a crash in pyo or a device lost): log it and start a new one."""
-        log.error("the audio process died; restarting it")
-        try:
-            self.audio.restart()
-        except EarsightError as exc:
-            log.error("cannot restart audio: %s; retrying in 2 s", exc)
-            time.sleep(2.0)
 
     def _listen(self, samples: np.ndarray, arrived: float) -> None:
         p = self.pipeline

@@ -73,6 +73,10 @@ class AudioEngine:
         self.dry = 1.0
         self.wet = 1.0
         self.restarts = 0
+        self.state = "stopped"
+        """running, waiting for JACK (it went away), or stopped: /ear/status says which."""
+        self._last_blocks = -1
+        self._last_change = time.monotonic()
 
     @property
     def latency(self) -> int:
@@ -99,6 +103,8 @@ class AudioEngine:
             self._process.kill()
             raise
         self.set_source(self.source)
+        self._last_blocks, self._last_change = -1, time.monotonic()
+        self.state = "running"
         # pyo keeps its gain and mix objects in the process: a restarted one needs them again
         if self.gain != 1.0:
             self._call("gain", self.gain)
@@ -116,6 +122,38 @@ class AudioEngine:
             self._process = None
         self.restarts += 1
         self.start()
+
+    def stalled(self, seconds: float = 1.0) -> bool:
+        """No block for ``seconds``: the process lives but its backend stopped clocking it (JACK went away)."""
+        blocks, now = self._stats.get("blocks"), time.monotonic()
+        if blocks != self._last_blocks:
+            self._last_blocks, self._last_change = blocks, now
+            return False
+        return now - self._last_change > seconds
+
+    def recover(self) -> None:
+        """The audio process died or stalled: start a new one once its backend is there again.
+
+        A JACK server that was killed leaves pyo's process alive and silent; when JACK is back
+        (a user or a session manager restarts it) a new process connects to it.
+        """
+        if self.config.backend == "jack":
+            from . import jack
+
+            if not jack.running():
+                if self.state != "waiting for JACK":
+                    log.error("the JACK server is gone: waiting for it to come back")
+                    self.state = "waiting for JACK"
+                time.sleep(0.5)
+                return
+        log.error("the audio process %s; starting a new one", "died" if not self.alive else "stalled")
+        try:
+            self.restart()
+        except EarsightError as exc:
+            log.error("cannot restart audio: %s; retrying in 2 s", exc)
+            time.sleep(2.0)
+            return
+        log.info("audio is back (%s)", self.config.backend)
 
     def _await(self, timeout: float, what: str) -> Any:
         assert self._conn is not None
@@ -186,6 +224,7 @@ class AudioEngine:
                 self._process.kill()
                 self._process.join(2.0)
             self._process = None
+        self.state = "stopped"
         for block in (self.input, self.output, self.monitor, self._stats):
             try:
                 block.close()

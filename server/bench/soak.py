@@ -15,8 +15,8 @@ import urllib.request
 
 from tqdm import tqdm
 
-from ..cli import Served, running_server
 from ..audio.jack import XrunMonitor
+from ..cli import Served, running_server
 from ..osc import message
 from .common import ensure_jack, status_of
 from .fuzz import rss_kb
