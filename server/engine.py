@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +113,24 @@ class Engine:
         self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
         self.xrun_monitor: Any = None
         self.display: Display | None = None
+        self._listeners: list[Callable[[str], None]] = []
         self.sonifier = Sonifier(self)
+
+    @property
+    def ear(self) -> Ear:
+        return self.listening.ear
+
+    @property
+    def name(self) -> str:
+        return self.listening.name
+
+    def listen(self, fn: Callable[[str], None]) -> None:
+        """Call ``fn(what)`` after a change: "selection" (Engine.select) or "ear" (a swap)."""
+        self._listeners.append(fn)
+
+    def _changed(self, what: str) -> None:
+        for fn in self._listeners:
+            fn(what)
 
     # ------------------------------------------------------------ life cycle
 
@@ -260,8 +277,7 @@ class Engine:
         if bad:
             raise BadRequest(f"layer {layer} has channels 0-{spec.channels - 1}; no channel {bad[0]}")
         self.selection = Selection(layer, tuple(dict.fromkeys(channels)))
-        if self.display is not None:
-            self.display.select(layer, list(self.selection.channels))
+        self._changed("selection")
 
     def view(self) -> Display:
         if self.display is None:
@@ -326,6 +342,7 @@ class Engine:
         self.latest = {}
         if self.embedding is not None and self.embedding.layer not in ear.layer_names:
             self.embedding = None
+        self._changed("ear")
         if req is not None:
             self.send(req.reply_to, "/ear/done", req.address, listening.name)
 
