@@ -131,7 +131,7 @@ class App:
             from .display import Display
 
             self.display = Display(state, host=config.host, port=config.view_port, window=config.window)
-            self.display.start()
+            self.display.start(self.supervisor)
             self.dispatcher.services["view"] = self.display
         self.osc.start(self.supervisor)
         log.info("listening for OSC on %s:%d", *self.osc.address)

@@ -3,6 +3,9 @@
 Rendering costs CPU that the audio and the ear need on a small machine, so frames are drawn
 only while someone looks: a browser or TouchDesigner pulling the MJPEG stream, or a snapshot.
 The renderer is rebuilt (layout from the cache) when the ear changes.
+
+The display reads an ear state (:class:`ViewedState`) and hears of its changes through the
+state's listeners; a click on the page asks the state to select, never the display itself.
 """
 
 from __future__ import annotations
@@ -10,17 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .errors import BadRequest, EarsightError
-from .paths import cache_dir
+from .supervise import Supervisor
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .ears.base import Ear
+    from .features import Embedding, Selection
     from .render import Renderer
 
 log = logging.getLogger(__name__)
@@ -29,12 +33,46 @@ WATCHED_FOR = 2.0
 """Seconds after the last request for a frame during which the display keeps drawing."""
 
 
+class ViewedState(Protocol):
+    """What the display reads of the ear state, and the one thing it asks of it (``select``)."""
+
+    @property
+    def name(self) -> str:
+        """The listening ear's registry name (changes when another ear is swapped in)."""
+
+    @property
+    def ear(self) -> Ear:
+        """The listening ear."""
+
+    @property
+    def selection(self) -> Selection:
+        """The selected channels (highlighted in the picture)."""
+
+    @property
+    def top(self) -> tuple[int, float]:
+        """(count, threshold) of the ``top`` selection of labels."""
+
+    @property
+    def embedding(self) -> Embedding | None:
+        """The fitted ``embed`` features, if any."""
+
+    @property
+    def latest(self) -> dict[str, np.ndarray]:
+        """The newest frame: layer -> (*shape)."""
+
+    def select(self, layer: str, channels: Sequence[int]) -> None:
+        """Select ``channels`` of ``layer``; raises BadRequest for what the ear lacks."""
+
+    def listen(self, fn: Callable[[str], None]) -> None:
+        """Call ``fn(what)`` after each change; ``what`` in "ear", "selection", "top", "embedding"."""
+
+
 class Display:
-    def __init__(self, engine: Engine, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
+    def __init__(self, state: ViewedState, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
                  size: tuple[int, int] = (1280, 720), window: bool = False) -> None:
         from .view import ViewServer
 
-        self.engine = engine
+        self.state = state
         self.fps = fps
         self.size = size
         self.window = window
@@ -52,15 +90,20 @@ class Display:
         self._thread: threading.Thread | None = None
         self.frames_drawn = 0
         self.error: str | None = None
-        self.server = ViewServer(host, port, self._jpeg, self._layout, self._select)
+        self.server = ViewServer(host, port, self._jpeg, self._layout, state.select)
+        state.listen(self._changed)
 
     # -------------------------------------------------------------- life cycle
 
-    def start(self) -> None:
+    @property
+    def url(self) -> str:
+        """The web page with the live picture."""
+        return self.server.url
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
         self.server.start()
         self._running = True
-        self._thread = threading.Thread(target=self._loop, name="display", daemon=True)
-        self._thread.start()
+        self._thread = (supervisor or Supervisor()).spawn("display", self._loop, lambda: self._running)
         log.info("view page on %s", self.server.url)
 
     def stop(self) -> None:
@@ -87,15 +130,21 @@ class Display:
         renderer = self._ready()
         return renderer.layout_dict()
 
-    def _select(self, layer: str, channels: list[int]) -> None:
-        self.engine.select(layer, channels)  # the engine passes the selection on to us
+    def _changed(self, what: str) -> None:
+        """The state changed (any thread): highlight a new selection; build for a new ear."""
+        if what == "ear":
+            self._wake.set()
+        elif what == "selection":
+            renderer, sel = self.renderer, self.state.selection
+            if renderer is not None and sel.layer in renderer.ear.layer_names:
+                renderer.select(sel.layer, list(sel.channels))
 
     # -------------------------------------------------------------- what OSC commands do
 
     def _ready(self, timeout: float = 60.0) -> Renderer:
         """The renderer for the current ear, waiting while it is built (layout, GL)."""
         deadline = time.monotonic() + timeout
-        while self.renderer is None or self._ear_name != self.engine.listening.name:
+        while self.renderer is None or self._ear_name != self.state.name:
             if self.error:
                 raise EarsightError(f"view: {self.error}")
             if time.monotonic() > deadline:
@@ -134,11 +183,6 @@ class Display:
         setattr(renderer, name, value)  # validates (BadRequest)
         self._settings[name] = value
 
-    def select(self, layer: str, channels: list[int]) -> None:
-        renderer = self.renderer
-        if renderer is not None and layer in renderer.ear.layer_names:
-            renderer.select(layer, channels)
-
     def highlight(self, layer: str, channels: list[int]) -> None:
         """Highlight in the picture only; raises BadRequest for a layer or channel the ear lacks."""
         self._ready().select(layer, channels)
@@ -146,12 +190,10 @@ class Display:
     def shuffle(self, seed: int | None) -> list[int]:
         return [int(i) for i in self._ready().shuffle(seed)]
 
-    def snapshot(self, name: str | None) -> Path:
-        path = Path(name) if name else cache_dir() / "snapshots" / time.strftime("earsight-%Y%m%d-%H%M%S.png")
+    def snapshot(self, path: Path) -> Path:
+        """Draw now and write a PNG to ``path`` (resolved by the caller: see :class:`earsight.paths.Folders`)."""
         if path.suffix.lower() != ".png":
             raise BadRequest(f"snapshots are PNG files: {path.name}")
-        if not path.is_absolute():
-            path = cache_dir() / "snapshots" / path
         result = self._on_gl_thread(lambda r: r.snapshot(path))
         return Path(result)
 
@@ -180,29 +222,32 @@ class Display:
         from .layout import get_layout
         from .render import Renderer
 
-        lis = self.engine.listening
+        # The name first: if the ear is swapped between the two reads, the name is the old one
+        # and the next turn of the loop builds again.
+        name = self.state.name
+        ear = self.state.ear
         old, self.renderer = self.renderer, None
         if old is not None:
             old.close()
         try:
-            layout = get_layout(lis.ear, progress=False, seed=self.seed)
-            renderer = Renderer(lis.ear, layout, width=self.size[0], height=self.size[1], window=self.window)
-            for name, value in self._settings.items():
-                setattr(renderer, name, value)
-            sel = self.engine.selection
-            if sel.channels:  # "all channels" streams everything but would highlight everything
+            layout = get_layout(ear, progress=False, seed=self.seed)
+            renderer = Renderer(ear, layout, width=self.size[0], height=self.size[1], window=self.window)
+            for setting, value in self._settings.items():
+                setattr(renderer, setting, value)
+            sel = self.state.selection
+            if sel.channels and sel.layer in ear.layer_names:  # "all channels" would highlight everything
                 renderer.select(sel.layer, list(sel.channels))
         except Exception as exc:  # the view is optional: the server goes on without a picture
-            log.exception("view: cannot build the renderer for %s", lis.name)
+            log.exception("view: cannot build the renderer for %s", name)
             self.error = f"{type(exc).__name__}: {exc}"
-            self._ear_name = lis.name
+            self._ear_name = name
             return
         self.error = None
-        self.renderer, self._ear_name = renderer, lis.name
+        self.renderer, self._ear_name = renderer, name
 
     def _loop(self) -> None:
         while self._running:
-            if self._ear_name != self.engine.listening.name:
+            if self._ear_name != self.state.name:
                 self._build()
             renderer = self.renderer
             with self._lock:
@@ -226,8 +271,8 @@ class Display:
             self._wake.clear()
 
     def _feed(self, renderer: Renderer) -> None:
-        engine = self.engine
-        frame = engine.latest
+        state = self.state
+        frame = state.latest
         ear = renderer.ear
         if not frame or set(frame) != set(ear.layer_names):
             return
@@ -238,11 +283,12 @@ class Display:
             probs = np.asarray(frame[ear.output_layer], np.float32)
             renderer.set_vector("tags", probs)
             top = np.zeros_like(probs)
-            chosen = top_labels(probs, *engine.top)
+            chosen = top_labels(probs, *state.top)
             top[chosen] = probs[chosen]
             renderer.set_vector("top", top if chosen else probs)
-        if engine.embedding is not None and engine.embedding.layer in frame:
-            renderer.set_vector("embed", engine.embedding(frame))
+        embedding = state.embedding
+        if embedding is not None and embedding.layer in frame:
+            renderer.set_vector("embed", embedding(frame))
 
 
 def _placeholder_jpeg() -> bytes:

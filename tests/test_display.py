@@ -1,9 +1,11 @@
-"""The live picture in a running server: OSC view commands, snapshots that follow the input, the page."""
+"""The live picture: the display around a plain ear state (no pyo, no OSC), then in a running
+server (OSC view commands, snapshots that follow the input, the page)."""
 
 from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,54 @@ from PIL import Image
 from earsight.app import App
 from earsight.audio import Source
 from earsight.cli import running_server
+from earsight.display import Display
+from earsight.ears.base import Ear
+from earsight.features import Selection
+from earsight.state import EarState
+
+
+def post_selection(url: str, layer: str, channels: list[int]) -> int:
+    body = json.dumps({"layer": layer, "channels": channels}).encode()
+    request = urllib.request.Request(url + "select", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_the_display_reads_a_state_and_a_click_selects_through_it(crepe: Ear, tmp_path: Path) -> None:
+    state = EarState("crepe", crepe)
+    display = Display(state, port=0, size=(320, 180), out_dir=tmp_path)
+    display.start()
+    try:
+        renderer = display._ready()
+        assert renderer.selection == ("", [])
+        # A click asks the state; the state's listeners tell the display, which highlights.
+        assert post_selection(display.server.url, "conv2", [3]) == 200
+        assert state.selection == Selection("conv2", (3,))
+        assert renderer.selection == ("conv2", [3])
+        assert post_selection(display.server.url, "conv2", [99]) == 400
+        assert state.selection == Selection("conv2", (3,))
+        # The display feeds the state's newest frame to the picture.
+        x = np.zeros(crepe.sample_rate // 2, np.float32)
+        x[:: crepe.sample_rate // 8] = 0.9
+        frames = crepe.analyse(x)
+        state.publish({k: v[-1] for k, v in frames.items()})
+        before = renderer.state.shown.copy()
+        deadline = time.monotonic() + 10
+        while np.array_equal(renderer.state.shown, before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not np.array_equal(renderer.state.shown, before)
+        # A snapshot is written where the server's folders said.
+        assert display.snapshot(tmp_path / "shot.png") == tmp_path / "shot.png"
+        assert Image.open(tmp_path / "shot.png").size == (320, 180)
+        # Another ear (here: the same under a new name) is built anew, keeping the selection.
+        state.set_ear("crepe-again", crepe)
+        rebuilt = display._ready()
+        assert rebuilt is not renderer and rebuilt.selection == ("conv2", [3])
+    finally:
+        display.stop()
 
 
 @pytest.fixture(scope="module")

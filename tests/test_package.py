@@ -23,6 +23,7 @@ def test_the_wheel_carries_code_shaders_and_models(tmp_path: Path) -> None:
         if model.suffix in (".safetensors", ".md", ".json", ".npz", ".png"):
             assert f"earsight/models/{model.name}" in names
     assert "earsight/ears/crepe.py" in names and "earsight/cli.py" in names
+    assert "earsight/render/renderer.py" in names and "earsight/render/state.py" in names
     assert not any(n.startswith(("server/", "models/", "shaders/")) for n in names)  # no stray top-level packages
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "earsight = earsight.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earsight import gl
 from earsight.ears.base import Ear
 from earsight.errors import BadRequest
 from earsight.layout import get_layout
-from earsight.render import HIGHLIGHT, Renderer, render_file
+from earsight.render import HIGHLIGHT, Renderer, colormap_texture_data, gl, render_file
+from earsight.render.state import neuron_colors
 
 W, H = 640, 360
 
@@ -86,6 +86,21 @@ def test_every_neuron_is_drawn(renderer: Renderer) -> None:
     lit = image[xy[:, 1], xy[:, 0]].max(axis=1) > 40
     # Neurons whose centres fall on the same pixel share it; all but a handful get their own.
     assert lit.mean() > 0.97
+
+
+def test_drawn_neurons_have_the_render_states_colours(renderer: Renderer, crepe: Ear) -> None:
+    # The pure-numpy colours (no GL) are what the shader paints at each neuron's centre.
+    # Each layer a ramp over its units, so the neurons span the whole colour map.
+    ramps = {s.name: np.linspace(0.0, 1e3, s.size, dtype=np.float32).reshape(s.shape) for s in crepe.layers}
+    for _ in range(20):
+        renderer.update(ramps)
+    image = renderer.draw().astype(int)
+    expected = np.round(255 * neuron_colors(renderer.state.shown, colormap_texture_data("magma"))).astype(int)
+    xy = np.array([renderer.pixel_of(i) for i in range(renderer.layout.n)])
+    close = np.abs(image[xy[:, 1], xy[:, 0]] - expected).max(axis=1) <= 3
+    # Neurons whose centres fall on the same pixel share it; all but a handful get their own.
+    assert close.mean() > 0.97
+    assert np.ptp(renderer.state.shown) > 0.5, "a picture with contrast, not one flat colour"
 
 
 def test_selected_neuron_is_highlighted(renderer: Renderer, crepe: Ear) -> None:
@@ -223,9 +238,8 @@ def test_shader_files_hold_every_stage() -> None:
 
 WINDOW_SCRIPT = """
 import json, numpy as np
-from earsight import gl
 from earsight.ears import registry
-from earsight.render import Renderer
+from earsight.render import Renderer, context
 ear = registry.load("crepe")
 r = Renderer(ear, width=320, height=180, window=True)
 before = r.ctx.error
@@ -234,7 +248,7 @@ frames = ear.analyse(x)
 for i in range(frames["conv1"].shape[0]):
     r.update({k: v[i] for k, v in frames.items()})
 image = r.draw()
-print(json.dumps({"window": gl.window_of(r.ctx) is not None, "before": before, "after": r.ctx.error,
+print(json.dumps({"window": context.window_of(r.ctx) is not None, "before": before, "after": r.ctx.error,
                   "shape": list(image.shape), "max": int(image.max())}))
 r.close()
 """

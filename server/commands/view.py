@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .base import Arg, Command, Reply, Request, in_background
@@ -27,7 +28,9 @@ def _shuffle(display: Display, req: Request, seed: int | None) -> list[Reply]:
 
 
 def _snapshot(display: Display, req: Request, name: str | None) -> list[Reply]:
-    return [("/ear/done", [req.address, str(display.snapshot(name))])]
+    stamp = time.strftime("earsight-%Y%m%d-%H%M%S.png")
+    path = req.files.output(name or "", "snapshots", (".png",), default=stamp, overwrite=True)
+    return [("/ear/done", [req.address, str(display.snapshot(path))])]
 
 
 def _size(display: Display, req: Request, width: int, height: int) -> None:
@@ -61,7 +64,7 @@ COMMANDS: tuple[Command, ...] = tuple(
          "Highlight neurons in the picture only (/ear/select highlights and streams)."),
         ("/ear/view/shuffle", (Arg("seed", "i", "for a repeatable mapping", optional=True),), _shuffle, "/ear/done",
          "Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>."),
-        ("/ear/view/snapshot", (Arg("name", "s", "a .png path (relative: under the cache's snapshots/)", optional=True),), _snapshot, "/ear/done",
+        ("/ear/view/snapshot", (Arg("name", "s", "a .png file under the output folder (--out-dir; relative: under its snapshots/)", optional=True),), _snapshot, "/ear/done",
          "Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>."),
         ("/ear/view/size", (Arg("width", "i", "64-3840"), Arg("height", "i", "64-2160")), _size, "/ear/done",
          "Picture size in pixels."),

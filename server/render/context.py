@@ -2,22 +2,17 @@
 
 Headless by default: EGL on whatever Mesa offers (llvmpipe on servers, GL 4.5 core). With
 ``window=True`` and an X display, a glfw window whose context draws to the screen too.
-Shader sources are read from :func:`earsight.paths.shaders_dir`, one file per program (or
-from ``$EARSIGHT_SHADERS`` for the programs found there).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-from pathlib import Path
 from typing import Any
 
 import moderngl
 
-from . import paths
-from .errors import EarsightError
+from ..errors import EarsightError
 
 log = logging.getLogger(__name__)
 
@@ -90,75 +85,3 @@ def release_context(ctx: moderngl.Context) -> None:
 
         glfw.destroy_window(handle)
         glfw.terminate()
-
-
-# ---------------------------------------------------------------------------------------------
-# Shader files
-
-_STAGES = {
-    "vertex_shader": "VERTEX_SHADER",
-    "geometry_shader": "GEOMETRY_SHADER",
-    "fragment_shader": "FRAGMENT_SHADER",
-}
-
-
-def shader_path(name: str) -> Path:
-    """``<name>.glsl`` from ``$EARSIGHT_SHADERS`` when that folder has it, else the package's.
-
-    The override lets a VJ live-edit a copy of one program (the renderer reloads it when its
-    file changes) without touching the installed package.
-    """
-    override = os.environ.get("EARSIGHT_SHADERS")
-    if override:
-        path = Path(override) / f"{name}.glsl"
-        if path.is_file():
-            return path
-    return paths.shaders_dir() / f"{name}.glsl"
-
-
-def shader_sources(name: str) -> dict[str, str]:
-    """Split ``shaders/<name>.glsl`` into its stages (moderngl-window style).
-
-    The file holds every stage under ``#if defined VERTEX_SHADER ... #elif defined
-    FRAGMENT_SHADER ... #endif``; each stage gets the file with its macro defined after the
-    ``#version`` line. Returns keyword arguments for ``ctx.program``.
-    """
-    path = shader_path(name)
-    if not path.is_file():
-        raise EarsightError(f"gl: no shader {name!r} at {path}")
-    text = path.read_text()
-    match = re.search(r"^\s*#version[^\n]*\n", text, re.MULTILINE)
-    if not match:
-        text = f"#version {GL_VERSION} core\n" + text
-        match = re.search(r"^\s*#version[^\n]*\n", text, re.MULTILINE)
-    assert match is not None
-    head, body = text[: match.end()], text[match.end() :]
-    out = {}
-    for arg, macro in _STAGES.items():
-        if re.search(rf"defined\s*\(?\s*{macro}\b", body):
-            # #line keeps compiler messages pointing at the file's own line numbers.
-            line = head.count("\n") + 1
-            out[arg] = f"{head}#define {macro} 1\n#line {line}\n{body}"
-    if "vertex_shader" not in out:
-        raise EarsightError(f"gl: shader {path} has no VERTEX_SHADER section")
-    return out
-
-
-def load_program(ctx: moderngl.Context, name: str) -> moderngl.Program:
-    """Compile ``shaders/<name>.glsl``; raises EarsightError with the compiler's message."""
-    try:
-        src = shader_sources(name)
-        return ctx.program(
-            vertex_shader=src["vertex_shader"],
-            geometry_shader=src.get("geometry_shader"),
-            fragment_shader=src.get("fragment_shader"),
-        )
-    except moderngl.Error as err:
-        raise EarsightError(f"gl: shader {name!r} does not compile: {err}") from err
-
-
-def shader_mtime(name: str) -> float:
-    try:
-        return shader_path(name).stat().st_mtime
-    except OSError:
-        return 0.0

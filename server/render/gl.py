@@ -1,0 +1,261 @@
+"""The GL objects of one renderer: shader programs (from files), framebuffers, textures, buffers.
+
+Shader sources are read from :func:`earsight.paths.shaders_dir`, one file per program holding
+every stage (``#if defined VERTEX_SHADER ... #elif defined FRAGMENT_SHADER ... #endif``, as
+moderngl-window lays them out), or from ``$EARSIGHT_SHADERS`` for the programs found there.
+Contexts come from :mod:`earsight.render.context` only; what is drawn with these objects is in
+:mod:`earsight.render.views`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from .. import paths
+from ..errors import EarsightError
+from .context import GL_VERSION
+from .state import RenderState, colormap_texture_data
+
+log = logging.getLogger(__name__)
+
+PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "hallucination", "features", "blit")
+ROW_WIDTH = 1024
+"""Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
+
+# ---------------------------------------------------------------------------------------------
+# Shader files
+
+_STAGES = {
+    "vertex_shader": "VERTEX_SHADER",
+    "geometry_shader": "GEOMETRY_SHADER",
+    "fragment_shader": "FRAGMENT_SHADER",
+}
+def shader_path(name: str) -> Path:
+    """``<name>.glsl`` from ``$EARSIGHT_SHADERS`` when that folder has it, else the package's.
+
+    The override lets a VJ live-edit a copy of one program (the renderer reloads it when its
+    file changes) without touching the installed package.
+    """
+    override = os.environ.get("EARSIGHT_SHADERS")
+    if override:
+        path = Path(override) / f"{name}.glsl"
+        if path.is_file():
+            return path
+    return paths.shaders_dir() / f"{name}.glsl"
+
+
+def shader_sources(name: str) -> dict[str, str]:
+    """Split ``shaders/<name>.glsl`` into its stages (moderngl-window style).
+
+    The file holds every stage under ``#if defined VERTEX_SHADER ... #elif defined
+    FRAGMENT_SHADER ... #endif``; each stage gets the file with its macro defined after the
+    ``#version`` line. Returns keyword arguments for ``ctx.program``.
+    """
+    path = shader_path(name)
+    if not path.is_file():
+        raise EarsightError(f"gl: no shader {name!r} at {path}")
+    text = path.read_text()
+    match = re.search(r"^\s*#version[^\n]*\n", text, re.MULTILINE)
+    if not match:
+        text = f"#version {GL_VERSION} core\n" + text
+        match = re.search(r"^\s*#version[^\n]*\n", text, re.MULTILINE)
+    assert match is not None
+    head, body = text[: match.end()], text[match.end() :]
+    out = {}
+    for arg, macro in _STAGES.items():
+        if re.search(rf"defined\s*\(?\s*{macro}\b", body):
+            # #line keeps compiler messages pointing at the file's own line numbers.
+            line = head.count("\n") + 1
+            out[arg] = f"{head}#define {macro} 1\n#line {line}\n{body}"
+    if "vertex_shader" not in out:
+        raise EarsightError(f"gl: shader {path} has no VERTEX_SHADER section")
+    return out
+
+
+def load_program(ctx: moderngl.Context, name: str) -> moderngl.Program:
+    """Compile ``shaders/<name>.glsl``; raises EarsightError with the compiler's message."""
+    try:
+        src = shader_sources(name)
+        return ctx.program(
+            vertex_shader=src["vertex_shader"],
+            geometry_shader=src.get("geometry_shader"),
+            fragment_shader=src.get("fragment_shader"),
+        )
+    except moderngl.Error as err:
+        raise EarsightError(f"gl: shader {name!r} does not compile: {err}") from err
+
+
+def shader_mtime(name: str) -> float:
+    try:
+        return shader_path(name).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def set_uniform(program: moderngl.Program, name: str, value: object) -> None:
+    """Set a uniform if the program has it."""
+    # Compilers drop unused uniforms; a live-edited shader may not use every one.
+    if name in program:
+        program[name].value = value  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------------------------
+# Vertex data
+
+
+def quads(positions: np.ndarray) -> np.ndarray:
+    """(n, 2) centres -> (4n, 5) float32 vertices (x, y, corner x, corner y, index), 4 per quad."""
+    corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
+    n = positions.shape[0]
+    out = np.empty((n, 4, 5), np.float32)
+    out[:, :, :2] = positions[:, None, :]
+    out[:, :, 2:4] = corners[None]
+    out[:, :, 4] = np.arange(n, dtype=np.float32)[:, None]
+    return out.reshape(4 * n, 5)
+
+
+def quad_indices(n: int) -> np.ndarray:
+    """(6n,) int32 indices: two triangles per quad of :func:`quads`."""
+    return (np.arange(n, dtype=np.int32)[:, None] * 4 + np.array([0, 1, 2, 2, 1, 3], np.int32)).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The objects
+
+
+class GLObjects:
+    """Every GL object a renderer draws with, built once per layout and size in ``ctx``.
+
+    Call its methods with ``ctx`` current (the renderer's GL lock held).
+    """
+
+    def __init__(self, ctx: moderngl.Context, state: RenderState, *, max_edges: int, halluc_scale: float) -> None:
+        self.ctx = ctx
+        lay = state.layout
+        width, height = state.width, state.height
+        size = (width, height)
+        self.fbo = ctx.simple_framebuffer(size, components=3)
+        # Half floats: texel coordinates below 2048 are exact, and half the bytes per pixel to read.
+        self.ids_tex = ctx.texture(size, 4, dtype="f2")
+        self.ids_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.ids_fbo = ctx.framebuffer(color_attachments=[self.ids_tex], depth_attachment=ctx.depth_renderbuffer(size))
+        hw = max(1, int(width * halluc_scale))
+        hh = max(1, int(height * halluc_scale))
+        self.small_tex = ctx.texture((hw, hh), 3)
+        self.small_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.small_fbo = ctx.framebuffer(color_attachments=[self.small_tex])
+        self.cmap_tex = ctx.texture((256, 1), 3, colormap_texture_data(state.colormap).tobytes())
+        self.cmap_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.cmap_tex.repeat_x = False
+        # Activations as a texture, ROW_WIDTH wide: one upload per frame, looked up per pixel.
+        rows = max(1, -(-lay.n // ROW_WIDTH))
+        self.act_tex = ctx.texture((ROW_WIDTH, rows), 1, dtype="f4")
+        self.act_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._act_pad = np.zeros(ROW_WIDTH * rows, np.float32)
+        self.triangle = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], np.float32).tobytes())
+        self.pos_buf = ctx.buffer(np.ascontiguousarray(lay.positions, np.float32).tobytes())
+        self.quad_buf = ctx.buffer(quads(lay.positions).tobytes())
+        self.quad_ibo = ctx.buffer(quad_indices(lay.n).tobytes())
+        self.sel_buf = ctx.buffer(reserve=64 * 20, dynamic=True)
+        self.sel_ibo = ctx.buffer(reserve=64 * 24, dynamic=True)
+        self.n_markers = 0
+        edges = lay.edges
+        if edges.shape[0] > max_edges:
+            keep = np.random.default_rng(state.seed).choice(edges.shape[0], max_edges, replace=False)
+            edges = edges[np.sort(keep)]
+        self.n_edges = int(edges.shape[0])
+        self.edge_ibo = ctx.buffer(np.ascontiguousarray(edges, np.int32).tobytes() or b"\0" * 8)
+        self.programs: dict[str, moderngl.Program] = {}
+        self.shader_error: str | None = None
+        self._mtimes: dict[str, float] = {}
+        self._last_check = 0.0
+
+    # ------------------------------------------------------------------------ programs
+
+    def reload(self, strict: bool) -> list[str]:
+        """Recompile every program and rebind the vertex arrays; returns the names compiled.
+
+        A program that fails keeps its previous version (``shader_error`` says why), unless
+        ``strict`` or there is none yet: then the error is raised.
+        """
+        fresh: dict[str, moderngl.Program] = {}
+        errors = []
+        for name in PROGRAMS:
+            try:
+                fresh[name] = load_program(self.ctx, name)
+                self._mtimes[name] = shader_mtime(name)
+            except EarsightError as err:
+                if strict or name not in self.programs:
+                    raise
+                errors.append(str(err))
+                self._mtimes[name] = shader_mtime(name)  # don't retry until the file changes again
+        self.shader_error = "\n".join(errors) or None
+        if errors:
+            log.error("render: %s", self.shader_error)
+        old = self.programs
+        self.programs = {**old, **fresh}
+        self._build_vaos()
+        for name, program in old.items():
+            if name in fresh:
+                program.release()
+        return list(fresh)
+
+    def files_changed(self) -> bool:
+        """Whether a shader file changed on disk since it was loaded (looked at twice a second at most)."""
+        now = time.perf_counter()
+        if now - self._last_check < 0.5:
+            return False
+        self._last_check = now
+        return any(shader_mtime(name) != self._mtimes.get(name) for name in PROGRAMS)
+
+    def _build_vaos(self) -> None:
+        ctx = self.ctx
+        pr = self.programs
+        self.vao_ids = ctx.vertex_array(
+            pr["neuron_ids"],
+            [(self.quad_buf, "2f 2f 1f", "in_position", "in_corner", "in_index")],
+            index_buffer=self.quad_ibo,
+            index_element_size=4,
+        )
+        self.vao_markers = ctx.vertex_array(
+            pr["markers"],
+            [(self.sel_buf, "2f 2f 4x", "in_position", "in_corner")],
+            index_buffer=self.sel_ibo,
+            index_element_size=4,
+        )
+        self.vao_edges = ctx.vertex_array(
+            pr["edges"], [(self.pos_buf, "2f", "in_position")], index_buffer=self.edge_ibo, index_element_size=4
+        )
+        full = [(self.triangle, "2f", "in_position")]
+        self.vao_neurons = ctx.vertex_array(pr["neurons"], full)
+        self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
+        self.vao_features = ctx.vertex_array(pr["features"], full)
+        self.vao_blit = ctx.vertex_array(pr["blit"], full)
+
+    # ------------------------------------------------------------------------ uploads
+
+    def upload_colormap(self, name: str) -> None:
+        self.cmap_tex.write(colormap_texture_data(name).tobytes())
+
+    def upload_selection(self, positions: np.ndarray) -> None:
+        """Markers at (s, 2) layout positions (s = 0: none)."""
+        need = max(1, positions.shape[0])
+        if self.sel_buf.size < need * 80:
+            self.sel_buf.orphan(need * 80)
+            self.sel_ibo.orphan(need * 24)
+        if positions.shape[0]:
+            self.sel_buf.write(quads(positions).tobytes())
+            self.sel_ibo.write(quad_indices(need).tobytes())
+        self.n_markers = int(positions.shape[0])
+
+    def upload_activations(self, shown: np.ndarray) -> None:
+        """(n,) values in [0, 1], one per neuron."""
+        self._act_pad[: shown.shape[0]] = shown
+        self.act_tex.write(self._act_pad.tobytes())

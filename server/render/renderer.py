@@ -1,0 +1,232 @@
+"""The renderer: an ear's activations drawn with moderngl, headless (EGL) or in a window.
+
+It composes a :class:`~earsight.render.state.RenderState` (what to draw, pure numpy), the
+:class:`~earsight.render.gl.GLObjects` of its own context, and the draw functions of
+:mod:`earsight.render.views`.
+
+Any thread may call :meth:`Renderer.draw` (calls are serialised and each makes the renderer's
+context current, so several renderers share a process); ``select``, ``set_vector``,
+``shuffle``, ``view`` and ``colormap`` only stage changes, and :meth:`Renderer.jpeg` only
+encodes the last drawn frame, so the web view and the OSC server may call them any time.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..ears.base import Ear
+from ..layout import Layout, get_layout
+from ..paths import write_atomically
+from . import context, views
+from .gl import GLObjects
+from .state import RenderState
+
+
+class Renderer:
+    """Draws an ear's activations; ``update`` takes the latest frame of each layer, ``draw``
+    renders the current view and returns it as an (height, width, 3) uint8 image, top row first.
+    """
+
+    max_edges = 200_000
+    """Edges drawn at most (a random subset); they are drawn once per layout, not per frame."""
+    halluc_scale = 0.2
+    """The CPPN is smooth: it runs at this fraction of the resolution and is scaled up."""
+
+    def __init__(
+        self,
+        ear: Ear,
+        layout: Layout | None = None,
+        *,
+        width: int = 1280,
+        height: int = 720,
+        window: bool = False,
+        seed: int = 0,
+    ) -> None:
+        layout = layout if layout is not None else get_layout(ear, progress=False)
+        self.state = RenderState(ear, layout, width=width, height=height, seed=seed)
+        self.ear = ear
+        self.layout = layout
+        self.width, self.height = self.state.width, self.state.height
+        self._lock = threading.Lock()  # guards state shared with other threads (selection, last frame)
+        self._gl_lock = threading.RLock()  # one GL user at a time; each makes our context current
+        self._last = np.zeros((self.height, self.width, 3), np.uint8)
+        self._dirty_selection = False
+        self._dirty_colormap = False
+
+        self.ctx = context.create_context(window=window, size=(self.width, self.height))
+        self._window = context.window_of(self.ctx) is not None
+        self.gl = GLObjects(self.ctx, self.state, max_edges=self.max_edges, halluc_scale=self.halluc_scale)
+        self.reload_shaders(strict=True)
+
+    # ------------------------------------------------------------------------------- shaders
+
+    @property
+    def shader_error(self) -> str | None:
+        """Why the last reload kept a previous program (None when every program compiled)."""
+        return self.gl.shader_error
+
+    def reload_shaders(self, *, strict: bool = False) -> list[str]:
+        """Recompile every program from ``shaders/``; returns the names reloaded.
+
+        A program that fails to compile keeps its previous version (``shader_error`` says why),
+        so a typo while live-editing never blanks the show. ``strict`` raises instead (start-up).
+        """
+        with self._gl_lock, self.ctx:
+            return self._reload_shaders(strict)
+
+    def _reload_shaders(self, strict: bool) -> list[str]:
+        fresh = self.gl.reload(strict)
+        views.bake(self.gl, self.state)
+        return fresh
+
+    # ------------------------------------------------------------------------------- state
+
+    @property
+    def view(self) -> str:
+        return self.state.view
+
+    @view.setter
+    def view(self, name: str) -> None:
+        self.state.view = name  # validates (BadRequest)
+
+    @property
+    def colormap(self) -> str:
+        return self.state.colormap
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        with self._lock:  # validated now; the upload happens on the GL thread
+            self.state.colormap = name
+            self._dirty_colormap = True
+
+    @property
+    def selection(self) -> tuple[str, list[int]]:
+        """(layer, channels) last selected; ("", []) when nothing is."""
+        return self.state.selection
+
+    @property
+    def permutation(self) -> np.ndarray:
+        """(10,) which feature drives which parameter of the features view."""
+        return self.state.permutation
+
+    @property
+    def radius_px(self) -> float:
+        """A neuron's radius in pixels."""
+        return self.state.fit.radius_px
+
+    def select(self, layer: str, channels: list[int]) -> None:
+        """Highlight ``channels`` (indices along the layer's first axis) of ``layer``; [] clears.
+
+        Safe from any thread (the web view's, the OSC server's): the markers are uploaded by
+        the next draw, on the renderer's own thread.
+        """
+        with self._lock:
+            self.state.select(layer, channels)  # raises BadRequest for a layer or channel the ear lacks
+            self._dirty_selection = True
+
+    def selected_neurons(self) -> np.ndarray:
+        """(s,) neuron indices (into the layout) currently highlighted."""
+        return self.state.selected.copy()
+
+    def shuffle(self, seed: int | None = None) -> np.ndarray:
+        """Redraw which feature drives which visual parameter (one of 10! mappings); returns it."""
+        return self.state.shuffle(seed)
+
+    def set_vector(self, name: str, values: list[float] | np.ndarray) -> None:
+        """Set the ``tags``, ``top`` (class probabilities) or ``embed`` (features) vector."""
+        self.state.set_vector(name, values)
+
+    def update(self, frames: Mapping[str, np.ndarray]) -> None:
+        """Take the latest frame of some layers: layer -> (*shape) or (n_frames, *shape) (last used).
+
+        See :meth:`RenderState.update` for how each neuron's shown value follows.
+        """
+        self.state.update(frames)
+
+    def set_time(self, seconds: float | None) -> None:
+        """Pin the animation clock (offline renders, reproducible snapshots); None follows real time."""
+        self.state.set_time(seconds)
+
+    # ------------------------------------------------------------------------------- drawing
+
+    def _upload(self) -> None:
+        """Apply staged selection and colour-map changes (GL thread only)."""
+        with self._lock:
+            if self._dirty_colormap:
+                self.gl.upload_colormap(self.state.colormap)
+                self._dirty_colormap = False
+            if not self._dirty_selection:
+                return
+            selected = self.state.selected
+            self._dirty_selection = False
+        self.gl.upload_selection(self.layout.positions[selected])
+
+    def render(self) -> None:
+        """Draw the current view into the offscreen framebuffer (no read-back)."""
+        # Another renderer (an offline video, a test) may have made its own context current.
+        with self._gl_lock, self.ctx:
+            self._render()
+
+    def _render(self) -> None:
+        if self.gl.files_changed():
+            self._reload_shaders(False)  # already inside our context: entering it again would nest
+        self._upload()
+        self.gl.fbo.use()
+        views.DRAW[self.state.view](self.gl, self.state)
+
+    def draw(self) -> np.ndarray:
+        """Render the current view; returns (height, width, 3) uint8, top row first."""
+        with self._gl_lock, self.ctx:
+            self._render()
+            data = self.gl.fbo.read(components=3, alignment=1)
+            if self._window:
+                context.present(self.ctx, self.gl.fbo)
+        image = np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]
+        with self._lock:
+            self._last = np.ascontiguousarray(image)
+        return self._last
+
+    def last_frame(self) -> np.ndarray:
+        """The last image :meth:`draw` returned (any thread)."""
+        with self._lock:
+            return self._last
+
+    def jpeg(self, quality: int = 80) -> bytes:
+        """The last drawn frame as JPEG bytes (any thread; no GL)."""
+        buf = io.BytesIO()
+        Image.fromarray(self.last_frame()).save(buf, format="JPEG", quality=quality)
+        return buf.getvalue()
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Draw and write a PNG; returns its path."""
+        image = Image.fromarray(self.draw())
+        return write_atomically(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+
+    def layout_dict(self) -> dict[str, object]:
+        """The layout as the web page sees it: positions as fractions of the image (y down)."""
+        with self._lock:  # a consistent selection
+            return self.state.layout_dict()
+
+    def pixel_of(self, neuron: int) -> tuple[int, int]:
+        """(x, y) pixel of a neuron's centre in drawn images (y down)."""
+        return self.state.pixel_of(neuron)
+
+    def close(self) -> None:
+        """Release every GL object and the context (and window)."""
+        if getattr(self, "ctx", None) is None:
+            return
+        with self._gl_lock:
+            context.release_context(self.ctx)
+            self.ctx = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,117 @@
+"""One draw function per view, each feeding a :class:`RenderState` to the GL objects' programs.
+
+- ``layout``: every neuron of the ear at its place in the :mod:`earsight.layout`, coloured by
+  its shown activation; edges faint underneath; selected neurons highlighted.
+- ``hallucination``: a CPPN shader steered by the ``top``/``tags`` vector (or the ear's own
+  output layer when nobody sent one), after the audio-visual hallucinations seed.
+- ``features``: a kaleidoscope whose ten parameters are the ``embed`` features (or the energy
+  of each layer) through a random permutation that :meth:`RenderState.shuffle` redraws.
+
+Every view draws a full-screen triangle that writes every pixel of ``g.fbo``, so nothing is
+cleared first. Call them with the context current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import moderngl
+import numpy as np
+
+from .gl import ROW_WIDTH, GLObjects, set_uniform
+from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, SILENT_BRIGHTNESS, RenderState
+
+
+def mat4_blocks(w: np.ndarray) -> list[tuple[float, ...]]:
+    """(4r, 4c) matrix -> r*c GLSL mat4s (column-major), block (i, j) at i * c + j."""
+    r, c = w.shape[0] // 4, w.shape[1] // 4
+    return [tuple(float(x) for x in w[4 * i : 4 * i + 4, 4 * j : 4 * j + 4].T.reshape(-1)) for i in range(r) for j in range(c)]
+
+
+def vec4s(v: np.ndarray) -> list[tuple[float, ...]]:
+    """(4k,) -> k vec4s."""
+    return [tuple(float(x) for x in v[i : i + 4]) for i in range(0, v.shape[0], 4)]
+
+
+def bake(g: GLObjects, state: RenderState) -> None:
+    """Draw what never changes while the layout stays: the neuron index map and edge density."""
+    ctx = g.ctx
+    fit = state.fit
+    fbo = g.ids_fbo
+    fbo.use()
+    fbo.color_mask = (True, True, True, True)
+    fbo.clear(0.0, 0.0, 2.0, 0.0, depth=1.0)  # distance 2: no neuron here
+    if g.n_edges:
+        fbo.color_mask = (False, False, False, True)
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.ONE, moderngl.ONE
+        set_uniform(g.programs["edges"], "u_scale", fit.scale)
+        g.vao_edges.render(moderngl.LINES, vertices=2 * g.n_edges)
+        ctx.disable(moderngl.BLEND)
+    fbo.color_mask = (True, True, True, False)
+    ctx.enable(moderngl.DEPTH_TEST)
+    ids = g.programs["neuron_ids"]
+    set_uniform(ids, "u_row_width", ROW_WIDTH)
+    set_uniform(ids, "u_scale", fit.scale)
+    set_uniform(ids, "u_radius", fit.radius)
+    g.vao_ids.render(moderngl.TRIANGLES, vertices=6 * state.layout.n)
+    ctx.disable(moderngl.DEPTH_TEST)
+    fbo.color_mask = (True, True, True, True)
+
+
+def draw_layout(g: GLObjects, state: RenderState) -> None:
+    g.upload_activations(state.shown)
+    g.ids_tex.use(0)
+    g.act_tex.use(1)
+    g.cmap_tex.use(2)
+    neurons = g.programs["neurons"]
+    for name, value in (("u_ids", 0), ("u_activations", 1), ("u_colormap", 2)):
+        set_uniform(neurons, name, value)
+    set_uniform(neurons, "u_background", BACKGROUND)
+    set_uniform(neurons, "u_edge_color", EDGE_COLOR)
+    set_uniform(neurons, "u_floor", SILENT_BRIGHTNESS)
+    g.vao_neurons.render(moderngl.TRIANGLES, vertices=3)
+    if g.n_markers:
+        markers = g.programs["markers"]
+        set_uniform(markers, "u_scale", state.fit.scale)
+        set_uniform(markers, "u_radius", state.fit.marker_radius)
+        set_uniform(markers, "u_highlight", HIGHLIGHT)
+        g.vao_markers.render(moderngl.TRIANGLES, vertices=6 * g.n_markers)
+
+
+def draw_hallucination(g: GLObjects, state: RenderState) -> None:
+    energy = state.steer()
+    latent = state.latent
+    program = g.programs["hallucination"]
+    w = state.cppn
+    set_uniform(program, "u_w1", mat4_blocks(w["w1"]))
+    set_uniform(program, "u_b1", vec4s(w["w1z"] @ latent))
+    set_uniform(program, "u_w2", mat4_blocks(w["w2"]))
+    set_uniform(program, "u_w3", mat4_blocks(w["w3"]))
+    set_uniform(program, "u_zoom", 1.2 + 0.8 * float(latent[-1]))
+    set_uniform(program, "u_time", state.time())
+    set_uniform(program, "u_aspect", state.width / state.height)
+    set_uniform(program, "u_energy", energy)
+    # The CPPN is smooth: render it small and let linear filtering scale it up.
+    g.small_fbo.use()
+    g.vao_halluc.render(moderngl.TRIANGLES, vertices=3)
+    g.fbo.use()
+    g.small_tex.use(1)
+    set_uniform(g.programs["blit"], "u_image", 1)
+    g.vao_blit.render(moderngl.TRIANGLES, vertices=3)
+
+
+def draw_features(g: GLObjects, state: RenderState) -> None:
+    program = g.programs["features"]
+    set_uniform(program, "u_params", tuple(float(x) for x in state.params()))
+    set_uniform(program, "u_time", state.time())
+    set_uniform(program, "u_aspect", state.width / state.height)
+    g.vao_features.render(moderngl.TRIANGLES, vertices=3)
+
+
+DRAW: dict[str, Callable[[GLObjects, RenderState], None]] = {
+    "layout": draw_layout,
+    "hallucination": draw_hallucination,
+    "features": draw_features,
+}
+"""View name -> its draw function (the keys are :data:`earsight.render.state.VIEWS`)."""
