@@ -8,10 +8,16 @@ Standard library only (``http.server`` in a thread). Routes:
   (``multipart/x-mixed-replace``; what video tools such as TouchDesigner's Web Render TOP,
   VLC or ffmpeg read)
 - ``POST /select``: JSON ``{"layer": name, "channels": [int, ...]}`` -> ``on_select``
+
+A POST changes the server, so it must come from the page itself or from a program, never from a
+page in the user's browser on another site: its ``Origin`` (when a browser sends one) must be
+this server's own, and its ``Host`` an address literal or ``localhost`` (a DNS-rebinding page
+sends its own name).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -63,6 +69,25 @@ img.addEventListener("click", ev => {
 });
 </script></body></html>
 """
+
+
+MAX_BODY = 64 << 10
+
+
+def trusted_request(host: str | None, origin: str | None) -> str | None:
+    """Why a state-changing request is refused (its Host and Origin headers), or None."""
+    if not host:
+        return "no Host header"
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name != "localhost":
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return f"Host {host!r} is not this server's address"
+    if origin is not None and origin != f"http://{host}":
+        return f"Origin {origin!r} is not this page"
+    return None
 
 
 class ViewServer:
@@ -186,8 +211,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/select":
             self._json(404, {"ok": False, "error": f"no such action {path}"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        refused = trusted_request(self.headers.get("Host"), self.headers.get("Origin"))
+        if refused:
+            log.warning("view: refused a POST: %s", refused)
+            self._json(403, {"ok": False, "error": refused})
+            return
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= MAX_BODY:
+                raise ValueError(f"a body of {length} bytes (at most {MAX_BODY})")
             body = json.loads(self.rfile.read(length) or b"null")
             layer = body["layer"]
             channels = body.get("channels", [])
@@ -197,7 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             chans = [int(c) for c in channels if float(c) == int(c)]
             if len(chans) != len(channels):
                 raise ValueError("channels must be whole numbers")
-        except (ValueError, TypeError, KeyError) as err:
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
             self._json(400, {"ok": False, "error": f"bad selection: {err}"})
             return
         try:

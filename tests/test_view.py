@@ -60,8 +60,8 @@ def get(url: str) -> tuple[int, str, bytes]:
         return response.status, response.headers["Content-Type"], response.read()
 
 
-def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+def post(url: str, body: bytes, **headers: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -96,7 +96,7 @@ def test_select_calls_back_and_refuses_nonsense(server: tuple[ViewServer, list],
     assert renderer.selection == ("conv2", [3, 4])
     for bad in (b"{not json", json.dumps({"channels": [1]}).encode(),
                 json.dumps({"layer": "conv2", "channels": [99]}).encode(),
-                json.dumps({"layer": "conv2", "channels": [1.5]}).encode()):
+                json.dumps({"layer": "conv2", "channels": [1.5]}).encode(), b'"a string"', b"[1, 2]"):
         status, reply = post(view.url + "select", bad)
         assert status == 400 and reply["ok"] is False, bad
     assert calls == [("conv2", [3, 4])]
@@ -131,3 +131,20 @@ def test_headless_chromium_shows_the_layout(server: tuple[ViewServer, list], ren
     # ... among them the highlighted channel's markers (cyan: green and blue high, red low).
     cyan = (image[..., 1] > 180) & (image[..., 2] > 150) & (image[..., 0] < 90)
     assert cyan.sum() > 100
+
+
+def test_a_page_on_another_site_cannot_select(server: tuple[ViewServer, list], renderer: Renderer) -> None:
+    view, calls = server
+    body = json.dumps({"layer": "conv2", "channels": [7]}).encode()
+    port = view.url.rstrip("/").rsplit(":", 1)[1]
+    for headers in (
+        {"Origin": "http://evil.example"},  # a page elsewhere, in the user's browser
+        {"Origin": "null"},  # a sandboxed frame or a file: page
+        {"Host": f"evil.example:{port}"},  # DNS rebinding: the attacker's name, our address
+    ):
+        status, reply = post(view.url + "select", body, **headers)
+        assert status == 403 and reply["ok"] is False, headers
+    assert calls == [] and renderer.selection != ("conv2", [7])
+    # The page itself (same origin), and programs that send no Origin, may.
+    assert post(view.url + "select", body, Origin=view.url.rstrip("/"))[0] == 200
+    assert post(view.url + "select", body, Host=f"localhost:{port}")[0] == 200
