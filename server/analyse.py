@@ -50,9 +50,14 @@ def analyse_file(
 
 
 def summarise(frames: Frames, ear: Ear) -> dict[str, np.ndarray]:
-    """Per-frame features for plots and the .npz: time, layer energies, pitch where heard."""
+    """Per-frame features for plots and the .npz: time, layer energies, pitch where heard.
+
+    ``time`` is the centre of each frame's window (what the frame describes); ``window_end`` the
+    moment its last sample arrived (when a live stream could send it).
+    """
     n = frames["energy"].shape[0]
-    out = {"time": (np.arange(n) + 1) * ear.hop / ear.sample_rate, "layer_energy": frames["energy"]}
+    window_end = (np.arange(n) + 1) * ear.hop / ear.sample_rate
+    out = {"time": window_end - ear.window / 2 / ear.sample_rate, "window_end": window_end, "layer_energy": frames["energy"]}
     heard = ear.pitch(frames)
     if heard is not None:
         out["pitch_hz"], out["pitch_confidence"] = heard

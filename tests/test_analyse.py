@@ -19,9 +19,9 @@ def test_analyse_writes_activations_and_a_plot_of_a_known_glide(tmp_path: Path) 
     assert result["layer/conv1"].shape == (200, 128)  # each channel's mean over its positions
     assert result["layer/pitch"].shape == (200, 360)
     assert result["layer_energy"].shape == (200, 7)
-    # A frame shows the sine of its window's middle: 512 samples (32 ms) before the frame ends.
-    centre = result["time"] - 0.032
-    expected = 220.0 * 2.0**centre
+    # A frame shows the sine of its window's middle, which `time` gives: 512 samples (32 ms) before it ends.
+    assert np.allclose(result["window_end"] - result["time"], 0.032)
+    expected = 220.0 * 2.0 ** result["time"]
     sure = result["pitch_confidence"] > 0.5
     assert sure.mean() > 0.9
     cents = 1200 * np.abs(np.log2(result["pitch_hz"][sure] / expected[sure]))
