@@ -269,6 +269,7 @@ class CPCEar(Ear):
     description = "earsight CPC: causal conv encoder + GRU, trained without labels to predict music 0.1-1 s ahead"
     output_layer = None
     labels = None
+    front_end = "spectrum"  # sonification hook (see Ear): the causal log-mel front end
 
     def __init__(self, net: CPCNet) -> None:
         self.net = net.eval()
