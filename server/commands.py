@@ -341,7 +341,7 @@ def _sonify_param(name: str) -> Callable[..., None]:
 
 
 def _sonify_commands() -> tuple[Command, ...]:
-    from .sonify import MODES, PARAMS
+    from .sonify.params import MODES, PARAMS
 
     commands = [
         Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)),), _sonify, "/ear/done",

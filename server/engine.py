@@ -27,7 +27,7 @@ from .features import MAX_EMBED_DIMS, STREAMS, Embedding, FrameContext, Selectio
 from .osc import Incoming, OscServer, is_pattern, pattern
 from .resample import Resampler
 from .ring import Ring
-from .sonify import Sonifier
+from .sonify.live import Sonifier
 from .streams import Address, Streams, message
 
 if TYPE_CHECKING:
@@ -113,7 +113,20 @@ class Engine:
         self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
         self.xrun_monitor: Any = None
         self.display: Display | None = None
-        self.sonifier = Sonifier(self)
+        self.sonifier = Sonifier(
+            self, recent=self.recent, output=self.audio.output, set_mix=self.audio.set_mix,
+            sample_rate=config.audio.sample_rate, block=config.audio.block,
+        )
+
+    @property
+    def ear(self) -> Ear:
+        """The listening ear (what the sonifier reads)."""
+        return self.listening.ear
+
+    @property
+    def name(self) -> str:
+        """The listening ear's name."""
+        return self.listening.name
 
     # ------------------------------------------------------------ life cycle
 

@@ -101,7 +101,7 @@ def check_call(address: str, args: Sequence[object]) -> str | None:
 
 def _check_sonify_value(address: str, literal: list[object]) -> None:
     """The sonification's own table knows more than the types: ranges, choices, modes."""
-    from .sonify import BY_NAME, MODES
+    from .sonify.params import BY_NAME, MODES
 
     if address == f"{ROOT}/sonify" and literal and literal[0] not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}, got {literal[0]!r}")
