@@ -126,7 +126,7 @@ class App:
             except Exception as exc:  # counting xruns is a nicety; the server runs without it
                 log.warning("cannot count JACK xruns: %s", exc)
         self.listener.start(self.supervisor)
-        self.sonifier.start()
+        self.sonifier.start(self.supervisor)
         if config.view_port is not None:
             from .display import Display
 

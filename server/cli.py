@@ -32,8 +32,8 @@ STAGE_COMMANDS = {
     "data": ("earsight.train.data", "build the default ear's training audio from Debian packages and music21"),
     "layout": ("earsight.layout", "lay out an ear's neurons in 2-D (cached) and draw them to a PNG"),
     "render": ("earsight.render", "render the activation picture of a file to a video"),
-    "dream": ("earsight.sonify", "dream: optimise a file so chosen neurons respond more"),
-    "auralise": ("earsight.sonify", "auralise: listen to one feature map through the original phase"),
+    "dream": ("earsight.sonify.cli", "dream: optimise a file so chosen neurons respond more"),
+    "auralise": ("earsight.sonify.cli", "auralise: listen to one feature map through the original phase"),
 }
 
 

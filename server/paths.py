@@ -4,6 +4,7 @@ checkout), the cache, and the folders OSC may name (:class:`Folders`)."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -82,7 +83,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     A failed or interrupted write (a full disk, a crash) leaves nothing under the final name.
     The temporary keeps the suffix, so writers that pick a format by suffix still do.
     """
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -22,6 +22,23 @@ from earsight.audio import AudioConfig, Source  # noqa: E402
 from earsight.ears import registry  # noqa: E402
 from earsight.ears.base import Ear  # noqa: E402
 
+TEST_THREADS = int(os.environ.get("EARSIGHT_TEST_THREADS", "0"))
+"""Torch threads for the numerical tests that ask for them (0: two); run those tests with
+EARSIGHT_TEST_THREADS=1 and =2 to catch a bound that holds for one thread count's rounding only."""
+
+
+@pytest.fixture(scope="module")
+def torch_threads() -> Iterator[int]:
+    """Torch on ``TEST_THREADS`` threads (default 2) for one module; the previous count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TEST_THREADS or 2)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

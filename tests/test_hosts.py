@@ -28,7 +28,7 @@ from pythonosc.osc_packet import OscPacket
 from earsight import patchdoc
 from earsight.app import App
 from earsight.features import STREAMS
-from earsight.sonify import BY_NAME
+from earsight.sonify.params import BY_NAME
 
 ROOT = patchdoc.PATCHES
 SCLANG = shutil.which("sclang")

@@ -11,16 +11,15 @@ Errors at the boundary: a missing file is :class:`NotFound`, one that no decoder
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadRequest, EarsightError, NotFound
+from ..paths import write_atomically
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 """What counts as an audio file when folders are searched."""
@@ -105,14 +104,9 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
         raise BadRequest(f"cannot write {path.name}: the suffix must be one of {', '.join(WRITE_FORMATS)}")
     if not path.parent.is_dir():
         raise NotFound(f"no such folder: {path.parent}")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        soundfile.write(str(tmp), np.asarray(audio, np.float32), int(sample_rate), format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(
+        path, lambda tmp: soundfile.write(str(tmp), np.asarray(audio, np.float32), int(sample_rate), format=fmt, subtype=subtype)
+    )
 
 
 # ------------------------------------------------------------------------ ffmpeg fallback

@@ -12,7 +12,7 @@ STAGE_BENCHES = (
     # module, function, title, whether it takes an Ear (else the ear's name)
     ("earsight.layout", "bench_layout", "layout (ours vs networkx.spring_layout)", True),
     ("earsight.render", "bench_render", "render at 1280x720, every neuron drawn", True),
-    ("earsight.sonify", "bench_sonify", "sonify (dream steps/s, live real-time factors)", False),
+    ("earsight.sonify.bench", "bench_sonify", "sonify (dream steps/s, live real-time factors)", False),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..sonify.params import MODES, PARAMS
+from ..sonify.params import AUDIO_FORMATS, MODES, PARAMS
 from .base import Arg, Command, Reply, Request, in_background
 
 if TYPE_CHECKING:
@@ -17,8 +17,9 @@ def _sonify(sonifier: Sonifier, req: Request, mode: str) -> None:
 
 
 def _render(sonifier: Sonifier, req: Request, seconds: float, name: str, overwrite: int | None) -> object:
+    path = req.files.output(name, "renders", tuple(AUDIO_FORMATS), overwrite=bool(overwrite))
     # minutes of optimisation must not hold up the OSC thread (the sonifier checks seconds)
-    return in_background(req, lambda: [sonifier.render(seconds, name, overwrite=bool(overwrite))])
+    return in_background(req, lambda: [sonifier.render(seconds, path)])
 
 
 def _status(sonifier: Sonifier, req: Request) -> list[Reply]:
@@ -43,7 +44,7 @@ def _commands() -> tuple[Command, ...]:
                 "sonify"),
         Command(
             "/ear/sonify/render",
-            (Arg("seconds", "n", "of the most recent input, up to 10 (the server keeps 10 s)"), Arg("name", "s", "a .wav or .flac file (relative: under the cache's renders/)"),
+            (Arg("seconds", "n", "of the most recent input, up to 10 (the server keeps 10 s)"), Arg("name", "s", "a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)"),
              Arg("overwrite", "i", "1: replace an existing file", optional=True)),
             _render, "/ear/done",
             "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.",

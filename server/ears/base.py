@@ -146,6 +146,35 @@ class Ear(ABC):
     def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Differentiable pass for sonification: ``(batch, samples)`` -> layer -> ``(batch, frames, *shape)``."""
 
+    # --- sonification hooks: what earsight.sonify asks of an ear instead of checking its class.
+    # The defaults suit an ear with nothing special to say; override what differs.
+
+    front_end: str = "wave"
+    """What the network looks at first: "wave" (the waveform itself: CREPE) or "spectrum" (an FFT
+    front end: musicnn, CPC). Dream's ``param auto`` optimises the matching parameterisation;
+    auralise divides a spectral ear's reconstruction by the input's spectrum."""
+
+    def upto(self, windows: torch.Tensor, layer: str) -> torch.Tensor | None:
+        """A windowed ear's ``layer`` on ``windows (n, window)`` -> ``(n, *layer.shape)``, computing
+        only the network up to it, differentiably; None (the default): no shortcut, the caller runs
+        the whole network."""
+        return None
+
+    def network_input(
+        self, windows: torch.Tensor, layer: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Where the deconvnet stops on the way back, for ``windows (n, window)``: ``(leaf, acts,
+        gain)``, the network's input as a leaf tensor, ``layer`` computed from it ``(n, *shape)``,
+        and the gain ``(n, 1)`` from the leaf back to raw audio. None (the default): the raw
+        windows are the network's input, gain 1."""
+        return None
+
+    def resting(self, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each channel's exact resting level in ``layer`` (its value where the unit does not fire)
+        and the gain from the unit's ReLU to the layer, both ``(channels,)``; None (the default):
+        unknown, the auraliser takes each channel's minimum over the signal."""
+        return None
+
     # --- layout hooks ----------------------------------------------------------------------
     # What the layout cache keys on (earsight.layout.cache): declared by the ear, not guessed.
 

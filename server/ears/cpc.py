@@ -271,6 +271,7 @@ class CPCEar(Ear):
     labels = None
     latency_layer = "z"
     """The encoder's output: ``ar`` spreads an input over the GRU's fading memory."""
+    front_end = "spectrum"  # sonification hook (see Ear): the causal log-mel front end
 
     def __init__(self, net: CPCNet) -> None:
         self.net = net.eval()

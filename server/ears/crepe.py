@@ -263,6 +263,52 @@ class Crepe(WindowedEar):
         hz, confidence = decode_pitch(frames["pitch"])
         return np.asarray(hz, np.float64).reshape(-1), np.asarray(confidence, np.float64).reshape(-1)
 
+    # --- sonification hooks (see Ear)
+
+    front_end = "wave"
+
+    def _blocks_upto(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """Normalised ``(n, 1024)`` -> the conv blocks up to ``layer`` only: ``(n, channels, positions)``."""
+        x = x[:, None, :]
+        for name, block in self.net.blocks.items():
+            x = block(x)
+            if name == layer:
+                break
+        return x
+
+    def upto(self, windows: torch.Tensor, layer: str) -> torch.Tensor | None:
+        """A conv layer costs only the blocks before it (the rest would be wasted work)."""
+        if layer not in self.net.blocks:
+            return None
+        return self._blocks_upto(normalise(windows), layer)
+
+    def network_input(
+        self, windows: torch.Tensor, layer: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The *normalised* window: the deconvnet stops there and the reconstruction is scaled
+        back by the window's std (undoing the normalisation as a gain), so a faint window's
+        reconstruction is faint -- not, as through the normalisation's own backward, amplified
+        by one over its loudness."""
+        if layer not in self.net.blocks:
+            return None
+        centred = windows - windows.mean(dim=-1, keepdim=True)
+        std = torch.sqrt(centred.pow(2).mean(dim=-1, keepdim=True) + 1e-16)
+        leaf = normalise(windows).detach().requires_grad_(True)
+        return leaf, self._blocks_upto(leaf, layer), std
+
+    def resting(self, layer: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each channel's batch norm of a zero ReLU output, and the norm's gain: so the ReLU's own
+        output -- zero exactly where a unit does not fire -- seeds the deconvnet, as in Zeiler's."""
+        if layer not in self.net.blocks:
+            return None
+        norm = self.net.blocks[layer].norm
+        assert isinstance(norm, torch.nn.BatchNorm1d)
+        with torch.no_grad():
+            floor = norm(torch.zeros(1, norm.num_features, 1))[0, :, 0]
+            assert norm.running_var is not None
+            gain = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        return floor.numpy(), gain.numpy()
+
 
 def tiny(*, hop: int = 160) -> Crepe:
     """The registry's ``crepe``: the tiny model (about 490k parameters), fast enough to stream."""

@@ -425,6 +425,7 @@ class MusicnnEar(WindowedEar):
     )
     labels = MTT_LABELS
     output_layer = "tags"
+    front_end = "spectrum"  # sonification hook (see Ear): the log-mel front end
 
     def __init__(self, network: MusiCNN | None = None) -> None:
         super().__init__()
