@@ -194,7 +194,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earsight", description="An artificial ear you can play.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_serve_arguments(sub.add_parser("serve", help="run the server (OSC control, audio, streams)"))
+    serve = sub.add_parser("serve", help="run the server (OSC control, audio, streams)")
+    if command == "serve":  # its --ear choices ask the registry, which looks for trained ears on disk
+        add_serve_arguments(serve)
     sub.add_parser("ears", help="list the ears")
     doc = sub.add_parser("oscdoc", help="print the OSC reference (Markdown) from the command table")
     doc.add_argument("--write", action="store_true", help="rewrite the reference block of the README")

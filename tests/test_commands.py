@@ -132,3 +132,16 @@ def test_subscribers_are_capped_so_forged_senders_cannot_grow_memory(table: Tabl
     [(address, values)] = table.send("/ear/stream", "level", 10, 30000)
     assert address == "/ear/fail" and "subscribers already" in str(values[1])
     assert len(table.streams.subscribers) == MAX_SUBSCRIBERS
+
+
+def test_oscdoc_answers_without_loading_torch() -> None:
+    code = (
+        "import sys, io, contextlib\n"
+        "from earsight.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    assert main(['oscdoc']) == 0\n"
+        "assert '/ear/ping' in out.getvalue()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

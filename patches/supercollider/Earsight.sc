@@ -263,7 +263,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -284,18 +284,6 @@ Earsight {
 //       Choose the neurons of the act stream (and the highlighted ones in the view).
 //       layer (string): a layer of the ear (see /ear/model/info)
 //       channels (integer): channel numbers; none: all
-//   ~ear.send('/ear/input', kind, [name], [value])  -> /ear/done
-//       What the server listens to. Files (wav, aif, flac, ogg, mp3) loop.
-//       kind (string): demo, device, file, test or silence
-//       name (string or number, optional): file path, or test signal: sine, clicks, noise, sweep
-//       value (number, optional): test signal parameter: Hz (sine), clicks per second, amplitude (noise), seconds (sweep)
-//   ~ear.send('/ear/input/gain', gain)  -> /ear/done
-//       Input gain (smoothed).
-//       gain (number): 0-16, linear
-//   ~ear.send('/ear/output/mix', dry, wet)  -> /ear/done
-//       Output levels: dry (the input passed through) and wet (the sonification).
-//       dry (number): 0-4
-//       wet (number): 0-4
 //   ~ear.send('/ear/model/list')  -> /ear/model/list.reply
 //       The names of the ears.
 //   ~ear.send('/ear/model/load', name)  -> /ear/done
@@ -312,6 +300,18 @@ Earsight {
 //       layer (string): the layer to encode
 //       seconds (number, optional): how much audio to fit on, from now (default 10)
 //       dims (integer, optional): dimensions (default 10, at most 32)
+//   ~ear.send('/ear/input', kind, [name], [value])  -> /ear/done
+//       What the server listens to. Files (wav, aif, flac, ogg, mp3) loop; they are read only from the folders the server allows (--allow-dir; relative names: under the first).
+//       kind (string): demo, device, file, test or silence
+//       name (string or number, optional): file path, or test signal: sine, clicks, noise, sweep
+//       value (number, optional): test signal parameter: Hz (sine), clicks per second, amplitude (noise), seconds (sweep)
+//   ~ear.send('/ear/input/gain', gain)  -> /ear/done
+//       Input gain (smoothed).
+//       gain (number): 0-16, linear
+//   ~ear.send('/ear/output/mix', dry, wet)  -> /ear/done
+//       Output levels: dry (the input passed through) and wet (the sonification).
+//       dry (number): 0-4
+//       wet (number): 0-4
 //   ~ear.send('/ear/view', name)  -> /ear/done
 //       What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes.
 //       name (string): layout, hallucination or features
@@ -327,7 +327,7 @@ Earsight {
 //       seed (integer, optional): for a repeatable mapping
 //   ~ear.send('/ear/view/snapshot', [name])  -> /ear/done
 //       Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>.
-//       name (string, optional): a .png path (relative: under the cache's snapshots/)
+//       name (string, optional): a .png file under the output folder (--out-dir; relative: under its snapshots/)
 //   ~ear.send('/ear/view/size', width, height)  -> /ear/done
 //       Picture size in pixels.
 //       width (integer): 64-3840
@@ -346,7 +346,7 @@ Earsight {
 //   ~ear.send('/ear/sonify/render', seconds, name, [overwrite])  -> /ear/done
 //       Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.
 //       seconds (number): of the most recent input, up to 10 (the server keeps 10 s)
-//       name (string): a .wav or .flac file (relative: under the cache's renders/)
+//       name (string): a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)
 //       overwrite (integer, optional): 1: replace an existing file
 //   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
 //       Key-value pairs: mode, steps per second, last activation gain, largest jump at crossfades, ...
@@ -441,20 +441,20 @@ Earsight {
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
 			["/ear/stream", "sni?", "/ear/done", "Turn a stream on or off for the sender (subscribing it with defaults if needed). Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat)."],
 			["/ear/select", "si*", "/ear/done", "Choose the neurons of the act stream (and the highlighted ones in the view)."],
-			["/ear/input", "sa?n?", "/ear/done", "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop."],
-			["/ear/input/gain", "n", "/ear/done", "Input gain (smoothed)."],
-			["/ear/output/mix", "nn", "/ear/done", "Output levels: dry (the input passed through) and wet (the sonification)."],
 			["/ear/model/list", "", "/ear/model/list.reply", "The names of the ears."],
 			["/ear/model/load", "s", "/ear/done", "Switch ears while audio plays; /ear/done once the new ear is listening."],
 			["/ear/model/info", "", "/ear/model/info.reply", "name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units."],
 			["/ear/top", "in", "/ear/done", "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold)."],
 			["/ear/embed/fit", "sn?i?", "/ear/done", "Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; answers /ear/done /ear/embed/fit <layer> <dims> when fitted."],
+			["/ear/input", "sa?n?", "/ear/done", "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop; they are read only from the folders the server allows (--allow-dir; relative names: under the first)."],
+			["/ear/input/gain", "n", "/ear/done", "Input gain (smoothed)."],
+			["/ear/output/mix", "nn", "/ear/done", "Output levels: dry (the input passed through) and wet (the sonification)."],
 			["/ear/view", "s", "/ear/done", "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."],
 			["/ear/view/colormap", "s", "/ear/done", "The colour map of the neurons."],
 			["/ear/view/highlight", "si*", "/ear/done", "Highlight neurons in the picture only (/ear/select highlights and streams)."],
