@@ -11,10 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import AudioEngine
 from .audio.ring import Ring
 from .commands.base import Request
 from .ears import registry
@@ -24,6 +24,9 @@ from .resample import Resampler
 from .stage import Chain
 from .state import EarState
 from .supervise import Supervisor
+
+if TYPE_CHECKING:
+    from .audio import AudioEngine
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -38,6 +41,19 @@ def torch_threads() -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def load_patchdoc() -> ModuleType:
+    """patches/patchdoc.py: a development tool beside the patches, not part of the package."""
+    if "patchdoc" in sys.modules:
+        return sys.modules["patchdoc"]
+    path = Path(__file__).resolve().parents[1] / "patches" / "patchdoc.py"
+    spec = importlib.util.spec_from_file_location("patchdoc", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["patchdoc"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

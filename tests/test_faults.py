@@ -44,7 +44,7 @@ def test_jack_killed_and_started_again_the_server_reconnects_within_5_s() -> Non
             assert took is not None and took <= 5.0, took
             assert int(status_of(address)["audio_restarts"]) >= 1
             assert served.process.poll() is None
-        assert "JACK server is gone" in served.log.read_text()
+            assert "JACK server is gone" in served.log.read_text()
     finally:
         jackd.kill()
         jackd.wait(5)

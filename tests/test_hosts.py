@@ -21,15 +21,15 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import OscClient, free_port
+from conftest import OscClient, free_port, load_patchdoc
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from earsight import patchdoc
 from earsight.app import App
 from earsight.features import STREAMS
 from earsight.sonify.params import BY_NAME
 
+patchdoc = load_patchdoc()
 ROOT = patchdoc.PATCHES
 SCLANG = shutil.which("sclang")
 PD = shutil.which("pd")

@@ -16,23 +16,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_patchdoc
 
 from earsight.commands import BY_ADDRESS, COMMANDS
 from earsight.ears import registry
 from earsight.features import STREAMS
 
-
-def _load_patchdoc() -> ModuleType:
-    """patches/patchdoc.py: a development tool beside the patches, not part of the package."""
-    path = Path(__file__).resolve().parents[1] / "patches" / "patchdoc.py"
-    spec = importlib.util.spec_from_file_location("patchdoc", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-patchdoc = _load_patchdoc()
+patchdoc = load_patchdoc()
 ROOT = patchdoc.PATCHES
 MAXPAT = ROOT / "max" / "earsight.maxpat"
 TD_SCRIPT = ROOT / "touchdesigner" / "earsight_td.py"

@@ -47,8 +47,10 @@ def _bundle(elements: list[bytes], when: bytes) -> bytes:
 class Fuzz:
     """Datagrams of every hostile kind, drawn by a seeded generator."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, now: float | None = None) -> None:
         self.rng = np.random.default_rng(seed)
+        self.now = time.time() if now is None else now
+        """Far-future timetags count from here (fixed: the same seed draws the same datagrams)."""
         self.kinds: list[Callable[[], bytes]] = [
             self.random_bytes, self.truncated, self.lying_tags, self.bad_utf8, self.wrong_args,
             self.nested_bundle, self.oversized_bundle, self.future_bundle, self.empty,
@@ -99,7 +101,7 @@ class Fuzz:
 
     def future_bundle(self) -> bytes:
         ahead = float(self.rng.choice([3600.0 * 24 * 365, 1e6, 400.0]))  # beyond the server's horizon
-        return _bundle([self._valid()], _timetag(time.time() + ahead))
+        return _bundle([self._valid()], _timetag(self.now + ahead))
 
     def empty(self) -> bytes:
         return b""

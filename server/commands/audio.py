@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def _input(audio: AudioEngine, req: Request, kind: str, name: object, value: float | None) -> None:
-    from ..audio import Source  # (numpy only: the command table stays light)
+    from ..audio.sources import Source  # (numpy only: the command table stays light)
 
     if kind == "test":
         if not isinstance(name, str):
