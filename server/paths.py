@@ -80,13 +80,18 @@ class Folders:
 def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(temporary)`` in ``path``'s folder, then rename it to ``path``.
 
-    A failed or interrupted write (a full disk, a crash) leaves nothing under the final name.
+    A failed or interrupted write (a full disk, a crash) leaves nothing under the final name; an
+    OSError becomes an EarsightError that names the file and the reason.
     The temporary keeps the suffix, so writers that pick a format by suffix still do.
     """
+    from .errors import EarsightError
+
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a folder gone, no permission: the user's to fix, said plainly
+        raise EarsightError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -123,14 +123,15 @@ SINE_440 = Source("test", "sine", 440.0)
 
 
 def make_server(
-    source: Source = SINE_440, ear: str = "crepe", backend: str = "manual", view_port: int | None = None
+    source: Source = SINE_440, ear: str = "crepe", backend: str = "manual", view_port: int | None = None,
+    out_dir: Path | None = None,
 ) -> App:
     """A started server on a free port; the caller stops it."""
     # Tests write and read under the temporary folder (pytest's tmp_path): the server allows it.
     tmp = Path(tempfile.gettempdir())
     app = App(
         AppConfig(port=free_port(), ear=ear, source=source, audio=AudioConfig(backend=backend), view_port=view_port,
-                  out_dir=tmp, allow_dirs=(tmp, Path.cwd()))
+                  out_dir=out_dir or tmp, allow_dirs=(tmp, Path.cwd()))
     )
     app.start()
     return app

@@ -3,11 +3,13 @@ a thread that dies. The server says what happened and goes on."""
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import OscClient, make_server
 
 from earsight.audio import jack
 from earsight.bench.common import status_of
@@ -91,3 +93,40 @@ def test_corrupt_musicnn_weights_give_an_error_naming_the_file(tmp_path: Path) -
     broken = _truncated(converted_weights(), tmp_path / "musicnn.safetensors", keep=0.9)
     with pytest.raises(EarsightError, match=f"musicnn: cannot load the weights in {broken}"):
         load_network(broken)
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 KiB tmpfs (CI runs as root): too small for a picture or a render."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_snapshots_and_renders_with_the_reason_and_leaves_no_file(tiny_disk: Path) -> None:
+    app = make_server(view_port=0, out_dir=tiny_disk)
+    client = OscClient(app.osc.address)
+    try:
+        client.request("/ear/sonify/iterations", 1)
+        for address, args in (("/ear/view/snapshot", ["full.png"]), ("/ear/sonify/render", [0.5, "full.wav"])):
+            client.drain()
+            client.send(address, *args)
+            deadline = time.monotonic() + 60
+            fail: list[object] = []
+            while not fail and time.monotonic() < deadline:
+                fail = next((v for a, v in client.receive(1.0) if a == "/ear/fail" and v[:1] == [address]), [])
+            assert fail and "No space left on device" in str(fail[1]), (address, fail)
+        assert [p.name for p in tiny_disk.rglob("*") if p.is_file()] == []  # nothing half-written
+        assert client.request("/ear/ping", reply="/ear/pong") == []
+        assert app.audio.alive
+    finally:
+        client.close()
+        app.stop()

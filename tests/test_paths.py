@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from earsight.errors import BadRequest, NotFound
+from earsight.errors import BadRequest, EarsightError, NotFound
 from earsight.paths import Folders, write_atomically
 
 
@@ -71,7 +71,7 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path: Path) -> N
         tmp.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(EarsightError, match=f"cannot write {target}: No space left on device"):
         write_atomically(target, half_then_fail)
     assert list(tmp_path.iterdir()) == []
     write_atomically(target, lambda tmp: tmp.write_bytes(b"whole"))

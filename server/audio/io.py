@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,11 @@ def write(path: str | Path, audio: np.ndarray, sample_rate: int, *, subtype: str
         raise BadRequest(f"cannot write {path.name}: the suffix must be one of {', '.join(WRITE_FORMATS)}")
     if not path.parent.is_dir():
         raise NotFound(f"no such folder: {path.parent}")
-    return write_atomically(
-        path, lambda tmp: soundfile.write(str(tmp), np.asarray(audio, np.float32), int(sample_rate), format=fmt, subtype=subtype)
-    )
+    # Encoded in memory first: libsndfile reports a full disk as "System error.", Python's own
+    # write says what happened.
+    buf = BytesIO()
+    soundfile.write(buf, np.asarray(audio, np.float32), int(sample_rate), format=fmt, subtype=subtype)
+    return write_atomically(path, lambda tmp: tmp.write_bytes(buf.getvalue()))
 
 
 # ------------------------------------------------------------------------ ffmpeg fallback

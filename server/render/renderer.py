@@ -205,8 +205,9 @@ class Renderer:
 
     def snapshot(self, path: str | Path) -> Path:
         """Draw and write a PNG; returns its path."""
-        image = Image.fromarray(self.draw())
-        return write_atomically(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+        buf = io.BytesIO()
+        Image.fromarray(self.draw()).save(buf, format="PNG")
+        return write_atomically(Path(path), lambda tmp: tmp.write_bytes(buf.getvalue()))
 
     def layout_dict(self) -> dict[str, object]:
         """The layout as the web page sees it: positions as fractions of the image (y down)."""
