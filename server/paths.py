@@ -77,7 +77,7 @@ class Folders:
         return path
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary)`` in ``path``'s folder, then rename it to ``path``.
 
     A failed or interrupted write (a full disk, a crash) leaves nothing under the final name; an
