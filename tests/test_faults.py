@@ -130,3 +130,31 @@ def test_a_full_disk_fails_snapshots_and_renders_with_the_reason_and_leaves_no_f
     finally:
         client.close()
         app.stop()
+
+
+# ------------------------------------------------------------------ no GL
+
+
+@pytest.mark.slow
+def test_without_gl_audio_osc_and_streams_run_and_the_view_fails_with_the_reason() -> None:
+    # libglvnd finds no EGL vendor: exactly what a machine without GL drivers looks like to us.
+    env = {"__EGL_VENDOR_LIBRARY_FILENAMES": "/nonexistent/egl_vendor.json"}
+    with running_server("--backend", "manual", "--view-port", "0", "--input", "test", "--test", "sine", env=env) as served:
+        client = OscClient(served.address)
+        try:
+            assert client.request("/ear/ping", reply="/ear/pong") == []
+            client.request("/ear/stream", "pitch", 20)
+            deadline = time.monotonic() + 20
+            pitches: list[list[object]] = []
+            while len(pitches) < 5 and time.monotonic() < deadline:
+                pitches += [v for a, v in client.receive(0.5) if a == "/ear/pitch"]
+            assert len(pitches) >= 5 and abs(float(pitches[-1][0]) - 440.0) < 15.0
+            for address, args in (("/ear/view", ["hallucination"]), ("/ear/view/snapshot", ["x.png"])):
+                client.drain()
+                client.send(address, *args)
+                fail = client.expect("/ear/fail", timeout=90.0)
+                assert fail[0] == address and "cannot create a headless GL context" in str(fail[1]), fail
+            assert client.request("/ear/ping", reply="/ear/pong") == []
+        finally:
+            client.close()
+        assert served.process.poll() is None
