@@ -101,9 +101,10 @@ class Display:
         return self.server.url
 
     def start(self, supervisor: Supervisor | None = None) -> None:
-        self.server.start()
+        supervisor = supervisor or Supervisor()
+        self.server.start(supervisor)
         self._running = True
-        self._thread = (supervisor or Supervisor()).spawn("display", self._loop, lambda: self._running)
+        self._thread = supervisor.spawn("display", self._loop, lambda: self._running)
         log.info("view page on %s", self.server.url)
 
     def stop(self) -> None:

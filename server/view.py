@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .errors import EarsightError
+from .supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +123,16 @@ class ViewServer:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self) -> ViewServer:
-        """Bind (port 0 picks a free one; ``port`` then tells which) and serve in a thread."""
+    def start(self, supervisor: Supervisor | None = None) -> ViewServer:
+        """Bind (port 0 picks a free one; ``port`` then tells which) and serve in a supervised thread."""
         handler = type("Handler", (_Handler,), {"view": self})
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="earsight-view", daemon=True)
-        self._thread.start()
+        self._thread = (supervisor or Supervisor()).spawn(
+            "web", self._server.serve_forever, lambda: not self._stopping.is_set()
+        )
         return self
 
     def stop(self) -> None:

@@ -158,3 +158,107 @@ def test_without_gl_audio_osc_and_streams_run_and_the_view_fails_with_the_reason
         finally:
             client.close()
         assert served.process.poll() is None
+
+
+# ------------------------------------------------------------------ a thread that dies
+
+
+class _Once:
+    """Wraps a callable: the first call raises the injected fault, later calls go through."""
+
+    def __init__(self, fn: Callable[..., object]) -> None:
+        self.fn, self.fired = fn, False
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if not self.fired:
+            self.fired = True
+            raise RuntimeError("injected fault")
+        return self.fn(*args, **kwargs)
+
+
+class _Proxy:
+    """Stands in for a socket or a condition (whose attributes cannot be replaced); one method faults once."""
+
+    def __init__(self, target: object, method: str) -> None:
+        self._target, self._method = target, method
+        self._once = _Once(getattr(target, method))
+
+    def __getattr__(self, name: str) -> object:
+        return self._once if name == self._method else getattr(self._target, name)
+
+    def __enter__(self) -> object:
+        return self._target.__enter__()
+
+    def __exit__(self, *exc: object) -> object:
+        return self._target.__exit__(*exc)
+
+
+def _inject(app: object, thread: str) -> _Once:
+    """Make the loop of ``thread`` raise once, from something it calls outside its own error handling."""
+    if thread == "osc-receive":
+        app.osc.sock = proxy = _Proxy(app.osc.sock, "recvfrom")
+        return proxy._once
+    if thread == "osc-scheduler":
+        app.osc._cond = proxy = _Proxy(app.osc._cond, "wait")
+        return proxy._once
+    if thread == "ear-worker":
+        app.audio.input.read = once = _Once(app.audio.input.read)
+        return once
+    if thread == "sonifier":  # an update fails, and so does the recovery from it
+        son = app.sonifier
+        once = _Once(son._restart)
+        son._update, son._restart = _Once(son._update), once
+        return once
+    if thread == "display":
+        app.display._feed = once = _Once(app.display._feed)
+        return once
+    assert thread == "web"
+    http = app.display.server._server
+    http._handle_request_noblock = once = _Once(http._handle_request_noblock)
+    return once
+
+
+THREADS = ("osc-receive", "osc-scheduler", "ear-worker", "sonifier", "display", "web")
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[object]:
+    app = make_server(view_port=0)
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.mark.parametrize("thread", THREADS)
+def test_a_thread_that_dies_is_restarted_and_the_server_answers_within_a_second(faulty: object, thread: str) -> None:
+    import urllib.request
+
+    app = faulty
+    client = OscClient(app.osc.address)
+    try:
+        restarts = app.supervisor.restarts[thread]
+        once = _inject(app, thread)
+        if thread == "web":
+            urllib.request.urlopen(app.display.url + "layout.json", timeout=1).close()
+        elif thread == "sonifier":
+            client.request("/ear/sonify", "dream")
+        elif thread == "osc-scheduler":
+            client.send("/ear/ping")  # the scheduler wakes on its own every half second
+        assert _until(lambda: once.fired, 5.0) is not None, "the fault was never reached"
+        sent = time.monotonic()
+        assert client.request("/ear/ping", reply="/ear/pong") == []
+        assert time.monotonic() - sent < 1.0
+        assert _until(lambda: app.supervisor.restarts[thread] == restarts + 1, 5.0) is not None
+        status = dict(zip(*[iter(client.request("/ear/status", reply="/ear/status.reply"))] * 2, strict=True))
+        assert status[f"restarts.{thread}"] == restarts + 1 and status["restarts"] >= 1
+        # ... and the thread does its work again
+        frames = app.listener.frames
+        assert _until(lambda: app.listener.frames > frames + 5, 5.0) is not None
+        if thread in ("display", "web"):
+            with urllib.request.urlopen(app.display.url + "frame.jpg", timeout=5) as r:
+                assert r.read(2) == b"\xff\xd8"
+    finally:
+        if thread == "sonifier":
+            client.send("/ear/sonify", "off")
+        client.close()
