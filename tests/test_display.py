@@ -136,6 +136,10 @@ def test_views_and_colour_maps_switch_and_bad_names_fail(osc: OscClient, tmp_pat
     assert "size must be" in str(osc.expect("/ear/fail")[1])
     osc.send("/ear/view/snapshot", "picture.gif")
     assert "must end in .png" in str(osc.expect("/ear/fail")[1])
+    for escape in ("/root/escape.png", "../../../../../root/escape.png"):  # outside the output folder
+        osc.send("/ear/view/snapshot", escape)
+        assert "files are written only under" in str(osc.expect("/ear/fail")[1])
+    assert not Path("/root/escape.png").exists()
 
 
 def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: App) -> None:

@@ -208,6 +208,9 @@ def test_malformed_packets_get_a_reason_and_the_server_still_answers(
         ("/ear/input", ["file", "/tmp/no-such-file.wav"], "no such file"),
         ("/ear/input", ["file", "/etc/passwd"], "files are read only under"),  # outside the allowed folders
         ("/ear/input", ["file", "../../../../../etc/passwd"], "files are read only under"),
+        ("/ear/sonify/render", [0.5, "/root/escape.wav"], "files are written only under"),  # outside --out-dir
+        ("/ear/sonify/render", [0.5, "../../../../../root/escape.wav"], "files are written only under"),
+        ("/ear/sonify/render", [0.5, "take.mp3"], "must end in"),
         ("/ear/input", ["test", "square"], "unknown test signal"),
         ("/ear/input", ["test", "sine", 1e9], "must be in"),
         ("/ear/input", ["radio"], "unknown input kind"),
