@@ -25,18 +25,18 @@ from earsight.audio import AudioConfig, Source  # noqa: E402
 from earsight.ears import registry  # noqa: E402
 from earsight.ears.base import Ear  # noqa: E402
 
-TEST_THREADS = int(os.environ.get("EARSIGHT_TEST_THREADS", "0"))
-"""Torch threads for the numerical tests that ask for them (0: two); run those tests with
-EARSIGHT_TEST_THREADS=1 and =2 to catch a bound that holds for one thread count's rounding only."""
+TEST_THREADS = tuple(int(n) for n in os.environ.get("EARSIGHT_TEST_THREADS", "1,2").split(","))
+"""Torch thread counts the numerical tests run under (each test once per count): a bound that
+holds for one count's rounding only fails here, not on another machine."""
 
 
-@pytest.fixture(scope="module")
-def torch_threads() -> Iterator[int]:
-    """Torch on ``TEST_THREADS`` threads (default 2) for one module; the previous count after."""
+@pytest.fixture(scope="module", params=TEST_THREADS, ids=lambda n: f"{n}thread")
+def torch_threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Torch on 1, then 2 threads (``EARSIGHT_TEST_THREADS``) for a module; the previous count after."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(TEST_THREADS or 2)
+    torch.set_num_threads(int(request.param))
     try:
         yield torch.get_num_threads()
     finally:

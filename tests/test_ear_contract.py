@@ -21,6 +21,8 @@ from earsight.ears import registry
 from earsight.ears.base import Ear, Frames
 from earsight.stage import Stage
 
+pytestmark = pytest.mark.usefixtures("torch_threads")  # each test on 1 and on 2 torch threads
+
 NAMES = registry.names()
 
 

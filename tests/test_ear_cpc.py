@@ -16,7 +16,8 @@ from earsight.ears import cpc
 from earsight.ears.base import Layer
 from earsight.paths import models_dir
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_threads")  # each test on 1 and on 2 torch threads
+
 WEIGHTS = models_dir() / "cpc.safetensors"
 
 

@@ -19,6 +19,8 @@ import torch
 from earsight.ears import crepe, registry
 from earsight.errors import BadRequest
 
+pytestmark = pytest.mark.usefixtures("torch_threads")  # each test on 1 and on 2 torch threads
+
 SR = 16000
 HOP = 160
 SETTLED = 6  # frames 0..5 still see part of the zero history before the signal

@@ -27,6 +27,8 @@ from earsight.ears import musicnn as mn
 from earsight.ears.tfcheckpoint import CheckpointError, crc32c, read_checkpoint, read_index
 from earsight.train import data
 
+pytestmark = pytest.mark.usefixtures("torch_threads")  # each test on 1 and on 2 torch threads
+
 PREFIX = mn.checkpoint_prefix()
 
 # What musicnn/models.py builds for MTT_musicnn (tf.layers names in creation order), in TF layout.
