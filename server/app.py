@@ -20,7 +20,7 @@ from .audio import AudioConfig, AudioEngine, Source
 from .audio.ring import Ring
 from .commands import COMMANDS, Dispatcher
 from .ears import registry
-from .osc import Address, OscServer
+from .osc import Incoming, OscServer
 from .paths import Folders
 from .supervise import Supervisor
 
@@ -62,6 +62,7 @@ class App:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
+        # The parts, built by start() (None before it, and after a failed start only what was built)
         self.osc: OscServer | Any = None
         self.audio: AudioEngine | Any = None
         self.recent: Ring | Any = None
@@ -157,11 +158,8 @@ class App:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _handle(self, item: Any) -> None:
+    def _handle(self, item: Incoming) -> None:
         self.dispatcher.handle(item)
-
-    def send(self, to: Address, address: str, *args: object) -> None:
-        self.osc.reply(to, address, list(args))
 
     # ------------------------------------------------------------ /ear/status
 
