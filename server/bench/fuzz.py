@@ -147,8 +147,11 @@ def fuzz_server(server: tuple[str, int], pid: int, count: int, rate: float = 100
     rss_before = rss_kb(pid)
     ping = message("/ear/ping")
     pings = 0
+    rss_tenth = 0
     start = time.perf_counter()
     for i in range(count):
+        if i == count // 10:
+            rss_tenth = rss_kb(pid)  # after the first tenth: what growth is left is a leak
         try:
             hostile.sendto(packets[i % len(packets)], server)
         except OSError:  # e.g. a packet larger than the socket allows: not the server's problem
@@ -186,7 +189,9 @@ def fuzz_server(server: tuple[str, int], pid: int, count: int, rate: float = 100
         "thread restarts": delta("restarts"),
         "xruns": delta("xruns"),
         "server RSS before (MB)": rss_before / 1024.0,
+        "server RSS after a tenth (MB)": rss_tenth / 1024.0,
         "server RSS after (MB)": rss_kb(pid) / 1024.0,
+        "RSS growth over the last nine tenths (%)": 100.0 * (rss_kb(pid) - rss_tenth) / max(rss_tenth, 1),
     }
 
 
