@@ -5,6 +5,7 @@ come from the parameter table (:mod:`.params`).
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,9 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     out, result = sonify_file(ear, audio, int(sr), mode, values)
     io.write(out_path, out, int(sr))
     if isinstance(result, DreamResult):
-        print(f"{out_path}: {result.steps} steps in {result.seconds:.1f} s, activation {result.before:.4g} -> {result.after:.4g} (x{result.gain:.2f})")
+        ratio = f", x{result.gain:.2f}" if math.isfinite(result.gain) else ""
+        print(f"{out_path}: {result.steps} steps in {result.seconds:.1f} s, "
+              f"activation {result.before:.4g} -> {result.after:.4g} (rise {result.rise:+.4g}{ratio})")
     else:
         png = save_mask_png(result, out_path.with_suffix(".png"), f"{args.ear} {args.layer}:{args.channel}")
         print(f"{out_path}, mask {png} (peak {result.peak:.4g}{', the feature never fired' if result.peak == 0 else ''})")

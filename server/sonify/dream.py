@@ -204,8 +204,15 @@ class DreamResult:
     seconds: float
 
     @property
+    def rise(self) -> float:
+        """How much the selected neurons' activation rose: meaningful for any unit."""
+        return self.after - self.before
+
+    @property
     def gain(self) -> float:
-        return self.after / self.before if abs(self.before) > 1e-9 else float("nan")
+        """``after / before`` where that means something (a positive baseline); NaN otherwise: the
+        ratio of a negative or zero mean says nothing (-0.38 -> 2.65 is not "x-6.97")."""
+        return self.after / self.before if self.before > 1e-9 else float("nan")
 
 
 def dream(

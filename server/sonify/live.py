@@ -134,6 +134,9 @@ class Sonifier:
         self._cpu = 0.0
         self._audio_seconds = 0.0
         self.last_gain = float("nan")
+        """The last measured dream's after/before (NaN where the baseline is not positive)."""
+        self.last_rise = float("nan")
+        """The last measured dream's after - before: meaningful for any unit."""
         self.seam_jump = 0.0
         self.body_jump = 0.0
 
@@ -210,6 +213,7 @@ class Sonifier:
             # on an otherwise idle machine (the wall-clock factor above includes waiting for a core).
             "cpu_real_time_factor": self._cpu / self._audio_seconds if self._audio_seconds > 0 else 0.0,
             "last_gain": self.last_gain,
+            "last_rise": self.last_rise,
             "seam_jump": self.seam_jump,
             "body_jump": self.body_jump,
             "queued": self.output.available(),
@@ -405,8 +409,8 @@ class Sonifier:
         result = dream_with(ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure)
         self._step_seconds += result.seconds
         self.counters["steps"] += steps
-        if math.isfinite(result.gain):
-            self.last_gain = result.gain
+        if measure:
+            self.last_gain, self.last_rise = result.gain, result.rise
         self._delta = result.delta if np.isfinite(result.delta).all() else None
         self._delta_end = end
         return result.audio
