@@ -202,6 +202,13 @@ class DreamResult:
     after: float
     steps: int
     seconds: float
+    spread: float = float("nan")
+    """The target's spread on reference audio (:mod:`earsight.sonify.spread`), when measured."""
+
+    @property
+    def rise_spreads(self) -> float:
+        """The rise in units of the target's spread: the same yardstick for every unit."""
+        return self.rise / self.spread if self.spread > 0 else float("nan")
 
     @property
     def rise(self) -> float:

@@ -4,6 +4,7 @@ sonifier's renders and by the command line.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from ..resample import resample
 from .deconv import Auralisation, auralise_with
 from .dream import DreamResult, dream_with
 from .dsp import soft_limit
+from .spread import spread
 from .target import target_from
 
 if TYPE_CHECKING:
@@ -35,8 +37,9 @@ def sonify_file(
     at_ear = resample(x, sample_rate, ear.sample_rate, aligned=True).astype(np.float32)
     result: DreamResult | Auralisation
     if mode == "dream":
-        result = dream_with(ear, at_ear, target, values, steps=int(values["iterations"]))
-        change = resample(result.delta, ear.sample_rate, sample_rate, aligned=True)[: x.shape[0]]
+        dreamed = replace(dream_with(ear, at_ear, target, values, steps=int(values["iterations"])), spread=spread(ear, target))
+        result = dreamed
+        change = resample(dreamed.delta, ear.sample_rate, sample_rate, aligned=True)[: x.shape[0]]
         wet = x + np.pad(change, (0, x.shape[0] - change.shape[0])).astype(np.float32)
     else:
         result = auralise_with(ear, at_ear, target, values)

@@ -34,6 +34,7 @@ from .dream import dream, dream_with, resolve_param
 from .dsp import crossfade, soft_limit
 from .files import sonify_file
 from .params import AUDIO_FORMATS, BY_NAME, MODES, defaults
+from .spread import spread
 from .target import Target, target_from
 
 if TYPE_CHECKING:
@@ -136,7 +137,9 @@ class Sonifier:
         self.last_gain = float("nan")
         """The last measured dream's after/before (NaN where the baseline is not positive)."""
         self.last_rise = float("nan")
-        """The last measured dream's after - before: meaningful for any unit."""
+        """The last measured dream's after - before."""
+        self.last_rise_spreads = float("nan")
+        """That rise in units of the target's spread on reference audio: the same yardstick for any unit."""
         self.seam_jump = 0.0
         self.body_jump = 0.0
 
@@ -214,6 +217,7 @@ class Sonifier:
             "cpu_real_time_factor": self._cpu / self._audio_seconds if self._audio_seconds > 0 else 0.0,
             "last_gain": self.last_gain,
             "last_rise": self.last_rise,
+            "last_rise_spreads": self.last_rise_spreads,
             "seam_jump": self.seam_jump,
             "body_jump": self.body_jump,
             "queued": self.output.available(),
@@ -410,7 +414,8 @@ class Sonifier:
         self._step_seconds += result.seconds
         self.counters["steps"] += steps
         if measure:
-            self.last_gain, self.last_rise = result.gain, result.rise
+            result = replace(result, spread=spread(ear, target, wait=False))
+            self.last_gain, self.last_rise, self.last_rise_spreads = result.gain, result.rise, result.rise_spreads
         self._delta = result.delta if np.isfinite(result.delta).all() else None
         self._delta_end = end
         return result.audio
