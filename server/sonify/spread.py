@@ -13,6 +13,7 @@ keyed by the ear's fingerprint) and cached.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ..ears.base import Ear
 from ..paths import cache_dir, write_atomically
 from .target import Target
 
+log = logging.getLogger(__name__)
 _cache: dict[str, dict[str, np.ndarray]] = {}
 _lock = threading.Lock()
 _pending: set[str] = set()
@@ -113,6 +115,8 @@ def spread(ear: Ear, target: Target, *, wait: bool = True) -> float:
 def _compute(ear: Ear, key: str) -> None:
     try:
         reference_frames(ear)
+    except Exception:  # the live status shows NaN; the next measured update asks again
+        log.exception("spreads of %s", ear.name)
     finally:
         with _lock:
             _pending.discard(key)
