@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from ..cli import running_server
-from .common import ensure_jack, status_of
+from .common import ensure_jack, grew, number, status_of
 
 
 def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) -> dict[str, float]:
@@ -80,7 +80,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
     lat = np.array([1000.0 * (t - sent_times[sent_times <= t][-1]) for t in received if (sent_times <= t).any()])
     if lat.size == 0:
         return {"clicks detected": 0.0}
-    declared = float(after["latency_ms"])  # type: ignore[arg-type]
+    declared = number(after, "latency_ms")
     return {
         "clicks sent / detected": f"{len(sent)} / {len(received)}",  # type: ignore[dict-item]
         "latency p50 (ms)": float(np.percentile(lat, 50)),
@@ -89,7 +89,7 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
         "declared latency (ms)": declared,
         "two audio blocks (ms)": 2000.0 * block / sample_rate,
         "p99 / declared": float(np.percentile(lat, 99) / declared),
-        "JACK xruns while clicking": float(after["xruns"]) - float(before["xruns"]),  # type: ignore[arg-type]
+        "JACK xruns while clicking": grew(before, after, "xruns"),
     }
 
 
@@ -136,7 +136,7 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
             jackd.wait(5)
 
     def delta(key: str) -> float:
-        return float(end[key]) - float(start[key])  # type: ignore[arg-type]
+        return grew(start, end, key)
 
     return {
         f"JACK xruns idle in {seconds / 4:.0f} s (baseline)": float(idle),
@@ -144,5 +144,5 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
         "OSC messages in the flood": float(sent),
         "late blocks seen by the audio callback": delta("late_blocks"),
         "input samples dropped / skipped": delta("dropped"),
-        "server cpu % (of one core, last interval)": float(end["cpu"]),  # type: ignore[arg-type]
+        "server cpu % (of one core, last interval)": number(end, "cpu"),
     }

@@ -8,8 +8,8 @@ from typing import Any
 from ..errors import EarsightError
 
 
-def status_of(server: tuple[str, int]) -> dict[str, object]:
-    """/ear/status as a dict, asked from a socket of its own (the bench's others are busy)."""
+def ask(server: tuple[str, int], address: str, reply: str, tries: int = 10) -> list[object]:
+    """Send ``address`` from a socket of its own (the bench's others are busy) until ``reply`` comes."""
     from pythonosc.osc_packet import OscPacket
 
     from ..osc import message
@@ -17,17 +17,33 @@ def status_of(server: tuple[str, int]) -> dict[str, object]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(1.0)
-        for _ in range(10):
-            sock.sendto(message("/ear/status"), server)
+        for _ in range(tries):
+            sock.sendto(message(address), server)
             try:
                 data, _ = sock.recvfrom(65536)
             except TimeoutError:
                 continue
             for m in OscPacket(data).messages:
-                if m.message.address == "/ear/status.reply":
-                    p = list(m.message.params)
-                    return dict(zip(p[::2], p[1::2], strict=True))
-    raise EarsightError("no /ear/status.reply")
+                if m.message.address == reply:
+                    return list(m.message.params)
+    raise EarsightError(f"no {reply}")
+
+
+def status_of(server: tuple[str, int]) -> dict[str, object]:
+    """/ear/status as a dict."""
+    p = ask(server, "/ear/status", "/ear/status.reply")
+    return dict(zip([str(k) for k in p[::2]], p[1::2], strict=True))
+
+
+def number(status: dict[str, object], key: str) -> float:
+    """A numeric field of a status (0 where a server does not report it)."""
+    value = status.get(key, 0)
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def grew(before: dict[str, object], after: dict[str, object], key: str) -> float:
+    """How much a counter grew between two statuses."""
+    return number(after, key) - number(before, key)
 
 
 def ensure_jack(sample_rate: int, block: int) -> Any:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..osc import message
-from .common import status_of
+from .common import grew, status_of
 
 # Real commands that change nothing costly: the fuzzer sends them wrong arguments (and right ones).
 SAFE_ADDRESSES = ("/ear/ping", "/ear/sync", "/ear/select", "/ear/top", "/ear/stream", "/ear/status", "/ear/model/info")
@@ -175,7 +175,7 @@ def fuzz_server(server: tuple[str, int], pid: int, count: int, rate: float = 100
     pinger.close()
 
     def delta(key: str) -> float:
-        return float(after.get(key, 0)) - float(before.get(key, 0))  # type: ignore[arg-type]
+        return grew(before, after, key)
 
     return {
         "datagrams sent": float(count),

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..audio.jack import XrunMonitor
 from ..cli import Served, running_server
 from ..osc import message
-from .common import ensure_jack, status_of
+from .common import ask, ensure_jack, grew, status_of
 from .fuzz import rss_kb
 
 
@@ -38,21 +38,7 @@ def bench_soak(seconds: float = 1800.0, flood: float = 10000.0, ear: str = "crep
 
 
 def _view_url(server: tuple[str, int]) -> str:
-    from pythonosc.osc_packet import OscPacket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(2.0)
-        for _ in range(30):
-            sock.sendto(message("/ear/view/url"), server)
-            try:
-                data, _ = sock.recvfrom(65536)
-            except TimeoutError:
-                continue
-            for m in OscPacket(data).messages:
-                if m.message.address == "/ear/view/url.reply":
-                    return str(m.message.params[0])
-    raise RuntimeError("no view url")
+    return str(ask(server, "/ear/view/url", "/ear/view/url.reply", tries=30)[0])
 
 
 def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, idle: int, idle_for: float) -> dict[str, float]:
@@ -120,7 +106,7 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
     sink.close()
 
     def delta(key: str) -> float:
-        return float(last.get(key, 0)) - float(first.get(key, 0))  # type: ignore[arg-type]
+        return grew(first, last, key)
 
     return {
         "seconds at full load": seconds,
