@@ -124,4 +124,6 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
         "RSS settled (MB)": settled / 1024.0,
         "RSS at the end (MB)": (rss[-1] if rss else 0) / 1024.0,
         "RSS growth after settling (%)": 100.0 * ((rss[-1] if rss else 0) - settled) / max(settled, 1),
+        # the curve: a leak climbs to the end, an allocator warming up flattens
+        **{f"RSS at {10 * k}% (MB)": rss[min(len(rss) - 1, k * len(rss) // 10)] / 1024.0 for k in range(1, 10) if rss},
     }
