@@ -113,7 +113,7 @@ class Ear(ABC):
         return self.sample_rate
 
     def stream(self, block: np.ndarray) -> Frames:
-        """The same as :meth:`process` (the name the engine and the tools call)."""
+        """The same as :meth:`process` (the name the listener and the tools call)."""
         return self.process(block)
 
     # --- declared outputs (what features, streams and plots read without knowing the ear)

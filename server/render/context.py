@@ -51,7 +51,7 @@ def _window_context(size: tuple[int, int], title: str) -> moderngl.Context:
         glfw.terminate()
         raise EarsightError("gl: glfw could not open a window")
     glfw.make_context_current(handle)
-    glfw.swap_interval(0)  # the renderer paces itself; vsync would block the engine
+    glfw.swap_interval(0)  # the renderer paces itself; vsync would block the display thread
     ctx = moderngl.create_context(require=GL_VERSION)
     ctx.extra = {"window": handle}
     return ctx

@@ -8,7 +8,7 @@ leaves.
 
 The sonifier sees the server through a narrow interface: a state with the listening ear and the
 selection (:class:`SonifierState`), the input and output rings, a mix setter and the audio
-settings; it never sees the engine.
+settings; it never sees the other services.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 class SonifierState(Protocol):
-    """What the sonifier reads of the server's state (the engine, or the lead's ``EarState``)."""
+    """What the sonifier reads of the server's state (an :class:`earsight.state.EarState`)."""
 
     @property
     def ear(self) -> Ear:
