@@ -99,10 +99,13 @@ class App:
         torch.set_num_threads(config.threads)
         pipeline = prepare(config.ear, config.audio.sample_rate)  # the slowest part, and the likeliest to fail
         self.state = state = EarState(pipeline.name, pipeline.ear)
-        self.osc = OscServer(config.host, config.port, self._handle)
-        self.streams = Streams(self.osc.send, state)
+        self.osc = OscServer(config.host, config.port, self._handle, coalesce=[c.address for c in COMMANDS if c.coalesce])
+        self.audio = AudioEngine(config.audio, config.source, send_socket=self.osc.sock)
+        self.streams = Streams(
+            self.osc.send, state, block_rate=config.audio.sample_rate / config.audio.block,
+            block_streams=self.audio.set_block_streams,
+        )
         self.osc.route = self.streams.route
-        self.audio = AudioEngine(config.audio, config.source)
         self.recent = Ring(int(RECENT_SECONDS * config.audio.sample_rate), 1)
         self.fitter = EmbedFitter(state)
         self.listener = Listener(state, pipeline, self.audio, self.recent, [self.streams.on_frame, self.fitter.on_frame])
@@ -184,11 +187,16 @@ class App:
             "late_blocks": stats["late_blocks"],
             "audio_restarts": stats["restarts"],
             "audio": self.audio.state,
+            "audio_realtime": self.audio.realtime,
             "dropped": stats["input_dropped"] + stats["output_underruns"] + self.listener.skipped,
             "lag_ms": self.listener.lag_ms(),
             "frames": self.listener.frames,
             "subscribers": len(self.streams.subscribers),
             "received": self.osc.received,
+            "coalesced": self.osc.coalesced,
+            "inbox_dropped": self.osc.dropped,
+            "inbox_bytes": self.osc.inbox_bytes,
+            "inbox_peak": self.osc.inbox_peak,
             "malformed": self.osc.malformed,
             "errors": self.osc.errors + self.dispatcher.errors,
             "refused": self.osc.refused,

@@ -61,14 +61,6 @@ def channel_activation(values: np.ndarray, channels: Sequence[int]) -> np.ndarra
     return per_channel[list(channels)] if len(channels) else per_channel
 
 
-def level(audio: np.ndarray) -> np.ndarray:
-    """``[rms, peak]`` of a block of samples (linear, 0–1 for full-scale audio)."""
-    if audio.size == 0:
-        return np.zeros(2, np.float32)
-    a = np.asarray(audio, np.float64)
-    return np.array([np.sqrt(np.mean(a * a)), np.max(np.abs(a))], np.float32)
-
-
 def top_labels(probs: np.ndarray, count: int, threshold: float) -> list[int]:
     """Indices of at most ``count`` labels whose probability is at least ``threshold``, most probable first.
 
@@ -130,6 +122,12 @@ class StreamSpec:
     compute: Callable[[FrameContext], np.ndarray]
     check: Callable[[Ear], str | None] = lambda ear: None
     """Why this ear cannot give the stream, or None."""
+    block: bool = False
+    """Computed per audio block in the audio process (:mod:`earsight.audio.blockstreams`), not per ear frame."""
+
+
+def _in_the_audio_process(ctx: FrameContext) -> np.ndarray:
+    raise AssertionError("block-rate streams are computed in the audio process")
 
 
 def _act_names(ear: Ear, sel: Selection) -> list[str]:
@@ -194,7 +192,13 @@ STREAMS: dict[str, StreamSpec] = {
         StreamSpec("act", "mean activation of each selected channel (see /ear/select)", _act_names, _act),
         StreamSpec("layers", "energy (RMS) of every layer", lambda ear, sel: [safe_name(n) for n in ear.layer_names], _layers),
         StreamSpec("pitch", "pitch in Hz and its confidence (0-1)", lambda ear, sel: ["hz", "confidence"], _pitch, _pitch_check),
-        StreamSpec("level", "input RMS and peak (linear)", lambda ear, sel: ["rms", "peak"], lambda ctx: level(ctx.audio)),
+        StreamSpec("level", "input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed",
+                   lambda ear, sel: ["rms", "peak"], _in_the_audio_process, block=True),
+        StreamSpec("onset", "an attack: strength (dB above the recent level) and age (s from the attack to the send); "
+                   "sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time)",
+                   lambda ear, sel: ["strength", "age"], _in_the_audio_process, block=True),
+        StreamSpec("envelope", "the input's peak envelope (attack 5 ms, release 150 ms), per audio block",
+                   lambda ear, sel: ["value"], _in_the_audio_process, block=True),
         StreamSpec("tags", "probability of every label", lambda ear, sel: [safe_name(t) for t in ear.labels or ()], _tags, _tags_check),
         StreamSpec(
             "top",

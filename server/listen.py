@@ -165,7 +165,7 @@ class Listener:
             if block.shape[0] == 0:
                 if self._running and (not self.audio.alive or self.audio.stalled()):
                     self.audio.recover()
-                time.sleep(0.002)
+                self.audio.wait_input(0.1)
                 continue
             self.recent.write(block)
             arrived = time.time()

@@ -1,9 +1,13 @@
-"""OSC transport: one UDP socket, a receiving thread, a scheduler for future bundles, encoding.
+"""OSC transport: one UDP socket, a receiver, a dispatcher, a scheduler for future bundles, encoding.
 
-What messages mean is decided in :mod:`earsight.commands`. Nothing a datagram holds may stop
-the receiver: every error on the receive path is caught, counted and answered with ``/ear/fail``
-(python-osc's parser raises ``UnicodeDecodeError``, ``IndexError``, ``struct.error`` ... on
-hostile input, not only ``ParseError``).
+What messages mean is decided in :mod:`earsight.commands`. The receiver only reads datagrams
+into a bounded inbox, so a slow handler or a parse never leaves the kernel's queue to overflow;
+the dispatcher parses and applies them. When messages arrive faster than they are applied, a
+flood of one setter from one sender (``coalesce``: a fader) is applied at its latest value and
+the skipped ones are counted, never lost silently. Nothing a datagram holds may stop a thread:
+every error is caught, counted and answered with ``/ear/fail`` (python-osc's parser raises
+``UnicodeDecodeError``, ``IndexError``, ``struct.error`` ... on hostile input, not only
+``ParseError``).
 """
 
 from __future__ import annotations
@@ -11,15 +15,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
@@ -30,6 +35,12 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 RCVBUF = 4 << 20  # bursts of tens of thousands of messages must not overflow the kernel's queue
+MAX_INBOX = 8 << 20
+"""Bytes of datagrams read but not yet applied; beyond it they are dropped and counted."""
+INBOX_OVERHEAD = 100
+"""Bytes counted per queued datagram beside its payload (a flood of empty packets is not free)."""
+BATCH = 4096
+"""Datagrams the dispatcher takes from the inbox at once (coalescing happens within a batch)."""
 MAX_SCHEDULED = 4096
 """Messages of future bundles waiting for their time; more are refused with /ear/fail."""
 MAX_AHEAD = 300.0
@@ -39,17 +50,37 @@ FAILS_PER_SECOND = 50.0
 bad packets with a forged sender must not turn the server into an amplifier."""
 
 
+def _padded(raw: bytes) -> bytes:
+    """An OSC string: NUL-terminated, padded to a multiple of four bytes."""
+    return raw + b"\0" * (4 - len(raw) % 4)
+
+
+_INT32 = struct.Struct(">i")
+_FLOAT32 = struct.Struct(">f")
+_INT64 = struct.Struct(">q")
+
+
 def message(address: str, *args: object) -> bytes:
-    """An OSC message; numbers always go as float32 or int32 (Max reads doubles as 0)."""
-    builder = OscMessageBuilder(address)
+    """An OSC message; numbers go as float32 or int32 (Max reads doubles as 0); an integer beyond
+    int32 (a counter after weeks) as int64."""
+    tags = [","]
+    data = []
     for arg in args:
         if isinstance(arg, (bool, int, np.integer)):
-            builder.add_arg(int(arg), "i")
+            value = int(arg)
+            if -(2**31) <= value < 2**31:
+                tags.append("i")
+                data.append(_INT32.pack(value))
+            else:
+                tags.append("h")
+                data.append(_INT64.pack(value))
         elif isinstance(arg, (float, np.floating)):
-            builder.add_arg(float(arg), "f")
+            tags.append("f")
+            data.append(_FLOAT32.pack(float(arg)))
         else:
-            builder.add_arg(str(arg), "s")
-    return builder.build().dgram
+            tags.append("s")
+            data.append(_padded(str(arg).encode()))
+    return b"".join([_padded(address.encode()), _padded("".join(tags).encode()), *data])
 
 
 def bundle(messages: list[bytes], when: float) -> bytes:
@@ -72,8 +103,12 @@ class Incoming:
 class OscServer:
     """Receives on one UDP socket and replies from it (sclang matches replies by that port)."""
 
-    def __init__(self, host: str, port: int, handle: Callable[[Incoming], None]) -> None:
+    def __init__(
+        self, host: str, port: int, handle: Callable[[Incoming], None], *, coalesce: Collection[str] = ()
+    ) -> None:
+        """``coalesce``: addresses whose latest message stands for the ones before it (setters)."""
         self.handle = handle
+        self.coalescible = frozenset(a.encode() for a in coalesce)
         self.route: Callable[[Address], Address] = lambda sender: sender
         """Where replies to a sender go (it may have registered another port)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -91,6 +126,17 @@ class OscServer:
         """Datagrams whose handling raised (answered /ear/fail; the receiver goes on)."""
         self.refused = 0
         """Future messages refused: too many waiting, or too far ahead."""
+        self.dropped = 0
+        """Datagrams dropped because the inbox was full (logged; the dispatcher was far behind)."""
+        self.coalesced = 0
+        """Setter messages superseded by a later one of the same sender before they were applied."""
+        self.inbox_peak = 0
+        """The most bytes the inbox has held: how far behind the dispatcher fell."""
+        self.applied = 0
+        """Datagrams the dispatcher has taken from the inbox (parsed, coalesced or failed)."""
+        self._inbox: queue.SimpleQueue[tuple[bytes, Address]] = queue.SimpleQueue()
+        self._inbox_in = 0  # bytes put (written by the receiver only) ...
+        self._inbox_out = 0  # ... and taken (by the dispatcher only): no lock on the hot path
         self.fail_limit = RateLimit(FAILS_PER_SECOND, 2 * FAILS_PER_SECOND)
         """/ear/fail answers per address (``suppressed`` counts those not sent)."""
         self._log_limit = RateLimit(10.0, 20.0)
@@ -104,7 +150,8 @@ class OscServer:
     def start(self, supervisor: Supervisor | None = None) -> None:
         self._running = True
         self.supervisor = supervisor or self.supervisor
-        for target, name in ((self._receive, "osc-receive"), (self._schedule, "osc-scheduler")):
+        loops = ((self._receive, "osc-receive"), (self._dispatch, "osc-dispatch"), (self._schedule, "osc-scheduler"))
+        for target, name in loops:
             self._threads.append(self.supervisor.spawn(name, target, lambda: self._running))
 
     def stop(self) -> None:
@@ -127,7 +174,12 @@ class OscServer:
         except OSError as exc:
             log.debug("cannot answer %s:%d: %s", to[0], to[1], exc)
 
+    @property
+    def inbox_bytes(self) -> int:
+        return self._inbox_in - self._inbox_out
+
     def _receive(self) -> None:
+        """Read datagrams into the inbox, nothing else: this loop must keep up with any sender."""
         while self._running:
             try:
                 data, sender = self.sock.recvfrom(65536)
@@ -139,17 +191,70 @@ class OscServer:
                 log.debug("recvfrom: %s", exc)
                 continue
             self.received += 1
+            size = len(data) + INBOX_OVERHEAD
+            if self._inbox_in - self._inbox_out + size > MAX_INBOX:
+                self.dropped += 1
+                if self._log_limit.allow("dropped"):
+                    log.warning("OSC inbox full (%d MB waiting): datagram from %s:%d dropped", MAX_INBOX >> 20, *sender)
+                continue
+            self._inbox_in += size
+            self._inbox.put((data, sender))
+            waiting = self._inbox_in - self._inbox_out
+            if waiting > self.inbox_peak:
+                self.inbox_peak = waiting
+
+    def _dispatch(self) -> None:
+        """Take what arrived in batches, coalesce floods of one setter, parse and apply the rest."""
+        while self._running:
             try:
-                self._datagram(data, sender)
-            except Exception as exc:  # nothing a datagram holds may stop the receiver
-                self.errors += 1
-                log.exception("datagram from %s:%d", *sender)
-                self._reply_fail(sender, "/ear", f"internal error: {type(exc).__name__}: {exc}")
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            self._inbox_out += sum(len(data) for data, _ in batch) + INBOX_OVERHEAD * len(batch)
+            self.applied += len(batch)
+            if len(batch) > 1 and self.coalescible:
+                batch = self._coalesce(batch)
+            for data, sender in batch:
+                try:
+                    self._datagram(data, sender)
+                except Exception as exc:  # nothing a datagram holds may stop the dispatcher
+                    self.errors += 1
+                    log.exception("datagram from %s:%d", *sender)
+                    self._reply_fail(sender, "/ear", f"internal error: {type(exc).__name__}: {exc}")
+
+    def _coalesce(self, batch: list[tuple[bytes, Address]]) -> list[tuple[bytes, Address]]:
+        """Keep only the last message of each (setter address, sender) in ``batch``."""
+
+        def key(data: bytes, sender: Address) -> tuple[bytes, Address] | None:
+            if data[:1] != b"/":
+                return None
+            address = data[: data.find(b"\0")]
+            return (address, sender) if address in self.coalescible else None
+
+        last = {}
+        for i, (data, sender) in enumerate(batch):
+            k = key(data, sender)
+            if k is not None:
+                last[k] = i
+        if not last:
+            return batch
+        kept = [item for i, item in enumerate(batch) if last.get(key(*item), i) == i]  # type: ignore[arg-type]
+        self.coalesced += len(batch) - len(kept)
+        return kept
 
     def _datagram(self, data: bytes, sender: Address) -> None:
         try:
-            packet = OscPacket(data)
-            timed = [(t.message.address, tuple(t.message.params), t.time) for t in packet.messages]
+            if data[:1] == b"/":  # a plain message, the common case: parsed without the packet layer
+                parsed = OscMessage(data)
+                timed = [(parsed.address, tuple(parsed.params), time.time())]
+            else:
+                packet = OscPacket(data)
+                timed = [(t.message.address, tuple(t.message.params), t.time) for t in packet.messages]
         except Exception as exc:  # ParseError, UnicodeDecodeError, IndexError, struct.error, ...
             self.malformed += 1
             if self._log_limit.allow("malformed"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .audio.blockstreams import BlockSubscription
 from .commands.base import ROOT
 from .ears.base import Ear
 from .errors import BadRequest, EarsightError, NotFound
@@ -51,9 +52,15 @@ def _port(port: int) -> int:
 class Streams:
     """The subscriber table. ``on_frame`` is called by the ear worker once per frame."""
 
-    def __init__(self, send: Callable[[bytes, Address], None], state: EarState) -> None:
+    def __init__(
+        self, send: Callable[[bytes, Address], None], state: EarState, *, block_rate: float = 187.5,
+        block_streams: Callable[[list[BlockSubscription]], None] | None = None,
+    ) -> None:
+        """``block_streams``: hands the block-rate subscriptions (level, onset, envelope) to the audio process."""
         self._send = send
         self.state = state
+        self.block_rate = block_rate
+        self.block_streams = block_streams
         self._lock = threading.Lock()
         self.subscribers: dict[Address, Subscriber] = {}
         self._reply_to: dict[Address, Address] = {}
@@ -95,7 +102,7 @@ class Streams:
         target = self._subscriber(sender, port)
         if target not in self.subscribers:
             self.subscribe(target)
-        self.set_rate(target, name, min(rate, ear.frame_rate))
+        self.set_rate(target, name, min(rate, self.block_rate if spec.block else ear.frame_rate))
 
     def subscribe(self, address: Address, fmt: str = "list", bundled: bool = False) -> Subscriber:
         if fmt not in FORMATS:
@@ -106,13 +113,17 @@ class Streams:
                 if len(self.subscribers) >= MAX_SUBSCRIBERS:
                     raise BadRequest(f"{MAX_SUBSCRIBERS} subscribers already: /ear/notify/off one first")
                 sub = self.subscribers[address] = Subscriber(address)
+            changed = (sub.format, sub.bundled) != (fmt, bundled)
             sub.format, sub.bundled = fmt, bundled
-            return sub
+        if changed:
+            self._push_block()
+        return sub
 
     def unsubscribe(self, address: Address) -> None:
         with self._lock:
             if self.subscribers.pop(address, None) is None:
                 raise NotFound(f"{address[0]}:{address[1]} is not subscribed")
+        self._push_block()
 
     def set_rate(self, address: Address, stream: str, rate: float) -> None:
         with self._lock:
@@ -124,6 +135,21 @@ class Streams:
             else:
                 sub.rates.pop(stream, None)
             sub.next_due.pop(stream, None)
+        if STREAMS[stream].block:
+            self._push_block()
+
+    def block_table(self) -> list[BlockSubscription]:
+        """The block-rate streams each subscriber wants, as the audio process takes them."""
+        with self._lock:
+            return [
+                BlockSubscription(sub.address, sub.format, sub.bundled, rates)
+                for sub in self.subscribers.values()
+                if (rates := tuple((n, r) for n, r in sub.rates.items() if STREAMS[n].block))
+            ]
+
+    def _push_block(self) -> None:
+        if self.block_streams is not None:
+            self.block_streams(self.block_table())
 
     def _changed(self, what: str) -> None:
         if what != "ear":
@@ -144,7 +170,7 @@ class Streams:
                 name
                 for sub in self.subscribers.values()
                 for name in sub.rates
-                if now >= sub.next_due.get(name, 0.0)
+                if now >= sub.next_due.get(name, 0.0) and not STREAMS[name].block
             }
 
     def on_frame(self, ear: Ear, frame: dict[str, np.ndarray], audio: np.ndarray, when: float) -> None:

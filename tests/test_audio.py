@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -89,6 +91,17 @@ def test_demo_plays_pyos_sounds(audio: AudioEngine) -> None:
     assert np.sqrt(np.mean(x**2)) > 0.005
 
 
+def test_the_block_loop_asks_for_real_time_scheduling_and_says_whether_it_got_it(audio: AudioEngine) -> None:
+    may = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
+    assert audio.realtime.startswith("yes (SCHED_FIFO" if may else "no:"), audio.realtime
+    fast = AudioEngine(AudioConfig(backend="manual", sample_rate=SR, realtime=False), Source("silence"))
+    fast.start()
+    try:
+        assert fast.realtime.startswith("no: the manual backend runs as fast as it can")
+    finally:
+        fast.stop()
+
+
 def test_gain_scales_the_input(audio: AudioEngine) -> None:
     audio.set_gain(0.5)
     try:
@@ -96,6 +109,25 @@ def test_gain_scales_the_input(audio: AudioEngine) -> None:
         assert np.max(np.abs(x)) == pytest.approx(0.25, rel=1e-2)
     finally:
         audio.set_gain(1.0)
+
+
+def test_gain_and_mix_survive_a_restart_of_the_audio_process(audio: AudioEngine) -> None:
+    """They live in shared settings, not in the process: a new one plays at the same levels."""
+    audio.set_source(Source("test", "sine", 440.0))
+    audio.set_gain(0.5)
+    audio.set_mix(0.5, 1.0)
+    try:
+        audio.restart()
+        assert (audio.gain, audio.dry, audio.wet) == (0.5, 0.5, 1.0)
+        x = listen(audio, Source("test", "sine", 440.0))
+        assert np.max(np.abs(x)) == pytest.approx(0.25, rel=1e-2)
+        audio.monitor.read()
+        time.sleep(0.3)
+        played = audio.monitor.read()
+        assert np.max(np.abs(played)) == pytest.approx(0.125, rel=2e-2), "sine 0.5 x gain 0.5 x dry 0.5"
+    finally:
+        audio.set_gain(1.0)
+        audio.set_mix(1.0, 1.0)
 
 
 def test_output_carries_input_and_the_sonified_ring(audio: AudioEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earsight.audio.shared import Counters, SharedArray
+from earsight.audio.shared import Controls, Counters, SharedArray
 
 
 def test_counters_count_exactly_beyond_float32_and_int32() -> None:
@@ -31,6 +31,22 @@ def test_counters_refuse_unknown_and_duplicate_names() -> None:
             counters.add("b")
     finally:
         counters.close()
+
+
+def test_settings_written_by_one_handle_are_read_by_another() -> None:
+    controls = Controls(("gain", "dry"))
+    try:
+        other = Controls(*controls.spec())
+        assert other.values().tolist() == [0.0, 0.0]
+        controls.set("gain", 0.125)
+        controls.set("dry", 3.5)
+        assert other.get("gain") == 0.125 and other.values().tolist() == [0.125, 3.5]
+        snapshot = other.values()
+        controls.set("gain", 1.0)
+        assert snapshot[0] == 0.125, "values() is a copy: the callback compares it with the next block's"
+        other.close()
+    finally:
+        controls.close()
 
 
 def test_a_shared_array_reaches_a_second_handle() -> None:

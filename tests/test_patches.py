@@ -320,7 +320,7 @@ def test_pd_check_catches_a_bad_message(patches: Path) -> None:
 
 def test_pd_check_catches_a_missing_stream_outlet(patches: Path) -> None:
     path = patches / "puredata" / "earsight.pd"
-    path.write_text(path.read_text().replace(" embed;", ";", 1))
+    path.write_text(path.read_text().replace(" embed onset", " onset", 1))
     assert any("stream 'embed' has no outlet" in p for p in patchdoc.check(patches))
 
 

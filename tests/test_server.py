@@ -13,6 +13,7 @@ import soundfile
 from conftest import OscClient
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
 
 from earsight.app import App
 
@@ -86,22 +87,25 @@ def test_flat_format_gives_one_address_per_value(client: OscClient) -> None:
 
 
 def test_bundled_frames_carry_their_time(client: OscClient) -> None:
+    """An ear frame's streams share one bundle; the block-rate streams come in bundles of their own."""
+    from pythonosc.osc_bundle import OscBundle
+
     client.request("/ear/notify", client.port, "list", 1)
     client.request("/ear/stream", "pitch", 10)
+    client.request("/ear/stream", "act", 10)
     client.request("/ear/stream", "level", 10)
     client.sock.settimeout(3.0)
+    seen: dict[tuple[str, ...], float] = {}
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and len(seen) < 2:
         data, _ = client.sock.recvfrom(65536)
         if data.startswith(b"#bundle"):
-            from pythonosc.osc_bundle import OscBundle
-
             b = OscBundle(data)
-            addresses = sorted(m.address for m in b)
-            assert addresses == ["/ear/level", "/ear/pitch"]
-            assert abs(b.timestamp - time.time()) < 1.0
-            return
-    raise AssertionError("no bundle arrived")
+            seen[tuple(sorted(m.address for m in b))] = b.timestamp - time.time()
+    assert set(seen) == {("/ear/act", "/ear/pitch"), ("/ear/level",)}, seen
+    # the audio they describe is in the past, by at most the ear's window and the block
+    assert all(-1.0 < ago <= 0.0 for ago in seen.values()), seen
+    client.request("/ear/stream", "act", 0)
 
 
 def test_act_and_layers_follow_the_selection(client: OscClient, server: App) -> None:
@@ -349,3 +353,51 @@ def test_sonify_over_osc_dreams_renders_and_refuses_bad_values(client: OscClient
     assert dict(zip(status[::2], status[1::2], strict=True))["mode"] == "dream"
     client.request("/ear/sonify", "off")
     assert client.request("/ear/ping", reply="/ear/pong") == []
+
+
+def _for(client: OscClient, seconds: float) -> list[tuple[tuple[str, int], str, list[object]]]:
+    """Every message arriving for ``seconds``, with the address it came from."""
+    out = []
+    deadline = time.monotonic() + seconds
+    client.sock.settimeout(0.1)
+    while time.monotonic() < deadline:
+        try:
+            data, sender = client.sock.recvfrom(65536)
+        except TimeoutError:
+            continue
+        out += [(sender, m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
+    return out
+
+
+def test_block_rate_streams_know_their_answers_and_come_from_the_server_port(client: OscClient, server: App) -> None:
+    client.request("/ear/input", "test", "sine", 440.0)
+    client.request("/ear/notify")
+    client.request("/ear/stream", "level", 50)
+    client.request("/ear/stream", "envelope", 50)
+    time.sleep(0.3)
+    client.drain()
+    got = _for(client, 1.0)
+    assert {sender for sender, _, _ in got} == {server.osc.address}, "SuperCollider matches replies by port"
+    levels = [args for _, address, args in got if address == "/ear/level"]
+    envelope = [args[0] for _, address, args in got if address == "/ear/envelope"]
+    assert 40 <= len(levels) <= 60 and 40 <= len(envelope) <= 60
+    assert np.allclose(levels, [[0.5 / np.sqrt(2), 0.5]], rtol=0.02), "the test sine has amplitude 0.5"
+    assert np.allclose(envelope, 0.5, rtol=0.02)
+
+    client.request("/ear/stream", "level", 0)
+    client.request("/ear/stream", "envelope", 0)
+    client.request("/ear/stream", "onset", 100)
+    client.request("/ear/input", "test", "clicks", 5.0)
+    time.sleep(0.3)
+    client.drain()
+    onsets = [args for _, address, args in _for(client, 2.0) if address == "/ear/onset"]
+    assert 9 <= len(onsets) <= 11, onsets  # five clicks a second
+    assert all(strength >= 9.0 and 0.0 <= age < 256 / 48000 + 0.002 for strength, age in onsets), onsets
+    client.request("/ear/onset/threshold", 60.0)  # a click rises about 40 dB over silence
+    client.drain()
+    assert not [a for _, address, a in _for(client, 1.0) if address == "/ear/onset"]
+    client.request("/ear/onset/threshold", 9.0)
+    client.request("/ear/stream", "onset", 0)
+    client.drain()
+    time.sleep(0.1)
+    assert not [a for _, address, a in _for(client, 0.5) if address == "/ear/onset"], "unsubscribed"

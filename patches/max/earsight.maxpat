@@ -614,10 +614,12 @@
     "box": {
      "id": "obj-26",
      "maxclass": "newobj",
-     "text": "route /ear/pitch /ear/level /ear/act /ear/layers /ear/tags /ear/top /ear/embed /ear/model/info.reply /ear/done /ear/fail",
+     "text": "route /ear/pitch /ear/level /ear/act /ear/layers /ear/tags /ear/top /ear/embed /ear/onset /ear/envelope /ear/model/info.reply /ear/done /ear/fail",
      "numinlets": 2,
-     "numoutlets": 11,
+     "numoutlets": 13,
      "outlettype": [
+      "",
+      "",
       "",
       "",
       "",
@@ -1355,6 +1357,70 @@
       22
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-66",
+     "maxclass": "newobj",
+     "text": "outlet",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1160,
+      300,
+      30,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-67",
+     "maxclass": "newobj",
+     "text": "s earsight.onset",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1160,
+      330,
+      74,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-68",
+     "maxclass": "newobj",
+     "text": "outlet",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1240,
+      300,
+      30,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-69",
+     "maxclass": "newobj",
+     "text": "s earsight.envelope",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1240,
+      330,
+      74,
+      22
+     ]
+    }
    }
   ],
   "lines": [
@@ -1818,7 +1884,7 @@
     "patchline": {
      "source": [
       "obj-26",
-      7
+      9
      ],
      "destination": [
       "obj-48",
@@ -1938,7 +2004,7 @@
     "patchline": {
      "source": [
       "obj-26",
-      8
+      10
      ],
      "destination": [
       "obj-55",
@@ -2122,6 +2188,54 @@
      ],
      "destination": [
       "obj-4",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      7
+     ],
+     "destination": [
+      "obj-66",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      7
+     ],
+     "destination": [
+      "obj-67",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      8
+     ],
+     "destination": [
+      "obj-68",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      8
+     ],
+     "destination": [
+      "obj-69",
       0
      ]
     }

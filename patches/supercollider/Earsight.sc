@@ -263,7 +263,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -312,6 +312,9 @@ Earsight {
 //       Output levels: dry (the input passed through) and wet (the sonification).
 //       dry (number): 0-4
 //       wet (number): 0-4
+//   ~ear.send('/ear/onset/threshold', db)  -> /ear/done
+//       How far (dB) a block's power must rise above the recent level to be an onset.
+//       db (number): 0-60, default 9
 //   ~ear.send('/ear/view', name)  -> /ear/done
 //       What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes.
 //       name (string): layout, hallucination or features
@@ -432,7 +435,9 @@ Earsight {
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
 //   \pitch: hz, confidence -- pitch in Hz and its confidence (0-1)
-//   \level: rms, peak -- input RMS and peak (linear)
+//   \level: rms, peak -- input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed
+//   \onset: strength, age -- an attack: strength (dB above the recent level) and age (s from the attack to the send); sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time)
+//   \envelope: value -- the input's peak envelope (attack 5 ms, release 150 ms), per audio block
 //   \tags: (not with the default ear) -- probability of every label
 //   \top: (not with the default ear) -- the most probable labels (see /ear/top): probability where chosen, else 0
 //   \embed: e0, e1, e2, e3, e4, e5, ... (32 values) -- low-dimensional code of a layer, 0-1 (see /ear/embed/fit)
@@ -441,7 +446,7 @@ Earsight {
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
@@ -455,6 +460,7 @@ Earsight {
 			["/ear/input", "sa?n?", "/ear/done", "What the server listens to. Files (wav, aif, flac, ogg, mp3) loop; they are read only from the folders the server allows (--allow-dir; relative names: under the first)."],
 			["/ear/input/gain", "n", "/ear/done", "Input gain (smoothed)."],
 			["/ear/output/mix", "nn", "/ear/done", "Output levels: dry (the input passed through) and wet (the sonification)."],
+			["/ear/onset/threshold", "n", "/ear/done", "How far (dB) a block's power must rise above the recent level to be an onset."],
 			["/ear/view", "s", "/ear/done", "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."],
 			["/ear/view/colormap", "s", "/ear/done", "The colour map of the neurons."],
 			["/ear/view/highlight", "si*", "/ear/done", "Highlight neurons in the picture only (/ear/select highlights and streams)."],
@@ -503,6 +509,8 @@ Earsight {
 			layers: [],
 			pitch: ["hz", "confidence"],
 			level: ["rms", "peak"],
+			onset: [],
+			envelope: [],
 			tags: [],
 			top: [],
 			embed: ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10", "e11", "e12", "e13", "e14", "e15", "e16", "e17", "e18", "e19", "e20", "e21", "e22", "e23", "e24", "e25", "e26", "e27", "e28", "e29", "e30", "e31"],

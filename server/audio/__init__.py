@@ -12,7 +12,7 @@
 
 from .process import BACKENDS, STAT_FIELDS, AudioConfig, AudioEngine
 from .ring import Ring
-from .shared import Counters, SharedArray
+from .shared import Controls, Counters, SharedArray
 from .sources import (
     SOURCE_KINDS,
     TEST_SIGNALS,
@@ -30,6 +30,7 @@ __all__ = [
     "TEST_SIGNALS",
     "AudioConfig",
     "AudioEngine",
+    "Controls",
     "Counters",
     "Ring",
     "SharedArray",

@@ -1,4 +1,4 @@
-"""Small shared-memory blocks beside the audio rings: named int64 counters, and one array handed over once.
+"""Small shared-memory blocks beside the audio rings: named counters and settings, and one array handed over once.
 
 Both attach from another process by their ``spec()``. The creator owns the block: its
 ``close()`` also unlinks it; an attached handle only unmaps.
@@ -12,29 +12,41 @@ from multiprocessing import shared_memory
 import numpy as np
 
 
-class Counters:
-    """Named int64 counters in shared memory: one process adds, any process reads.
+class _Named:
+    """Named numbers in shared memory: one process writes each, any process reads."""
 
-    int64 so a count per audio block stays exact for ever (a float32 one stops at 2^24, 25 h
-    of 256-sample blocks). One writer per counter: ``add`` is not atomic across writers.
-    """
+    dtype: type[np.generic] = np.int64
 
     def __init__(self, fields: Sequence[str], name: str | None = None) -> None:
         self.fields = tuple(fields)
         if len(set(self.fields)) != len(self.fields) or not self.fields:
-            raise ValueError(f"counter names must be distinct and at least one: {self.fields}")
+            raise ValueError(f"names must be distinct and at least one: {self.fields}")
         self._index = {f: i for i, f in enumerate(self.fields)}
         self._owner = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=name is None, size=8 * len(self.fields))
         buf = self.shm.buf
         assert buf is not None
-        self._values = np.ndarray((len(self.fields),), np.int64, buf[: 8 * len(self.fields)])
+        self._values = np.ndarray((len(self.fields),), self.dtype, buf[: 8 * len(self.fields)])
         if self._owner:
             self._values[:] = 0
 
     def spec(self) -> tuple[tuple[str, ...], str]:
-        """What another process needs to attach: ``Counters(*spec)``."""
+        """What another process needs to attach: ``type(self)(*spec)``."""
         return (self.fields, self.shm.name)
+
+    def close(self) -> None:
+        del self._values  # views into the buffer must go before the mapping can close
+        self.shm.close()
+        if self._owner:
+            self.shm.unlink()
+
+
+class Counters(_Named):
+    """Named int64 counters: one process adds, any process reads.
+
+    int64 so a count per audio block stays exact for ever (a float32 one stops at 2^24, 25 h
+    of 256-sample blocks). One writer per counter: ``add`` is not atomic across writers.
+    """
 
     def add(self, field: str, n: int = 1) -> None:
         """Writer: count ``n`` more (no allocation beyond numpy's scalar; safe in the audio callback)."""
@@ -48,11 +60,27 @@ class Counters:
         values = self._values.copy()
         return {f: int(values[i]) for i, f in enumerate(self.fields)}
 
-    def close(self) -> None:
-        del self._values  # views into the buffer must go before the mapping can close
-        self.shm.close()
-        if self._owner:
-            self.shm.unlink()
+
+class Controls(_Named):
+    """Named float64 settings: the server writes, the audio callback reads once per block.
+
+    A setter costs a store, not a message to the audio process: a fader flood never wakes its
+    main thread, whose hold on that process's GIL would make the real-time callback wait. An
+    aligned 8-byte store is atomic on the machines we run on, so a reader sees the old value or
+    the new one.
+    """
+
+    dtype = np.float64
+
+    def set(self, field: str, value: float) -> None:
+        self._values[self._index[field]] = value
+
+    def get(self, field: str) -> float:
+        return float(self._values[self._index[field]])
+
+    def values(self) -> np.ndarray:
+        """All settings as a copy, in ``fields`` order (cheap enough for every block)."""
+        return self._values.copy()
 
 
 class SharedArray:

@@ -1,9 +1,9 @@
 """``earsight bench``: figures, each beside a baseline measured in the same run.
 
 Not a test: it prints what this machine does. Sections:
-- latency: clicks played into the server's JACK input by a separate JACK client, timed until the
-  ``level`` stream (computed after the ear's forward pass of the same frame) shows them at a real
-  OSC client; p50/p99 against the declared latency.
+- latency: clicks and tone bursts played into the server's JACK input by a separate JACK client,
+  timed until the level, onset and pitch streams show them at a real OSC client; beside bare pyo
+  processes sending the block peak (C-side and from a Python callback) and the declared latency.
 - ears: real-time factor of each ear streaming (256-sample blocks at 48 kHz, as the server runs
   it) and offline; the baseline is the offline pass.
 - xruns: JACK xruns over a period while the server streams every feature at full rate under an
@@ -43,9 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .audio import bench_latency, bench_xruns
+    from .audio import bench_xruns
     from .ears import bench_ear
     from .fuzz import bench_fuzz
+    from .latency import bench_latency
     from .osc import bench_osc
     from .soak import bench_soak
     from .stages import bench_stages
@@ -65,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
             show(f"ear {name} (1 torch thread)", results[f"ear {name}"])
     if "latency" in args.only:
         results["latency"] = bench_latency()
-        show("latency: audio in (JACK) -> level stream out (OSC), crepe", results["latency"])
+        show("latency: audio in (JACK, 48 kHz/256) -> OSC out, per stream, beside bare pyo floors", results["latency"])
     if "xruns" in args.only:
         results["xruns"] = bench_xruns(args.seconds)
         show("xruns: JACK dummy, 48 kHz, 256-sample blocks", results["xruns"])
     if "osc" in args.only:
         results["osc"] = bench_osc()
-        show("osc: sustained /ear/sync round trips (fraction answered)", results["osc"])
+        show("osc: /ear/sync round trips (fraction answered); a fader flood while audio runs", results["osc"])
     if "fuzz" in args.only:
         results["fuzz"] = bench_fuzz(args.datagrams)
         show(f"fuzz: {args.datagrams} hostile datagrams at 10,000/s, a ping every 100", results["fuzz"])

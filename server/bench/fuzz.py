@@ -148,8 +148,11 @@ def fuzz_server(server: tuple[str, int], pid: int, count: int, rate: float = 100
     ping = message("/ear/ping")
     pings = 0
     rss_tenth = 0
+    curve: list[float] = []
     start = time.perf_counter()
     for i in range(count):
+        if i and i % max(count // 10, 1) == 0:
+            curve.append(rss_kb(pid) / 1024.0)
         if i == count // 10:
             rss_tenth = rss_kb(pid)  # after the first tenth: what growth is left is a leak
         try:
@@ -192,6 +195,8 @@ def fuzz_server(server: tuple[str, int], pid: int, count: int, rate: float = 100
         "server RSS after a tenth (MB)": rss_tenth / 1024.0,
         "server RSS after (MB)": rss_kb(pid) / 1024.0,
         "RSS growth over the last nine tenths (%)": 100.0 * (rss_kb(pid) - rss_tenth) / max(rss_tenth, 1),
+        # the curve: a leak climbs to the end, an allocator warming up flattens
+        **{f"RSS after {10 * (k + 1)}% (MB)": mb for k, mb in enumerate(curve)},
     }
 
 

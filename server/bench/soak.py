@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..audio.jack import XrunMonitor
 from ..cli import Served, running_server
 from ..osc import message
-from .common import ask, ensure_jack, grew, status_of
+from .common import ask, ensure_jack, grew, number, status_of
 from .fuzz import rss_kb
 
 
@@ -114,6 +114,8 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
         "JACK xruns at full load": float(monitor.count - xruns0),
         "OSC messages sent (flood)": float(sent),
         "OSC messages received by the server": delta("received"),
+        "OSC messages coalesced (a fader flood)": delta("coalesced"),
+        "OSC inbox peak (kB waiting)": number(last, "inbox_peak") / 1024.0,
         "stream packets received": float(received["stream packets"]),
         "view frames received": float(received["view frames"]),
         "thread restarts": delta("restarts"),

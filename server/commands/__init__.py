@@ -20,8 +20,15 @@ SERVICES = tuple(dict.fromkeys(c.service for c in COMMANDS))
 
 __all__ = [
     "BY_ADDRESS", "COMMANDS", "DEFERRED", "ROOT", "SERVICES", "TYPES", "Address", "Arg", "Command", "Dispatcher",
-    "Reply", "Request", "in_background", "reference_markdown",
+    "SETTER", "Reply", "Request", "in_background", "reference_markdown",
 ]
+
+
+SETTER = (
+    "*(setter)*: when one sender's messages arrive faster than the server applies them, its latest value of a "
+    "setter stands for the ones before it (a fader flood) and one answer stands for them; `/ear/status` counts "
+    "the others as `coalesced`."
+)
 
 
 def reference_markdown() -> str:
@@ -32,8 +39,9 @@ def reference_markdown() -> str:
     ]
     for c in COMMANDS:
         args = "<br>".join(f"`{a.signature()}` {a.doc}".strip() for a in c.args) or "–"
-        lines.append(f"| `{c.address}` | {args} | `{c.reply}` | {c.doc} |")
+        setter = " *(setter)*" if c.coalesce else ""
+        lines.append(f"| `{c.address}` | {args} | `{c.reply}` | {c.doc}{setter} |")
     lines.append("")
     lines.append("Types: " + "; ".join(f"`{k}` {v}" for k, v in TYPES.items()) + ". "
-                 "Every command answers its reply or `/ear/fail <address> <reason>`.")
+                 "Every command answers its reply or `/ear/fail <address> <reason>`. " + SETTER)
     return "\n".join(lines)

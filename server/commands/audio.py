@@ -36,6 +36,10 @@ def _mix(audio: AudioEngine, req: Request, dry: float, wet: float) -> None:
     audio.set_mix(dry, wet)
 
 
+def _onset_threshold(audio: AudioEngine, req: Request, db: float) -> None:
+    audio.set_onset_threshold(db)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "/ear/input",
@@ -49,9 +53,14 @@ COMMANDS: tuple[Command, ...] = (
         "the server allows (--allow-dir; relative names: under the first).",
         "audio",
     ),
-    Command("/ear/input/gain", (Arg("gain", "n", "0-16, linear"),), _gain, "/ear/done", "Input gain (smoothed).", "audio"),
+    Command("/ear/input/gain", (Arg("gain", "n", "0-16, linear"),), _gain, "/ear/done", "Input gain (smoothed).", "audio",
+            coalesce=True),
     Command(
         "/ear/output/mix", (Arg("dry", "n", "0-4"), Arg("wet", "n", "0-4")), _mix, "/ear/done",
-        "Output levels: dry (the input passed through) and wet (the sonification).", "audio",
+        "Output levels: dry (the input passed through) and wet (the sonification).", "audio", coalesce=True,
+    ),
+    Command(
+        "/ear/onset/threshold", (Arg("db", "n", "0-60, default 9"),), _onset_threshold, "/ear/done",
+        "How far (dB) a block's power must rise above the recent level to be an onset.", "audio", coalesce=True,
     ),
 )

@@ -58,6 +58,9 @@ class Command:
     reply: str
     doc: str
     service: str = "server"
+    coalesce: bool = False
+    """A setter: when messages arrive faster than they are applied, a sender's latest one stands
+    for those before it (a fader flood), which are counted in ``coalesced``."""
 
     @property
     def typetag(self) -> str:

@@ -96,7 +96,7 @@ class Dispatcher:
 
     def handle(self, item: Incoming) -> None:
         reply_to = self.route(item.sender)
-        bad = pattern_error(item.address)
+        bad = pattern_error(item.address) if any(c in item.address for c in "[{") else None
         if bad:
             self.send(reply_to, "/ear/fail", [item.address, f"bad address pattern: {bad}"])
             return

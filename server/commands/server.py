@@ -30,7 +30,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "/ear/status", (), _status, "/ear/status.reply",
         "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, "
-        "late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received, malformed, "
+        "late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, "
         "errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.",
     ),
     Command(

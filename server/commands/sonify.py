@@ -58,7 +58,7 @@ def _commands() -> tuple[Command, ...]:
     for p in PARAMS:
         limits = f"{p.range[0]:g}-{p.range[1]:g}" if p.range else " | ".join(p.choices or ())
         commands.append(Command(f"/ear/sonify/{p.name}", (Arg("value", p.type, f"{limits} (default {p.default!r})".strip()),),
-                                _param(p.name), "/ear/done", p.doc, "sonify"))
+                                _param(p.name), "/ear/done", p.doc, "sonify", coalesce=p.type in "ni"))
     return tuple(commands)
 
 

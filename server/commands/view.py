@@ -54,7 +54,7 @@ def _url(display: Display, req: Request) -> list[Reply]:
 
 
 COMMANDS: tuple[Command, ...] = tuple(
-    Command(address, args, handler, reply, doc, "view")
+    Command(address, args, handler, reply, doc, "view", coalesce=address in ("/ear/view/size", "/ear/view/fps"))
     for address, args, handler, reply, doc in (
         ("/ear/view", (Arg("name", "s", "layout, hallucination or features"),), _view, "/ear/done",
          "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."),

@@ -1,0 +1,291 @@
+"""Inside the audio process: the pyo graph and its per-block hooks, which copy and never wait.
+
+One hook runs before pyo computes a block and copies between pyo's tables and the shared rings:
+the input (after gain) to the ear, the sonified audio from the sonifier, the final mix to the
+monitor. Another runs after the block is computed and sends the block-rate streams
+(:mod:`earsight.audio.blockstreams`). Settings (gain, mix, onset threshold) are read from shared
+memory once per block; sources and subscriptions arrive over the control pipe.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from ..errors import EarsightError
+from .blockstreams import BlockStreams
+from .realtime import ask_realtime
+from .ring import Ring
+from .shared import Controls, Counters, SharedArray
+from .sources import Source
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("jack", "portaudio", "manual")
+# Counters the audio process publishes (int64, shared memory).
+STAT_FIELDS = ("blocks", "late_blocks", "output_underruns", "source_changes")
+# Settings the server writes and the callback applies (float64, shared memory): no message, no wait.
+CONTROL_FIELDS = ("gain", "dry", "wet", "onset_threshold")
+CONTROL_DEFAULTS = {"gain": 1.0, "dry": 1.0, "wet": 1.0, "onset_threshold": 9.0}
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    backend: str = "manual"
+    sample_rate: int = 48000
+    block: int = 256
+    realtime: bool = True
+    """Manual backend only: pace blocks at the audio clock (True) or run as fast as possible."""
+    jack_name: str = "earsight"
+    ring_seconds: float = 4.0
+
+
+def audio_main(
+    config: AudioConfig,
+    source: Source,
+    in_spec: tuple[int, int, str],
+    out_spec: tuple[int, int, str],
+    monitor_spec: tuple[int, int, str],
+    stats_spec: tuple[tuple[str, ...], str],
+    controls_spec: tuple[tuple[str, ...], str],
+    conn: Connection,
+    send_socket: socket.socket | None = None,
+    wake: socket.socket | None = None,
+) -> None:
+    """The audio process. ``send_socket``: the server's OSC socket, so block-rate streams come from
+    the port clients talk to (SuperCollider matches replies by it). ``wake``: a byte is sent on it
+    whenever input is written, so the ear worker sleeps until then."""
+    os.environ.setdefault("PYO_GUI_WX", "0")
+    try:
+        graph = _Graph(config, source, Ring(*in_spec), Ring(*out_spec), Ring(*monitor_spec), Counters(*stats_spec),
+                       Controls(*controls_spec), send_socket, wake)
+    except Exception as exc:  # report any failure to boot to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", {"backend": config.backend, "realtime": ask_realtime(config.backend, config.realtime)}))
+    try:
+        if config.backend == "manual":
+            graph.run_manual(conn)
+        else:
+            while graph.handle(conn.recv()):
+                conn.send(graph.conn_reply)
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        graph.stop()
+
+
+class _Graph:
+    """The pyo graph and the per-block callback (runs only inside the audio process)."""
+
+    def __init__(
+        self, config: AudioConfig, source: Source, inp: Ring, out: Ring, monitor: Ring, stats: Counters,
+        controls: Controls, send_socket: socket.socket | None = None, wake: socket.socket | None = None,
+    ) -> None:
+        import pyo
+
+        self.pyo = pyo
+        self.config = config
+        self.inp, self.out, self.monitor, self.stats, self.controls = inp, out, monitor, stats, controls
+        sr, bs = config.sample_rate, config.block
+        duplex = 0 if config.backend == "manual" else 1
+        self.server = pyo.Server(
+            sr=sr, nchnls=2, ichnls=1, buffersize=bs, duplex=duplex, audio=config.backend,
+            jackname=config.jack_name,
+        )
+        self.server.setVerbosity(1)  # errors only
+        self.server.deactivateMidi()
+        self.server.boot()
+        if not self.server.getIsBooted():
+            raise EarsightError(f"pyo could not boot the {config.backend} backend")
+        # pyo frees an object with its last Python reference, even while a crossfade still reads
+        # it (a crash): keep the sources of the last few changes alive.
+        self.objects: list[Any] = []
+        self.generations: collections.deque[list[Any]] = collections.deque(maxlen=4)
+        # The sound card's input exists from the start, so pyo computes it before everything that
+        # reads it (objects run in the order they were made): a device source adds no block.
+        self.device = pyo.Mix(pyo.Input(chnl=0), voices=2) if duplex else None
+        self.fader = pyo.InputFader(self._keep(self._make(source, None)))
+        self.applied = controls.values()
+        gain, dry, wet, _ = (float(v) for v in self.applied)
+        self.gain = pyo.SigTo(gain, time=0.02, init=gain)
+        self.dry = pyo.SigTo(dry, time=0.02, init=dry)
+        self.wet = pyo.SigTo(wet, time=0.02, init=wet)
+        stereo = self.fader * self.gain
+        mono = pyo.Mix(stereo, voices=1, mul=0.5)
+        self.in_table = pyo.DataTable(1 << 15)
+        self.in_buf = np.asarray(self.in_table.getBuffer())
+        self.fill = pyo.TableFill(mono, self.in_table)
+        n_out = 1 << 15
+        self.out_tables = [pyo.DataTable(n_out) for _ in range(2)]
+        self.out_bufs = [np.asarray(t.getBuffer()) for t in self.out_tables]
+        self.count = pyo.Count(pyo.Trig().play(), min=0, max=n_out)
+        sonified = [pyo.TableIndex(t, self.count) for t in self.out_tables]
+        self.mix = (stereo * self.dry + pyo.Mix(sonified, voices=2) * self.wet).out()
+        self.mon_tables = [pyo.DataTable(1 << 15) for _ in range(2)]
+        self.mon_bufs = [np.asarray(t.getBuffer()) for t in self.mon_tables]
+        self.mon_fill = [pyo.TableFill(self.mix[ch], t) for ch, t in enumerate(self.mon_tables)]
+        self.last_mon = 0
+        self.block = np.zeros((bs, 2), np.float32)
+        self.last_in = 0
+        self.last_time = 0.0
+        self.last_got = 0
+        self.out_pos = -1
+        self.conn_reply: tuple[str, Any] = ("ok", None)
+        # Made last, so it runs after this block's input has been written to the table.
+        self.blocks = BlockStreams(sr, bs, send_socket)
+        self.wake = wake
+        if wake is not None:
+            wake.setblocking(False)
+        self.blocks.onsets.threshold = float(self.applied[3])
+        self.after_block = pyo.TrigFunc(pyo.Metro(time=bs / sr).play(), self._after_block)
+        self.server.setCallback(self.callback)
+        self.server.start()
+
+    def _after_block(self) -> None:
+        """Once per block, after pyo computed it: this block's input to the ear and the streams, now."""
+        n_in = self.in_buf.shape[0]
+        pos = self.fill.getCurrentPos()
+        if pos != self.last_in:
+            new = (self.in_buf[self.last_in : pos] if pos > self.last_in
+                   else np.concatenate([self.in_buf[self.last_in :], self.in_buf[:pos]]))
+            self.last_in = pos
+            self.inp.write(new)
+            if self.wake is not None:
+                try:
+                    self.wake.send(b"\0")  # the ear worker waits on this, not on a timer
+                except OSError:  # full (the worker is behind and will see the ring anyway)
+                    pass
+            now, bs = time.time(), self.config.block
+            for i in range(0, new.shape[0] - bs + 1, bs):
+                self.blocks.on_block(new[i : i + bs], now - (new.shape[0] - i - bs) / self.config.sample_rate)
+        pos = self.mon_fill[0].getCurrentPos()
+        if pos != self.last_mon:
+            idx = np.arange(self.last_mon, pos if pos > self.last_mon else pos + n_in) % n_in
+            self.monitor.write(np.stack([self.mon_bufs[0][idx], self.mon_bufs[1][idx]], axis=1))
+            self.last_mon = pos
+
+    def callback(self) -> None:
+        """Once per block, before pyo computes it: settings in, the sonified audio out. Never waits."""
+        bs = self.config.block
+        now = time.perf_counter()
+        if self.last_time and now - self.last_time > 2.5 * bs / self.config.sample_rate and self.config.realtime:
+            self.stats.add("late_blocks")
+        self.last_time = now
+        settings = self.controls.values()
+        if (settings != self.applied).any():
+            self.gain.value, self.dry.value, self.wet.value, threshold = (float(v) for v in settings)
+            self.blocks.onsets.threshold = threshold
+            self.applied = settings
+        got = self.out.read_into(self.block)
+        if got < bs and (got > 0 or self.last_got == bs):  # the sonified audio ran out mid-stream
+            self.stats.add("output_underruns")
+        self.last_got = got
+        n_out = self.out_bufs[0].shape[0]
+        if self.out_pos < 0:  # first block: where the table reader is; after that, one block per callback
+            self.out_pos = int(self.count.get()) + bs
+        start, self.out_pos = self.out_pos % n_out, (self.out_pos + bs) % n_out
+        idx = (start + np.arange(bs)) % n_out
+        for ch in range(2):
+            self.out_bufs[ch][idx] = self.block[:, ch]
+        self.stats.add("blocks")
+
+    def _keep(self, obj: Any) -> Any:
+        self.generations.append([*self.objects, obj])
+        return obj
+
+    def _make(self, source: Source, audio: tuple[tuple[int, ...], str, str] | None) -> Any:
+        pyo = self.pyo
+        if source.kind in ("file", "demo"):
+            assert audio is not None, "file audio arrives decoded, in shared memory"
+            block = SharedArray(*audio)
+            try:
+                data = block.array  # (frames, 2)
+                n = data.shape[0]
+                table = pyo.DataTable(n, chnls=2)
+                bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
+                step = self.config.sample_rate // 2
+                for start in range(0, n, step):  # in slices, letting the audio thread in between
+                    for ch in range(2):
+                        bufs[ch][start : start + step] = data[start : start + step, ch]
+                    time.sleep(0)
+                del bufs, data
+            finally:
+                block.close()
+            obj = pyo.TableRead(table, freq=table.getRate(), loop=1).play()
+            self.objects = [table, obj]
+            return obj
+        if source.kind == "device":
+            self.objects = []
+            return self.device if self.device is not None else pyo.Sig(0.0)
+        if source.kind == "test":
+            v = source.value
+            if source.name == "sine":
+                self.objects = [pyo.Sine(freq=v, mul=0.5)]
+            elif source.name == "clicks":
+                self.objects = [pyo.Metro(time=1.0 / v).play()]  # a one-sample impulse per tick
+            elif source.name == "noise":
+                self.objects = [pyo.Noise(mul=v)]
+            else:  # sweep
+                ramp = pyo.Phasor(freq=1.0 / v)
+                freq = pyo.Scale(ramp, 0, 1, 50, 8000, exp=4)
+                self.objects = [ramp, freq, pyo.Sine(freq=freq, mul=0.5)]
+            return pyo.Mix(self.objects[-1], voices=2)
+        silence = pyo.Sig(0.0)
+        self.objects = [silence]
+        return pyo.Mix(silence, voices=2)
+
+    def handle(self, message: tuple[Any, ...]) -> bool:
+        """Apply one control message from the parent; False ends the process."""
+        kind = message[0]
+        if kind == "stop":
+            return False
+        try:
+            if kind == "streams":
+                self.blocks.set(message[1])
+            elif kind == "source":
+                self.fader.setInput(self._keep(self._make(message[1], message[2])), fadetime=0.02)
+                self.stats.add("source_changes")
+            else:
+                raise EarsightError(f"unknown audio message {kind!r}")
+        except Exception as exc:  # answer the parent; the graph keeps playing
+            self.conn_reply = ("error", f"{type(exc).__name__}: {exc}")
+        else:
+            self.conn_reply = ("ok", None)
+        return True
+
+    def run_manual(self, conn: Connection) -> None:
+        period = self.config.block / self.config.sample_rate
+        deadline = time.perf_counter()
+        while True:
+            while conn.poll():
+                message = conn.recv()
+                if not self.handle(message):
+                    return
+                conn.send(self.conn_reply)
+            self.server.process()
+            if self.config.realtime:
+                deadline += period
+                delay = deadline - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.5:  # far behind (suspended?): resynchronise the clock
+                    deadline = time.perf_counter()
+
+    def stop(self) -> None:
+        try:
+            self.server.stop()
+            time.sleep(0.05)
+            self.server.shutdown()
+        except Exception as exc:  # shutting down: log, nothing else to do
+            log.warning("audio shutdown: %s", exc)
+
+
