@@ -11,11 +11,13 @@ off to the side. pyo runs in a process of its own (:mod:`earsight.audio`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import memory
 from .audio import AudioConfig, AudioEngine, Source
 from .audio.ring import Ring
 from .commands import COMMANDS, Dispatcher
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 RECENT_SECONDS = 10
 """Input the server keeps for the sonifier and renders."""
+OVERLOADED_MS = 100.0
+"""Input waiting for the ear beyond which the machine counts as overloaded: the picture slows down."""
 
 
 @dataclass
@@ -75,6 +79,7 @@ class App:
         self.dispatcher: Dispatcher | Any = None
         self.xrun_monitor: Any = None
         self.supervisor = Supervisor()
+        self._stopping = threading.Event()
         self._cpu_mark = (time.perf_counter(), time.process_time(), 0.0)
 
     # ------------------------------------------------------------ life cycle
@@ -88,6 +93,8 @@ class App:
 
     def _start(self) -> None:
         import torch
+
+        memory.fix_mmap_threshold()  # before the big allocations: see earsight.memory
 
         from .embed import EmbedFitter
         from .listen import Listener, prepare
@@ -134,13 +141,21 @@ class App:
         if config.view_port is not None:
             from .display import Display
 
-            self.display = Display(state, host=config.host, port=config.view_port, window=config.window)
+            listener = self.listener
+            self.display = Display(state, host=config.host, port=config.view_port, window=config.window,
+                                   overloaded=lambda: listener.lag_ms() > OVERLOADED_MS)
             self.display.start(self.supervisor)
             self.dispatcher.services["view"] = self.display
         self.osc.start(self.supervisor)
+        self.supervisor.spawn("housekeeping", self._housekeep, lambda: not self._stopping.is_set())
         log.info("listening for OSC on %s:%d", *self.osc.address)
 
+    def _housekeep(self) -> None:
+        while not self._stopping.wait(memory.TRIM_EVERY):
+            memory.trim()
+
     def stop(self) -> None:
+        self._stopping.set()
         for part in (self.sonifier, self.listener, self.osc, self.display):
             if part is not None:
                 try:
@@ -188,7 +203,11 @@ class App:
             "audio_restarts": stats["restarts"],
             "audio": self.audio.state,
             "audio_realtime": self.audio.realtime,
+            "rss_mb": memory.rss_mb(),
+            "view_fps": float(self.display.fps_live) if self.display is not None else 0.0,
             "dropped": stats["input_dropped"] + stats["output_underruns"] + self.listener.skipped,
+            "output_underruns": stats["output_underruns"],
+            "ear_skipped": self.listener.skipped,
             "lag_ms": self.listener.lag_ms(),
             "frames": self.listener.frames,
             "subscribers": len(self.streams.subscribers),

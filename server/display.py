@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WATCHED_FOR = 2.0
 """Seconds after the last request for a frame during which the display keeps drawing."""
+MIN_FPS = 5.0
+"""The slowest the picture goes when the machine is overloaded."""
 
 
 class ViewedState(Protocol):
@@ -69,11 +71,20 @@ class ViewedState(Protocol):
 
 class Display:
     def __init__(self, state: ViewedState, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
-                 size: tuple[int, int] = (1280, 720), window: bool = False) -> None:
+                 size: tuple[int, int] = (1280, 720), window: bool = False,
+                 overloaded: Callable[[], bool] | None = None) -> None:
+        """``overloaded``: whether the machine is falling behind the audio (the ear's backlog); the
+        picture then slows down on purpose, so the ear and the audio keep their share."""
         from .view import ViewServer
 
         self.state = state
         self.fps = fps
+        self.fps_live = fps
+        """The rate drawn now: lower than ``fps`` while the machine is overloaded."""
+        self.overloaded = overloaded or (lambda: False)
+        self.slowed = 0
+        """Times the picture slowed down because the machine was overloaded."""
+        self._paced_at = 0.0
         self.size = size
         self.window = window
         """Draw into a glfw window too (needs a display); then it draws all the time."""
@@ -120,8 +131,10 @@ class Display:
     # -------------------------------------------------------------- the web page's callbacks
 
     def _jpeg(self) -> bytes:
-        self._watched_until = time.monotonic() + WATCHED_FOR
-        self._wake.set()
+        now = time.monotonic()
+        if now >= self._watched_until:  # someone starts watching: draw now (while watched, the rate paces it)
+            self._wake.set()
+        self._watched_until = now + WATCHED_FOR
         renderer = self.renderer
         if renderer is None:
             return _placeholder_jpeg()
@@ -215,7 +228,7 @@ class Display:
     def set_fps(self, fps: float) -> None:
         if not 1.0 <= fps <= 120.0:
             raise BadRequest(f"fps must be in [1, 120], got {fps:g}")
-        self.fps = fps
+        self.fps = self.fps_live = fps
 
     # -------------------------------------------------------------- the display thread
 
@@ -266,10 +279,27 @@ class Display:
                 start = time.perf_counter()
                 renderer.draw()
                 self.frames_drawn += 1
-                self._wake.wait(max(0.0, 1.0 / self.fps - (time.perf_counter() - start)))
+                self._pace()
+                self._wake.wait(max(0.0, 1.0 / self.fps_live - (time.perf_counter() - start)))
             else:
                 self._wake.wait(0.25)
             self._wake.clear()
+
+    def _pace(self) -> None:
+        """Once a second: halve the picture rate while the machine is overloaded (down to
+        MIN_FPS), and win it back a quarter at a time when it is not. The audio and the ear come first."""
+        now = time.monotonic()
+        if now - self._paced_at < 1.0:
+            return
+        self._paced_at = now
+        if self.overloaded():
+            if self.fps_live > MIN_FPS:
+                if self.fps_live == self.fps:
+                    log.warning("view: the machine is behind the audio; drawing fewer frames until it catches up")
+                self.fps_live = max(MIN_FPS, self.fps_live / 2)
+                self.slowed += 1
+        else:
+            self.fps_live = min(self.fps, self.fps_live * 1.25)
 
     def _feed(self, renderer: Renderer) -> None:
         state = self.state

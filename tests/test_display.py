@@ -68,6 +68,32 @@ def test_the_display_reads_a_state_and_a_click_selects_through_it(crepe: Ear, tm
         display.stop()
 
 
+def test_the_picture_slows_down_while_the_machine_is_behind_and_recovers(crepe: Ear) -> None:
+    behind = {"now": True}
+    display = Display(EarState("crepe", crepe), port=0, size=(160, 90), fps=40.0, overloaded=lambda: behind["now"])
+    display.start()
+    try:
+        display._ready()
+        deadline = time.monotonic() + 15
+        while display.fps_live > 5.0 and time.monotonic() < deadline:
+            display._jpeg()  # a viewer keeps watching
+            time.sleep(0.1)
+        assert display.fps_live == 5.0 and display.slowed == 3  # 40 -> 20 -> 10 -> 5, once a second
+        drawn, start = display.frames_drawn, time.monotonic()
+        while time.monotonic() - start < 2.0:
+            display._jpeg()
+            time.sleep(0.1)
+        assert display.frames_drawn - drawn <= 2.0 * 5.0 + 2, "at most the slowed rate"
+        behind["now"] = False
+        deadline = time.monotonic() + 15
+        while display.fps_live < 40.0 and time.monotonic() < deadline:
+            display._jpeg()
+            time.sleep(0.1)
+        assert display.fps_live == 40.0
+    finally:
+        display.stop()
+
+
 @pytest.fixture(scope="module")
 def viewed() -> Iterator[App]:
     app = make_server(Source("silence"), view_port=0)

@@ -93,6 +93,25 @@ def test_segments_are_exact_counts_of_the_input(bare: Bare) -> None:
     assert np.array_equal(son._segment(9000, 10000), ramp[9000:])
 
 
+def test_steps_are_cut_when_updates_take_too_long_and_come_back_when_they_are_quick(bare: Bare) -> None:
+    son = bare.son
+    son._adapt(1.2, 8)  # twice the budget: half the steps
+    assert son.steps_live == int(8 * son.BUDGET / 1.2) == 4 and son.counters["degraded"] == 1
+    son._adapt(0.5, 8)  # within the budget, not quick enough to add
+    assert son.steps_live == 4
+    for expected in (5, 6, 7):
+        son._adapt(0.1, 8)
+        assert son.steps_live == expected
+    son._adapt(0.1, 8)
+    assert son.steps_live is None, "back to what was asked"
+    son._adapt(5.0, 8)
+    assert son.steps_live == 1
+    son._adapt(5.0, 8)  # one step is the least it dreams
+    assert son.steps_live == 1
+    son.set_param("steps", 3)
+    assert son.steps_live is None and son.stats()["steps_live"] == 3
+
+
 # ------------------------------------------------------------------ live, with a real server
 
 
@@ -214,3 +233,22 @@ def test_render_writes_a_file_and_never_overwrites(live: tuple[App, Sonifier], t
     with pytest.raises(BadRequest):
         son.render(float("nan"), tmp_path / "x.wav")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["renders", "take.wav"]  # no partial files left
+
+
+def test_a_dream_the_machine_cannot_afford_degrades_and_says_so_and_never_runs_dry(live: tuple[App, Sonifier]) -> None:
+    app, son = live
+    for name, value in LIGHT.items():
+        son.set_param(name, value)
+    son.set_param("layer", "conv2")
+    son.set_param("channel", 3)
+    son.set_param("steps", 64)  # far more than an update can take in its 0.2 s chunk here
+    degraded, dry_before = son.counters["degraded"], son.counters["ran_dry"]
+    try:
+        _, counts = _play(app, son, "dream", 5.0)
+        stats = son.stats()
+        assert son.counters["degraded"] > degraded
+        assert 1 <= int(stats["steps_live"]) < 64
+        assert son.counters["ran_dry"] - dry_before <= 1, "the steps were cut in time"
+        assert counts["output_underruns"] <= 2
+    finally:
+        son.set_param("steps", LIGHT.get("steps", 4))

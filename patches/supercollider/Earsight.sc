@@ -263,7 +263,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -277,8 +277,8 @@ Earsight {
 //       port (integer, optional): the port given to /ear/notify (default: the sender's)
 //   ~ear.send('/ear/stream', name, rate, [port])  -> /ear/done
 //       Turn a stream on or off for the sender (subscribing it with defaults if needed). Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat).
-//       name (string): act, layers, pitch, level, tags, top or embed
-//       rate (number): frames per second (capped at the ear's frame rate); 0 turns it off
+//       name (string): act, layers, pitch, tags, top or embed (per ear frame); level, onset or envelope (per audio block)
+//       rate (number): messages per second (capped at the ear's frame rate, or the block rate); 0 turns it off
 //       port (integer, optional): the subscriber's port, for one-shot senders like oscsend (default: the sender's)
 //   ~ear.send('/ear/select', layer, channels ...)  -> /ear/done
 //       Choose the neurons of the act stream (and the highlighted ones in the view).
@@ -352,7 +352,7 @@ Earsight {
 //       name (string): a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)
 //       overwrite (integer, optional): 1: replace an existing file
 //   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
-//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, ...
+//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...
 //   ~ear.send('/ear/sonify/layer', value)  -> /ear/done
 //       layer to sonify; empty: the server's selection (/ear/select)
 //       value (string): (default '')
@@ -446,7 +446,7 @@ Earsight {
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), dropped, lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
@@ -472,7 +472,7 @@ Earsight {
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
-			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, ..."],
+			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
 			["/ear/sonify/layer", "s", "/ear/done", "layer to sonify; empty: the server's selection (/ear/select)"],
 			["/ear/sonify/channel", "i", "/ear/done", "channel of that layer; -1: the selection's channels"],
 			["/ear/sonify/lr", "n", "/ear/done", "dream step size: each step changes the audio by lr x its RMS"],

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="*", choices=SECTIONS, default=list(DEFAULT), help="sections to run")
     p.add_argument("--ears", nargs="*", default=None, help="ears to measure (default: every ear that loads)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of the xrun measurement (and of the soak)")
+    p.add_argument("--full", action="store_true",
+                   help="xruns at full load: the soak's load (every stream, a viewer, a live dream, a 10,000/s flood)")
     p.add_argument("--datagrams", type=int, default=1_000_000, help="how many datagrams the fuzz section sends")
     p.add_argument("--json", default=None, help="also write all figures to this JSON file")
 
@@ -67,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if "latency" in args.only:
         results["latency"] = bench_latency()
         show("latency: audio in (JACK, 48 kHz/256) -> OSC out, per stream, beside bare pyo floors", results["latency"])
-    if "xruns" in args.only:
+    if "xruns" in args.only and args.full:
+        results["xruns"] = bench_soak(args.seconds)
+        show(f"xruns at full load for {args.seconds:g} s: JACK dummy, 48 kHz, 256-sample blocks", results["xruns"])
+    elif "xruns" in args.only:
         results["xruns"] = bench_xruns(args.seconds)
         show("xruns: JACK dummy, 48 kHz, 256-sample blocks", results["xruns"])
     if "osc" in args.only:

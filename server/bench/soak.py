@@ -102,6 +102,8 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
     for t in threads:
         t.join()
     last = status_of(server)
+    p = ask(server, "/ear/sonify/status", "/ear/sonify/status.reply")
+    dreaming = dict(zip([str(k) for k in p[::2]], p[1::2], strict=True))
     control.close()
     sink.close()
 
@@ -123,6 +125,12 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
         "audio restarts": delta("audio_restarts"),
         "late blocks": delta("late_blocks"),
         "dropped samples": delta("dropped"),
+        "output blocks run dry (audio process)": delta("output_underruns"),
+        "input samples the ear skipped to stay live": delta("ear_skipped"),
+        "dream: real-time factor (update time / chunk)": number(dreaming, "real_time_factor"),
+        "dream: updates, ran dry, degraded": f"{dreaming.get('updates')}, {dreaming.get('ran_dry')}, {dreaming.get('degraded')}",  # type: ignore[dict-item]
+        "dream: steps per update now (asked 2)": number(dreaming, "steps_live"),
+        "picture rate at the end (fps)": number(last, "view_fps"),
         "RSS settled (MB)": settled / 1024.0,
         "RSS at the end (MB)": (rss[-1] if rss else 0) / 1024.0,
         "RSS growth after settling (%)": 100.0 * ((rss[-1] if rss else 0) - settled) / max(settled, 1),

@@ -41,8 +41,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "/ear/stream",
         (
-            Arg("name", "s", "act, layers, pitch, level, tags, top or embed"),
-            Arg("rate", "n", "frames per second (capped at the ear's frame rate); 0 turns it off"),
+            Arg("name", "s", "act, layers, pitch, tags, top or embed (per ear frame); level, onset or envelope (per audio block)"),
+            Arg("rate", "n", "messages per second (capped at the ear's frame rate, or the block rate); 0 turns it off"),
             Arg("port", "i", "the subscriber's port, for one-shot senders like oscsend (default: the sender's)", optional=True),
         ),
         _stream, "/ear/done",

@@ -93,6 +93,9 @@ class Sonifier:
 
     MARGIN = 0.005
     """Seconds at the newest end of each version never played: the resampler's edge lives there."""
+    BUDGET = 0.6
+    """Of its chunk's duration, what one dream update may take before the steps are cut: the rest
+    is for the ear, the picture and the jitter of a shared machine."""
 
     def __init__(
         self,
@@ -129,7 +132,8 @@ class Sonifier:
         self._scale = 0.0
         self._ear: Ear | None = None
         self._target: Target | None = None
-        self.counters = {"updates": 0, "steps": 0, "behind": 0, "not_finite": 0, "errors": 0, "starved": 0, "ran_dry": 0}
+        self.counters = {"updates": 0, "steps": 0, "behind": 0, "not_finite": 0, "errors": 0, "starved": 0, "ran_dry": 0,
+                         "degraded": 0}
         self._step_seconds = 0.0
         self._busy = 0.0
         self._cpu = 0.0
@@ -142,6 +146,8 @@ class Sonifier:
         """That rise in units of the target's spread on reference audio: the same yardstick for any unit."""
         self.seam_jump = 0.0
         self.body_jump = 0.0
+        self.steps_live: int | None = None
+        """Dream steps per update while the machine cannot give the asked number in time (None: as asked)."""
 
     # -------------------------------------------------------------- control
 
@@ -174,6 +180,8 @@ class Sonifier:
             self.set_mix(float(trial["dry"]), float(trial["wet"]))
         with self._lock:
             self.values = trial
+            if name == "steps":
+                self.steps_live = None  # a new wish: try it in full again
 
     def current_target(self) -> Target:
         return target_from(self.state.ear, self.values, self.state.selection)
@@ -221,6 +229,7 @@ class Sonifier:
             "seam_jump": self.seam_jump,
             "body_jump": self.body_jump,
             "queued": self.output.available(),
+            "steps_live": self.steps_live if self.steps_live is not None else int(self.values["steps"]),
         }
 
     # -------------------------------------------------------------- the thread
@@ -389,10 +398,29 @@ class Sonifier:
         self._tail = tail
         self._pos = end
         self.counters["updates"] += 1
-        self._busy += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self._busy += took
         self._cpu += time.thread_time() - cpu_started
         self._audio_seconds += chunk / sr
+        if mode == "dream":
+            self._adapt(took / (chunk / sr), int(values["steps"]))
         return True
+
+    def _adapt(self, load: float, asked: int) -> None:
+        """Degrade on purpose: fewer dream steps when an update takes more than BUDGET of its chunk
+        (or the output would run dry), one more at a time while it takes less than half that."""
+        live = self.steps_live if self.steps_live is not None else asked
+        if load > self.BUDGET and live > 1:
+            new = max(1, int(live * self.BUDGET / load))
+            if self.steps_live is None:
+                log.warning("sonify: the machine cannot dream %d steps per update in time (%.0f%% of real time); "
+                            "dreaming %d until it can", asked, 100 * load, new)
+            self.counters["degraded"] += 1
+        elif load < self.BUDGET / 2 and live < asked:
+            new = live + 1
+        else:
+            new = live
+        self.steps_live = new if new < asked else None
 
     def _dream(self, ear: Ear, x: np.ndarray, target: Target, values: dict[str, Any], end: int) -> np.ndarray:
         """One live dream update on ``x`` (ear rate), warm-started from the previous change."""
@@ -407,7 +435,16 @@ class Sonifier:
                 n = min(keep, x.shape[0])
                 d[:n] = self._delta[shift : shift + n]
             delta = d
-        steps = int(values["steps"])
+        asked = int(values["steps"])
+        steps = min(asked, self.steps_live or asked)
+        if self._step_seconds > 0:  # what the step rate measured so far affords in the budget
+            afford = max(1, int(self.BUDGET * float(values["chunk"]) * self.counters["steps"] / self._step_seconds))
+            if afford < steps:
+                if self.steps_live is None:
+                    log.warning("sonify: %d dream steps per update cannot keep up here; dreaming %d", asked, afford)
+                self.counters["degraded"] += 1
+                steps = afford
+                self.steps_live = afford
         # Measuring the gain costs two forward passes: every eighth update is enough for stats().
         measure = self.counters["updates"] % 8 == 0
         result = dream_with(ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure)
