@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .audio.levels import VALUES as BLOCK_VALUES
 from .ears.base import Ear
 from .errors import BadRequest
 
@@ -193,12 +194,12 @@ STREAMS: dict[str, StreamSpec] = {
         StreamSpec("layers", "energy (RMS) of every layer", lambda ear, sel: [safe_name(n) for n in ear.layer_names], _layers),
         StreamSpec("pitch", "pitch in Hz and its confidence (0-1)", lambda ear, sel: ["hz", "confidence"], _pitch, _pitch_check),
         StreamSpec("level", "input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed",
-                   lambda ear, sel: ["rms", "peak"], _in_the_audio_process, block=True),
+                   lambda ear, sel: list(BLOCK_VALUES["level"]), _in_the_audio_process, block=True),
         StreamSpec("onset", "an attack: strength (dB above the recent level) and age (s from the attack to the send); "
                    "sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time)",
-                   lambda ear, sel: ["strength", "age"], _in_the_audio_process, block=True),
+                   lambda ear, sel: list(BLOCK_VALUES["onset"]), _in_the_audio_process, block=True),
         StreamSpec("envelope", "the input's peak envelope (attack 5 ms, release 150 ms), per audio block",
-                   lambda ear, sel: ["value"], _in_the_audio_process, block=True),
+                   lambda ear, sel: list(BLOCK_VALUES["envelope"]), _in_the_audio_process, block=True),
         StreamSpec("tags", "probability of every label", lambda ear, sel: [safe_name(t) for t in ear.labels or ()], _tags, _tags_check),
         StreamSpec(
             "top",

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..osc import bundle, message
-from .levels import Envelope, Onsets
+from .levels import VALUES, Envelope, Onsets
 
 ROOT = "/ear"
-VALUES = {"level": ("rms", "peak"), "onset": ("strength", "age"), "envelope": ("value",)}
-"""Block-rate streams and the names of their values (``flat``: ``/ear/<stream>/<name>``)."""
 
 
 @dataclass(frozen=True)

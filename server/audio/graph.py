@@ -145,18 +145,16 @@ class _Graph:
         self.wake = wake
         if wake is not None:
             wake.setblocking(False)
-        self.blocks.onsets.threshold = float(self.applied[3])
+        self.blocks.onsets.threshold = controls.get("onset_threshold")
         self.after_block = pyo.TrigFunc(pyo.Metro(time=bs / sr).play(), self._after_block)
         self.server.setCallback(self.callback)
         self.server.start()
 
     def _after_block(self) -> None:
         """Once per block, after pyo computed it: this block's input to the ear and the streams, now."""
-        n_in = self.in_buf.shape[0]
         pos = self.fill.getCurrentPos()
         if pos != self.last_in:
-            new = (self.in_buf[self.last_in : pos] if pos > self.last_in
-                   else np.concatenate([self.in_buf[self.last_in :], self.in_buf[:pos]]))
+            new = _since(self.in_buf, self.last_in, pos)
             self.last_in = pos
             self.inp.write(new)
             if self.wake is not None:
@@ -169,8 +167,7 @@ class _Graph:
                 self.blocks.on_block(new[i : i + bs], now - (new.shape[0] - i - bs) / self.config.sample_rate)
         pos = self.mon_fill[0].getCurrentPos()
         if pos != self.last_mon:
-            idx = np.arange(self.last_mon, pos if pos > self.last_mon else pos + n_in) % n_in
-            self.monitor.write(np.stack([self.mon_bufs[0][idx], self.mon_bufs[1][idx]], axis=1))
+            self.monitor.write(np.stack([_since(buf, self.last_mon, pos) for buf in self.mon_bufs], axis=1))
             self.last_mon = pos
 
     def callback(self) -> None:
@@ -289,3 +286,6 @@ class _Graph:
             log.warning("audio shutdown: %s", exc)
 
 
+def _since(buf: np.ndarray, last: int, pos: int) -> np.ndarray:
+    """What a pyo TableFill wrote into the circular ``buf`` from ``last`` up to ``pos``."""
+    return buf[last:pos] if pos > last else np.concatenate([buf[last:], buf[:pos]])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+VALUES = {"level": ("rms", "peak"), "onset": ("strength", "age"), "envelope": ("value",)}
+"""Block-rate streams and the names of their values (``flat``: ``/ear/<stream>/<name>``)."""
 FLOOR_DB = -70.0
 """Blocks quieter than this never start an onset (noise in silence)."""
 

@@ -264,9 +264,6 @@ class AudioEngine:
         self.stop()
 
 
-# ---------------------------------------------------------------- the audio process
-
-
 def _stereo(data: np.ndarray) -> np.ndarray:
     if data.shape[1] == 1:
         return np.repeat(data, 2, axis=1)

@@ -29,10 +29,15 @@ def ask(server: tuple[str, int], address: str, reply: str, tries: int = 10) -> l
     raise EarsightError(f"no {reply}")
 
 
+def key_values(server: tuple[str, int], address: str = "/ear/status") -> dict[str, object]:
+    """A key-value reply (``/ear/status``, ``/ear/sonify/status``) as a dict."""
+    p = ask(server, address, f"{address}.reply")
+    return dict(zip([str(k) for k in p[::2]], p[1::2], strict=True))
+
+
 def status_of(server: tuple[str, int]) -> dict[str, object]:
     """/ear/status as a dict."""
-    p = ask(server, "/ear/status", "/ear/status.reply")
-    return dict(zip([str(k) for k in p[::2]], p[1::2], strict=True))
+    return key_values(server)
 
 
 def number(status: dict[str, object], key: str) -> float:

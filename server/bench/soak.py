@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..audio.jack import XrunMonitor
 from ..cli import Served, running_server
 from ..osc import message
-from .common import ask, ensure_jack, grew, number, status_of
+from .common import ask, ensure_jack, grew, key_values, number, status_of
 from .fuzz import rss_kb
 
 
@@ -102,8 +102,7 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
     for t in threads:
         t.join()
     last = status_of(server)
-    p = ask(server, "/ear/sonify/status", "/ear/sonify/status.reply")
-    dreaming = dict(zip([str(k) for k in p[::2]], p[1::2], strict=True))
+    dreaming = key_values(server, "/ear/sonify/status")
     control.close()
     sink.close()
 

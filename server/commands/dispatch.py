@@ -33,6 +33,8 @@ def pattern_error(address: str) -> str | None:
     what an unclosed bracket means, so we refuse it rather than guess.
     """
     for open_, close in ("[]", "{}"):
+        if open_ not in address:  # the common case, a plain address: nothing to scan
+            continue
         depth = 0
         for c in address:
             if c == open_:
@@ -96,7 +98,7 @@ class Dispatcher:
 
     def handle(self, item: Incoming) -> None:
         reply_to = self.route(item.sender)
-        bad = pattern_error(item.address) if any(c in item.address for c in "[{") else None
+        bad = pattern_error(item.address)
         if bad:
             self.send(reply_to, "/ear/fail", [item.address, f"bad address pattern: {bad}"])
             return

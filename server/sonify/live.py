@@ -411,16 +411,16 @@ class Sonifier:
         (or the output would run dry), one more at a time while it takes less than half that."""
         live = self.steps_live if self.steps_live is not None else asked
         if load > self.BUDGET and live > 1:
-            new = max(1, int(live * self.BUDGET / load))
-            if self.steps_live is None:
-                log.warning("sonify: the machine cannot dream %d steps per update in time (%.0f%% of real time); "
-                            "dreaming %d until it can", asked, 100 * load, new)
-            self.counters["degraded"] += 1
+            self._degrade(max(1, int(live * self.BUDGET / load)), asked)
         elif load < self.BUDGET / 2 and live < asked:
-            new = live + 1
-        else:
-            new = live
-        self.steps_live = new if new < asked else None
+            self.steps_live = live + 1 if live + 1 < asked else None
+
+    def _degrade(self, steps: int, asked: int) -> None:
+        """Dream ``steps`` per update instead of the ``asked`` ones: logged once, counted each time."""
+        if self.steps_live is None:
+            log.warning("sonify: %d dream steps per update cannot keep up here; dreaming %d until they can", asked, steps)
+        self.counters["degraded"] += 1
+        self.steps_live = steps
 
     def _dream(self, ear: Ear, x: np.ndarray, target: Target, values: dict[str, Any], end: int) -> np.ndarray:
         """One live dream update on ``x`` (ear rate), warm-started from the previous change."""
@@ -440,11 +440,8 @@ class Sonifier:
         if self._step_seconds > 0:  # what the step rate measured so far affords in the budget
             afford = max(1, int(self.BUDGET * float(values["chunk"]) * self.counters["steps"] / self._step_seconds))
             if afford < steps:
-                if self.steps_live is None:
-                    log.warning("sonify: %d dream steps per update cannot keep up here; dreaming %d", asked, afford)
-                self.counters["degraded"] += 1
+                self._degrade(afford, asked)
                 steps = afford
-                self.steps_live = afford
         # Measuring the gain costs two forward passes: every eighth update is enough for stats().
         measure = self.counters["updates"] % 8 == 0
         result = dream_with(ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure)
