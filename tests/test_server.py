@@ -306,8 +306,15 @@ def test_embed_before_fitting_and_bad_fits_fail(client: OscClient) -> None:
 
 def test_a_dead_audio_process_is_restarted_and_the_music_goes_on(client: OscClient, server: App) -> None:
     assert server.audio._process is not None
+    changes = server.audio.stats()["source_changes"]
     server.audio._process.kill()  # as a crash in pyo would
     assert wait_until(lambda: server.audio.stats()["restarts"] >= 1 and server.audio.alive, timeout=30)
+    # The ear's window (64 ms) still holds the gap of the restart for a few frames: once the new
+    # process plays the sine again (its source set: a source change is counted), let its audio
+    # fill the window (ten frames of 10 ms, however fast this machine) before listening.
+    assert wait_until(lambda: server.audio.stats()["source_changes"] > changes, timeout=30)
+    frames = server.listener.frames
+    assert wait_until(lambda: server.listener.frames > frames + 10, timeout=30)
     client.request("/ear/notify")
     client.request("/ear/stream", "pitch", 20)
     assert np.all(settled_pitch(client, 440.0, n=5)[:, 1] > 0.5)
