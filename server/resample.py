@@ -15,7 +15,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 ZEROS = 32
 """Sinc zero crossings on each side of the centre, counted at the lower of the two rates."""
@@ -114,6 +114,17 @@ class Resampler:
         start = self._n_in
         self._n_in += x.shape[0]
         stop = -(-self._n_in * self.up // self.down)  # ceil: outputs whose last input has arrived
+        if self.up == 1 and 0 < stop - self._n_out <= _CHUNK:
+            # Decimation by a whole factor, a streaming block: output m reads the taps ending at
+            # input m * down, so the windows are evenly strided -- one strided mat-vec, no index
+            # arrays (this path is most of the resampler's cost at 256-sample blocks).
+            first = self._n_out * self.down - start  # buf[first + taps - 1] is that input
+            count = stop - self._n_out
+            picked = as_strided(buf[first:], (count, self.taps), (self.down * buf.strides[0], buf.strides[0]))
+            out = picked @ self._bank[0]
+            self._n_out = stop
+            self._history = buf[buf.shape[0] - (self.taps - 1) :].copy()
+            return out.astype(dtype, copy=False)
         out = np.empty(stop - self._n_out, np.float64)
         # windows[s] = buf[s : s + taps], a view; buf is too short for it when nothing is due.
         windows = sliding_window_view(buf, self.taps) if out.shape[0] else buf[:0, None]

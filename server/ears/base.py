@@ -66,6 +66,10 @@ class Ear(ABC):
     :attr:`latency_layer`; it must agree with this to within half a hop.
     """
     layers: tuple[Layer, ...] = ()
+    inference_tolerance: float = 1e-5
+    """How far :meth:`process` / :meth:`analyse` may be from :meth:`forward`, relative to each layer's
+    largest value: float rounding, unless the ear infers in lower precision (int8 CREPE), whose
+    own tests then hold what matters (its pitch) to a known bound."""
     labels: tuple[str, ...] | None = None
     """Names of the units of the ``output`` layer, for ears that tag."""
     output_layer: str | None = None
@@ -219,6 +223,11 @@ class WindowedEar(Ear):
     def frames(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(n, window)`` -> layer -> ``(n, *shape)``."""
 
+    def infer(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What streaming and analysis run (under inference mode): :meth:`frames` unless an ear
+        has a faster inference-only path that gives the same frames to rounding."""
+        return self.frames(windows)
+
     def reset(self) -> None:
         self._buffer = np.zeros(self.window - self.hop, np.float32)
 
@@ -226,7 +235,7 @@ class WindowedEar(Ear):
         out: dict[str, list[np.ndarray]] = {layer.name: [] for layer in self.layers}
         with torch.inference_mode():
             for start in range(0, windows.shape[0], self.batch):
-                for name, value in self.frames(windows[start : start + self.batch]).items():
+                for name, value in self.infer(windows[start : start + self.batch]).items():
                     out[name].append(value.float().numpy())
         return {
             layer.name: (
