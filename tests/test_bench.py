@@ -11,8 +11,14 @@ from earsight.bench.osc import bench_osc
 
 def test_ear_figures() -> None:
     figures = bench_ear("crepe", seconds=1.0)
-    assert set(figures) == {"offline RTF (x real time)", "streaming RTF (x real time)", "streaming cost / offline cost"}
+    assert set(figures) == {
+        "offline RTF (x real time)", "streaming RTF (x real time)", "streaming cost / offline cost",
+        "torchcrepe's own network, offline RTF (x real time)", "our analyse / torchcrepe (speed-up)",
+    }
     assert all(v > 0 for v in figures.values())
+    assert set(bench_ear("cpc", seconds=1.0)) == {  # torchcrepe is CREPE's baseline only
+        "offline RTF (x real time)", "streaming RTF (x real time)", "streaming cost / offline cost",
+    }
 
 
 def test_osc_figures_against_the_baseline_with_a_served_server() -> None:

@@ -311,3 +311,34 @@ def test_streaming_is_bit_identical_to_offline(ear: mn.MusicnnEar, block: int) -
         streamed = np.concatenate([p[name] for p in parts])
         assert streamed.shape == expected.shape == (3, *ear.layer(name).shape)
         np.testing.assert_array_equal(streamed, expected, err_msg=name)  # same arithmetic
+
+
+def test_a_window_that_follows_the_last_reuses_its_timbral_frames(
+    ear: mn.MusicnnEar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the 32 new frames (and the edges) go through the timbral convs; the result is what the
+    whole window gives; a window that does not follow is computed whole."""
+    audio = _pyo_sound("drumloop.wav")[: mn.WINDOW + mn.HOP]
+    first, second = (torch.from_numpy(audio[i * mn.HOP : i * mn.HOP + mn.WINDOW].copy()) for i in (0, 1))
+    rows: list[int] = []
+    unpadded = mn.BandMaxBlock.unpadded
+
+    def spy(block: mn.BandMaxBlock, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows.append(x.shape[0])
+        return unpadded(block, x)
+
+    monkeypatch.setattr(mn.BandMaxBlock, "unpadded", spy)
+    with torch.inference_mode():
+        ear.reset()
+        ear.infer(first[None])
+        assert sorted(set(rows)) == [9, mn.N_FRAMES]  # edges, and the whole window
+        rows.clear()
+        followed = ear.infer(second[None])
+        assert sorted(set(rows)) == [9, 3 + 32 + 3]  # edges, and the new frames with their context
+        rows.clear()
+        ear.infer(first[None])  # does not follow `second`: computed whole
+        assert mn.N_FRAMES in rows
+        whole = ear.frames(second[None])
+    for name, expected in whole.items():
+        scale = max(1.0, float(expected.abs().max()))
+        np.testing.assert_allclose(followed[name], expected, rtol=0, atol=1e-5 * scale, err_msg=name)

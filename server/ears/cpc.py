@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ..errors import NotFound
 from ..paths import models_dir
 from .base import Ear, Frames, Layer
+from .cpcstream import NumpyCPC
 from .weights import reading
 
 
@@ -306,12 +307,10 @@ class CPCEar(Ear):
         return (frames - 1) * self.cfg.fe_hop + self.cfg.n_fft
 
     def reset(self) -> None:
-        self._state = self.net.initial_state(1)
-        # Samples of an unfinished hop wait here, so blocks smaller than a hop cost no torch call.
+        self._stream = NumpyCPC(self.net)  # weights laid out afresh: training may have changed them
+        self._state = self._stream.initial_state()
+        # Samples of an unfinished hop wait here, so blocks smaller than a hop cost no step.
         self._pending = np.zeros(0, np.float32)
-
-    def _to_numpy(self, out: dict[str, Tensor]) -> Frames:
-        return {layer.name: out[layer.name][0].float().numpy().copy() for layer in self.layers}
 
     def process(self, block: np.ndarray) -> Frames:
         pending = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
@@ -319,10 +318,8 @@ class CPCEar(Ear):
         self._pending = pending[n:]
         if n == 0:
             return {layer.name: np.zeros((0, *layer.shape), np.float32) for layer in self.layers}
-        x = torch.from_numpy(pending[:n]).reshape(1, -1)
-        with torch.inference_mode():
-            out, self._state = self.net.step(x, self._state)
-        return self._to_numpy(out)
+        out, self._state = self._stream.step(pending[:n], self._state)
+        return out
 
     def analyse(self, audio: np.ndarray, *, chunk_seconds: float = 60.0) -> Frames:
         """All frames of ``audio`` from a reset state, without touching the streaming state.
@@ -334,14 +331,13 @@ class CPCEar(Ear):
         n = audio.shape[0] // self.hop
         audio = audio[: n * self.hop]
         chunk = max(1, int(chunk_seconds * self.sample_rate) // self.hop) * self.hop
-        state = self.net.initial_state(1)
+        stream = NumpyCPC(self.net)
+        state = stream.initial_state()
         parts: dict[str, list[np.ndarray]] = {layer.name: [] for layer in self.layers}
-        with torch.inference_mode():
-            for start in range(0, max(audio.shape[0], 1), chunk):
-                x = torch.from_numpy(audio[start : start + chunk]).reshape(1, -1)
-                out, state = self.net.step(x, state)
-                for name, value in self._to_numpy(out).items():
-                    parts[name].append(value)
+        for start in range(0, max(audio.shape[0], 1), chunk):
+            out, state = stream.step(audio[start : start + chunk], state)
+            for name, value in out.items():
+                parts[name].append(value)
         return {name: np.concatenate(values) for name, values in parts.items()}
 
     def forward(self, audio: Tensor) -> dict[str, Tensor]:

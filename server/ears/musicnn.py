@@ -26,20 +26,19 @@ and the 50 tag probabilities.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import NotFound
-from ..paths import cache_dir
-from .base import Layer, WindowedEar
-from .tfcheckpoint import read_checkpoint
+from .base import Frames, Layer, WindowedEar
+from .musicnncheckpoint import (
+    checkpoint_prefix as checkpoint_prefix,  # re-exported: the ear's own API
+)
+from .musicnncheckpoint import converted_weights
 from .weights import reading
 
 SAMPLE_RATE = 16000
@@ -57,8 +56,6 @@ trained on 3 s and change slowly, so faster would mostly repeat itself); cheap e
 is ~1.3 GMAC, ~60 ms of one core here: ~12 % of a core at this rate)."""
 BN_EPS = 1e-3
 """``tf.compat.v1.layers.batch_normalization``'s default epsilon."""
-CONVERSION = 2
-"""Bump when the cached torch layout changes, so old caches are not reused."""
 
 MTT_LABELS: tuple[str, ...] = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
@@ -191,14 +188,31 @@ class BandMaxBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv(F.pad(x, (0, 0, *self.pad)))  # (n, filters, t, bands)
-        # ReLU and batch norm act per channel and are monotonic, so the max over bands can be
-        # taken first: max(bn(relu(y))) = bn(relu(max y)) where the bn scale is positive, and
-        # bn(relu(min y)) where it is negative (about half the channels). One pass for min and
-        # max over the big map instead of four full-size ops halves the front end's cost.
-        low, high = torch.aminmax(y, dim=3)
+        return self.pooled(y.amin(dim=3), y.amax(dim=3))
+
+    def pooled(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv's minimum and maximum over bands, each ``(n, filters, t)`` -> ``(features, firing)``.
+
+        ReLU and batch norm act per channel and are monotonic, so the max over bands can be taken
+        first: max(bn(relu(y))) = bn(relu(max y)) where the bn scale is positive, and
+        bn(relu(min y)) where it is negative (about half the channels). (``amin`` and ``amax``
+        apart run several times faster here than ``torch.aminmax``.)
+        """
         scale = self.bn.gamma * torch.rsqrt(self.bn.moving_variance + BN_EPS)
         features = self.bn(F.relu(torch.where(scale.view(1, -1, 1) < 0, low, high)))
         return features, F.relu(high)
+
+    def unpadded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference on one patch already padded: ``x (t + kt - 1, bands)`` -> ``(features,
+        firing)``, each ``(1, filters, t)``; the conv as one GEMM on (time x band) patches,
+        which leaves bands beside filters so pooling over them is a cheap strided max."""
+        kt, kf = self.conv.kernel_size
+        patches = x.unfold(0, kt, 1).unfold(1, kf, 1)  # (t, f, kt, kf)
+        t, f = patches.shape[:2]
+        weight = self.conv.weight.reshape(self.conv.out_channels, kt * kf)
+        assert self.conv.bias is not None
+        y = torch.addmm(self.conv.bias, patches.reshape(t * f, kt * kf), weight.T).view(t, f, -1)
+        return self.pooled(y.amin(dim=1).T[None], y.amax(dim=1).T[None])
 
 
 class Frontend(nn.Module):
@@ -284,7 +298,10 @@ class MusiCNN(nn.Module):
         self.backend = Backend()
 
     def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-        front, front_firing = self.frontend(mel)
+        return self.after_frontend(*self.frontend(mel))
+
+    def after_frontend(self, front: torch.Tensor, front_firing: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The mid and back end on the front end's ``(features, firing)``; see :meth:`forward`."""
         mid, mid_firing = self.midend(front)
         pool, penultimate, logits = self.backend(torch.cat([front, *mid], 1))
         return {
@@ -300,88 +317,6 @@ class MusiCNN(nn.Module):
 
 
 # --- weights -----------------------------------------------------------------------------------
-
-
-def _tf_to_torch(tf: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Map the checkpoint's variables (``tf.layers`` names, in creation order) onto MusiCNN's buffers.
-
-    Kernels: conv2d ``(kh, kw, in, out)`` -> ``(out, in, kh, kw)``; the mid-end convs span all
-    channels in TensorFlow's width axis, so ``(7, channels, 1, out)`` -> conv1d ``(out, channels, 7)``;
-    dense ``(in, out)`` -> ``(out, in)``.
-    """
-
-    def bn(prefix: str, index: int) -> dict[str, np.ndarray]:
-        scope = "batch_normalization" + (f"_{index}" if index else "")
-        return {
-            f"{prefix}.{k}": tf[f"{scope}/{k}"]
-            for k in ("gamma", "beta", "moving_mean", "moving_variance")
-        }
-
-    def conv(i: int) -> str:
-        return "conv2d" + (f"_{i}" if i else "")
-
-    out: dict[str, np.ndarray] = {}
-    out |= bn("frontend.bn_input", 0)
-    for j in range(2):  # conv2d, conv2d_1 with batch_normalization_1, _2
-        out[f"frontend.timbral.{j}.conv.weight"] = tf[f"{conv(j)}/kernel"].transpose(3, 2, 0, 1)
-        out[f"frontend.timbral.{j}.conv.bias"] = tf[f"{conv(j)}/bias"]
-        out |= bn(f"frontend.timbral.{j}.bn", 1 + j)
-    for j in range(3):  # conv2d_2.._4 with batch_normalization_3.._5
-        out[f"frontend.temporal.{j}.conv.weight"] = tf[f"{conv(2 + j)}/kernel"].transpose(
-            3, 2, 0, 1
-        )
-        out[f"frontend.temporal.{j}.conv.bias"] = tf[f"{conv(2 + j)}/bias"]
-        out |= bn(f"frontend.temporal.{j}.bn", 3 + j)
-    for j in range(3):  # conv2d_5.._7 with batch_normalization_6.._8
-        out[f"midend.convs.{j}.weight"] = tf[f"{conv(5 + j)}/kernel"][:, :, 0, :].transpose(2, 1, 0)
-        out[f"midend.convs.{j}.bias"] = tf[f"{conv(5 + j)}/bias"]
-        out |= bn(f"midend.bns.{j}", 6 + j)
-    out |= bn("backend.bn_pool", 9)
-    out["backend.dense.weight"] = tf["dense/kernel"].T
-    out["backend.dense.bias"] = tf["dense/bias"]
-    out |= bn("backend.bn_dense", 10)
-    out["backend.out.weight"] = tf["dense_1/kernel"].T
-    out["backend.out.bias"] = tf["dense_1/bias"]
-    return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in out.items()}
-
-
-def checkpoint_prefix(model: str = "MTT_musicnn") -> Path:
-    """Where the ``musicnn`` wheel keeps a model's TensorFlow checkpoint (its prefix ends in ``/``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("musicnn")  # locate without importing (it imports TensorFlow)
-    if spec is None or not spec.submodule_search_locations:
-        raise NotFound("the musicnn ear needs the `musicnn` wheel (pip install --no-deps musicnn)")
-    prefix = Path(next(iter(spec.submodule_search_locations))) / model
-    if not (prefix / ".index").exists():
-        raise NotFound(f"no checkpoint at {prefix}/.index")
-    return prefix
-
-
-def converted_weights(prefix: Path | None = None) -> Path:
-    """The safetensors file with torch-layout weights, converting the checkpoint on first use.
-
-    The file name carries a digest of the checkpoint's index (which holds every tensor's CRC), so a
-    changed checkpoint is converted again.
-    """
-    from safetensors.torch import save_file
-
-    prefix = prefix or checkpoint_prefix()
-    digest = hashlib.sha256((prefix / ".index").read_bytes()).hexdigest()[:12]
-    path = cache_dir() / f"musicnn-mtt-v{CONVERSION}-{digest}.safetensors"
-    if not path.exists():
-        with reading(prefix / ".index", "musicnn's checkpoint", "pip install --force-reinstall --no-deps musicnn"):
-            tensors = _tf_to_torch(read_checkpoint(prefix, verify=True))
-        # Write beside the target, then rename: a concurrent loader never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"source": str(prefix), "format": "earsight musicnn"})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return path
 
 
 def load_network(path: Path | None = None) -> MusiCNN:
@@ -434,11 +369,19 @@ class MusicnnEar(WindowedEar):
         super().__init__()
         self.mel = LogMel()
         self.network = network or load_network()
+        self._last: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._last = None
 
     def frames(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(n, 48128)`` -> layer -> ``(n, *shape)``: conv layers' firing as its maximum over the
         window's 187 frames; ``pool``, ``penultimate`` and ``tags`` as they are."""
-        out = self.network(self.mel(windows))
+        return self._summarise(self.network(self.mel(windows)))
+
+    @staticmethod
+    def _summarise(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         frames = {
             name: out[name].amax(dim=2) for name in ("timbral", "temporal", "cnn1", "cnn2", "cnn3")
         }
@@ -446,6 +389,51 @@ class MusicnnEar(WindowedEar):
         frames["penultimate"] = out["penultimate"]
         frames["tags"] = torch.sigmoid(out["logits"])
         return frames
+
+    def analyse(self, audio: np.ndarray) -> Frames:
+        self._last = None  # from a reset state: the same arithmetic as a stream from reset
+        return super().analyse(audio)
+
+    def infer(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`frames` for streaming and analysis, reusing the timbral front end between windows.
+
+        The timbral convs (four fifths of the arithmetic) see 7 mel frames each, so a frame's
+        output depends on the window only within 3 frames of its edges (zero padding there).
+        Consecutive windows share 155 of their 187 frames: when this window's samples continue
+        the last one's, its interior frames come from the last window and only the 32 new frames
+        and the 6 edge frames are computed.
+        """
+        parts = [self._infer_one(windows[i]) for i in range(windows.shape[0])]
+        return {name: torch.cat([p[name] for p in parts]) for name in parts[0]} if parts else self.frames(windows)
+
+    def _infer_one(self, window: torch.Tensor) -> dict[str, torch.Tensor]:
+        net = self.network
+        x = net.frontend.bn_input(self.mel(window[None]).unsqueeze(1))  # (1, 1, frames, bands)
+        last = self._last
+        follows = last is not None and torch.equal(window[: WINDOW - HOP], last[0][HOP:])
+        frames, hop = x.shape[2], HOP // STFT_HOP
+        rows = x[0, 0]
+        timbral: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for j, block in enumerate(cast(list[BandMaxBlock], list(net.frontend.timbral))):
+            before, after = block.pad
+            edges = block.unpadded(torch.cat([rows.new_zeros(before, rows.shape[1]), rows[: before + after]]))
+            right = block.unpadded(torch.cat([rows[frames - before - after :], rows.new_zeros(after, rows.shape[1])]))
+            if follows:
+                assert last is not None
+                new = block.unpadded(rows[frames - after - hop - before :])
+                kept = [k[:, :, before + hop : frames - after] for k in last[1][j]]
+                inner = [torch.cat([k, n], 2) for k, n in zip(kept, new, strict=True)]
+            else:
+                inner = list(block.unpadded(rows))
+            timbral.append(
+                (torch.cat([edges[0], inner[0], right[0]], 2), torch.cat([edges[1], inner[1], right[1]], 2))
+            )
+        self._last = (window.clone(), timbral)
+        temporal = [block(x) for block in net.frontend.temporal]
+        branches = [*timbral, *temporal]
+        front = torch.cat([f for f, _ in branches], 1)
+        firing = torch.cat([r for _, r in branches], 1)
+        return self._summarise(net.after_frontend(front, firing))
 
 
 def load() -> MusicnnEar:
