@@ -196,6 +196,7 @@ class App:
             "block": self.config.audio.block,
             "frame_rate": float(self.state.ear.frame_rate),
             "latency_ms": float(self.listener.latency_ms()),
+            "pitch_latency_ms": float(self.listener.pitch_latency_ms() or 0.0),
             "cpu": float(100.0 * (cpu - cpu0) / elapsed),
             "ear_load": float((self.listener.busy - busy0) / elapsed),
             "xruns": int(xruns),

@@ -68,6 +68,9 @@ class Listener:
         """Seconds the worker spent listening (the ear's load)."""
         self.skipped = 0
         """Input samples dropped to catch up with real time."""
+        self.delivery = 0.0
+        """Seconds from a block's arrival to its frames' streams sent (a running mean, over blocks
+        that complete frames): what the worker adds to the ear's own latency."""
         self._staged: tuple[Pipeline, Request | None] | None = None
         self._stage_lock = threading.Lock()
         self._running = False
@@ -132,6 +135,20 @@ class Listener:
         chain = Chain(p.resampler, ear)  # resampler -> ear, latencies added as cached_conv does
         return 1000.0 * (self.audio.latency / self.sample_rate + chain.seconds + ear.hop / 2 / ear.sample_rate)
 
+    def pitch_latency_ms(self) -> float | None:
+        """Declared latency of the ``pitch`` stream: from the arrival of the block that holds a note's
+        onset (at its first sample) to the first confident pitch message, on average.
+
+        The resampler's delay and the ear's :attr:`~earsight.ears.base.Ear.pitch_latency`, less half
+        a block (a frame completes when the block holding its last sample arrives, which on average
+        brings that sample half a block before its time), plus the worker's measured delivery time.
+        """
+        p, ear = self.pipeline, self.pipeline.ear
+        if ear.pitch_latency is None:
+            return None
+        at_ear = (p.resampler.latency + ear.pitch_latency) / ear.sample_rate
+        return 1000.0 * (at_ear - self.block / 2 / self.sample_rate + self.delivery)
+
     def lag_ms(self) -> float:
         """Input waiting for the ear."""
         return float(1000.0 * self.audio.input.available() / self.sample_rate)
@@ -171,13 +188,18 @@ class Listener:
             arrived = time.time()
             started = time.perf_counter()
             try:
-                self._listen(block[:, 0], arrived)
+                made = self._listen(block[:, 0], arrived)
             except Exception:  # keep listening; a bug here must not silence the server
                 log.exception("ear worker")
                 time.sleep(0.1)
-            self.busy += time.perf_counter() - started
+                made = 0
+            spent = time.perf_counter() - started
+            self.busy += spent
+            if made:
+                self.delivery += 0.05 * (spent - self.delivery)  # a mean over the last ~20 such blocks
 
-    def _listen(self, samples: np.ndarray, arrived: float) -> None:
+    def _listen(self, samples: np.ndarray, arrived: float) -> int:
+        """Feed one block to the ear; hand each frame it completes to the consumers; how many."""
         p = self.pipeline
         ear = p.ear
         x = p.resampler.process(samples)
@@ -198,3 +220,4 @@ class Listener:
                 except Exception:  # one consumer's bug must not starve the others
                     log.exception("frame consumer %r", consume)
         p.frames += n
+        return n

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from earsight.ears import crepe, registry
+from earsight.ears.base import pitch_onset_latency
 from earsight.errors import BadRequest
 
 pytestmark = pytest.mark.usefixtures("torch_threads")  # each test on 1 and on 2 torch threads
@@ -196,6 +197,21 @@ def test_full_sine_decodes_to_its_pitch(full: crepe.Crepe) -> None:
     found, confidence = crepe.decode_pitch(full.analyse(sine(440, 0.2))["pitch"][SETTLED:])
     assert abs(np.median(cents(found, 440))) < 10
     assert confidence.min() > 0.8
+
+
+@pytest.mark.parametrize("hop", [160, 320])
+def test_declared_pitch_latency_is_measured_with_tone_onsets(tiny: crepe.Crepe, hop: int) -> None:
+    ear = tiny if hop == tiny.hop else crepe.tiny(hop=hop)
+    measured = pitch_onset_latency(ear)
+    assert ear.pitch_latency is not None
+    # exact at the served hop; other hops move the threshold crossing by up to a tenth of a hop
+    assert abs(measured - ear.pitch_latency) <= (8 if hop == 160 else hop / 10), measured
+
+
+@pytest.mark.slow
+def test_full_declared_pitch_latency_is_measured(full: crepe.Crepe) -> None:
+    assert full.pitch_latency is not None
+    assert abs(pitch_onset_latency(full) - full.pitch_latency) <= 8
 
 
 # --- the fast inference path -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from earsight.app import App
+from earsight.ears import registry
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -42,6 +43,11 @@ def test_ping_and_status(client: OscClient) -> None:
     status = dict(zip(reply[::2], reply[1::2], strict=True))
     assert status["ear"] == "crepe" and status["sample_rate"] == 48000 and status["block"] == 256
     assert 10.0 < float(status["latency_ms"]) < 200.0  # type: ignore[arg-type]
+    # crepe's pitch stream: its ear's declared onset latency and the resampler, less half a block,
+    # plus the worker's (small, measured) delivery time
+    ear = registry.load("crepe")
+    floor = 1000.0 * (ear.pitch_latency / ear.sample_rate - 256 / 2 / 48000)  # type: ignore[operator]
+    assert floor < float(status["pitch_latency_ms"]) < floor + 10.0  # type: ignore[arg-type]
     assert {"xruns", "dropped", "subscribers", "cpu", "frames"} <= set(status)
 
 

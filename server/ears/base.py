@@ -125,6 +125,11 @@ class Ear(ABC):
     pitch_layer: str | None = None
     """The layer :meth:`pitch` decodes; None when the ear hears no pitch."""
 
+    pitch_latency: int | None = None
+    """Samples from a tone's onset to the end of the first frame whose pitch confidence exceeds 0.5
+    (:func:`pitch_onset_latency`: a 440 Hz sine at -6 dBFS, averaged over where in a hop the onset
+    falls): when the ``pitch`` stream shows a new note. None when the ear hears no pitch."""
+
     def pitch(self, frames: Frames) -> tuple[np.ndarray, np.ndarray] | None:
         """Pitch of each frame: layer -> ``(n, *shape)`` -> ``(hz, confidence)``, each ``(n,)``.
 
@@ -273,3 +278,23 @@ class WindowedEar(Ear):
         n = windows.shape[1]
         out = self.frames(windows.reshape(batch * n, self.window))
         return {k: v.reshape(batch, n, *v.shape[1:]) for k, v in out.items()}
+
+
+def pitch_onset_latency(ear: Ear, hz: float = 440.0, amplitude: float = 0.5, phases: int = 16) -> float:
+    """Measure :attr:`Ear.pitch_latency`: the mean, over ``phases`` onsets spread evenly across a hop,
+    of the samples from a sine's onset (after a window of silence) to the end of the first frame
+    that is confident (> 0.5) about it."""
+    delays = []
+    for k in range(phases):
+        onset = ear.window + k * ear.hop // phases
+        t = np.arange(2 * ear.window) / ear.sample_rate
+        audio = np.concatenate([np.zeros(onset, np.float32), (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)])
+        heard = ear.pitch(ear.analyse(audio))
+        if heard is None:
+            raise BadRequest(f"ear {ear.name!r} does not hear pitch")
+        ends = (np.arange(heard[1].shape[0]) + 1) * ear.hop
+        confident = np.flatnonzero((heard[1] > 0.5) & (ends > onset))
+        if confident.size == 0:
+            raise BadRequest(f"ear {ear.name!r} never grew confident about a {hz:g} Hz sine")
+        delays.append(ends[confident[0]] - onset)
+    return float(np.mean(delays))

@@ -39,6 +39,11 @@ CHANNELS = {
 }
 """Output channels of conv1..conv6 per capacity (CREPE's widths at multipliers 4 and 32)."""
 
+CONFIDENT_AFTER = {"tiny": 351, "full": 291}
+"""Samples of a 440 Hz sine at -6 dBFS a window must hold before the model is confident (> 0.5):
+with half a hop of framing, the ear's :attr:`~earsight.ears.base.Ear.pitch_latency` (measured by
+:func:`~earsight.ears.base.pitch_onset_latency`, held to it by ``tests/test_ear_crepe.py``)."""
+
 # Keras 'same' padding of CREPE: conv1 (kernel 512, stride 4) pads 254 each side, the
 # others (kernel 64) 31 before and 32 after. Each block then halves the positions.
 _KERNELS = (512, 64, 64, 64, 64, 64)
@@ -373,6 +378,7 @@ class Crepe(WindowedEar):
         if not 0 < hop <= WINDOW:
             raise BadRequest(f"CREPE hop must be 1..{WINDOW} samples, got {hop}")
         self.hop = int(hop)
+        self.pitch_latency = CONFIDENT_AFTER[capacity] + self.hop // 2
         self.net = network(capacity)
         self.name = "crepe" if capacity == "tiny" else f"crepe-{capacity}"
         self.description = (
