@@ -11,6 +11,7 @@ off to the side. pyo runs in a process of its own (:mod:`earsight.audio`).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ RECENT_SECONDS = 10
 """Input the server keeps for the sonifier and renders."""
 OVERLOADED_MS = 100.0
 """Input waiting for the ear beyond which the machine counts as overloaded: the picture slows down."""
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread waiting for the GIL lets the holder run before asking for it (Python's default
+is 5 ms). The ear worker takes the GIL back after each of the ~100 torch and numpy calls of a
+frame; behind an OSC flood or a dream's Python, 5 ms a call made a frame take longer than its hop."""
 
 
 @dataclass
@@ -104,6 +109,7 @@ class App:
 
         config = self.config
         torch.set_num_threads(config.threads)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         pipeline = prepare(config.ear, config.audio.sample_rate)  # the slowest part, and the likeliest to fail
         self.state = state = EarState(pipeline.name, pipeline.ear)
         self.osc = OscServer(config.host, config.port, self._handle, coalesce=[c.address for c in COMMANDS if c.coalesce])

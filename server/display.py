@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .errors import BadRequest, EarsightError
-from .supervise import Supervisor
+from .supervise import NICE_PICTURE, Supervisor, lower_priority, os_threads
 
 if TYPE_CHECKING:
     from .ears.base import Ear
@@ -115,7 +115,7 @@ class Display:
         supervisor = supervisor or Supervisor()
         self.server.start(supervisor)
         self._running = True
-        self._thread = supervisor.spawn("display", self._loop, lambda: self._running)
+        self._thread = supervisor.spawn("display", self._loop, lambda: self._running, nice=NICE_PICTURE)
         log.info("view page on %s", self.server.url)
 
     def stop(self) -> None:
@@ -258,6 +258,8 @@ class Display:
             return
         self.error = None
         self.renderer, self._ear_name = renderer, name
+        for tid in os_threads("llvmpipe"):  # Mesa's rasterizer threads: the picture's heaviest work
+            lower_priority(NICE_PICTURE, tid)
 
     def _loop(self) -> None:
         while self._running:

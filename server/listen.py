@@ -35,6 +35,12 @@ FrameConsumer = Callable[[Ear, dict[str, np.ndarray], np.ndarray, float], None]
 completed it (at the ear's rate), and the wall-clock time of the hop's last sample."""
 
 
+MAX_BACKLOG = 2.0
+"""Seconds of input the ear may fall behind before it skips ahead. A stall (a renderer being built,
+a dream starting) is caught up instead: the backlog goes through the ear in batches, several times
+faster than real time, late but whole. Only a machine that stays behind loses audio for the ear."""
+
+
 @dataclass
 class Pipeline:
     """The ear and everything tied to its sample rate; swapped as one piece."""
@@ -63,7 +69,7 @@ class Listener:
         self.consumers = consumers
         self.sample_rate = audio.config.sample_rate
         self.block = audio.config.block
-        self.max_backlog = self.sample_rate // 2
+        self.max_backlog = int(MAX_BACKLOG * self.sample_rate)
         self.busy = 0.0
         """Seconds the worker spent listening (the ear's load)."""
         self.skipped = 0

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .errors import EarsightError
-from .supervise import Supervisor
+from .supervise import NICE_PICTURE, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ViewServer:
         self.port = int(self._server.server_address[1])
         self._stopping.clear()
         self._thread = (supervisor or Supervisor()).spawn(
-            "web", self._server.serve_forever, lambda: not self._stopping.is_set()
+            "web", self._server.serve_forever, lambda: not self._stopping.is_set(), nice=NICE_PICTURE
         )
         return self
 

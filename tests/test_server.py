@@ -67,6 +67,33 @@ def settled_pitch(client: OscClient, target: float, n: int = 10, timeout: float 
     return np.array(run, float)
 
 
+def test_a_stalled_ear_catches_up_without_skipping(server: App) -> None:
+    """A one-second stall of the ear worker (as a renderer being built can cause) is made good: every
+    frame of the stalled second is made afterwards, none of its input is skipped."""
+    listener = server.listener
+    assert wait_until(lambda: listener.frames > 20, timeout=10.0)  # listening
+    stalled = {"began": False, "done": False}
+
+    def stall(*_: object) -> None:
+        if not stalled["began"]:
+            stalled["began"] = True
+            time.sleep(1.0)
+            stalled["done"] = True
+
+    frames0, skipped0, start = listener.frames, listener.skipped, time.monotonic()
+    rate = listener.pipeline.ear.frame_rate
+
+    def caught_up() -> bool:  # the manual backend is paced by the clock: frames follow the time passed
+        return stalled["done"] and listener.frames - frames0 >= 0.9 * (time.monotonic() - start) * rate
+
+    listener.consumers.append(stall)
+    try:
+        assert wait_until(caught_up, timeout=10.0)
+    finally:
+        listener.consumers.remove(stall)
+    assert listener.skipped == skipped0
+
+
 def test_a_440_hz_sine_streams_a_pitch_of_440(client: OscClient) -> None:
     client.request("/ear/input", "test", "sine", 440.0)
     client.request("/ear/notify")

@@ -6,6 +6,7 @@ Headless by default: EGL on whatever Mesa offers (llvmpipe on servers, GL 4.5 co
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -85,3 +86,32 @@ def release_context(ctx: moderngl.Context) -> None:
 
         glfw.destroy_window(handle)
         glfw.terminate()
+
+
+@functools.cache
+def _gl_finish() -> Any:
+    """libGL's ``glFinish`` through ctypes, or None where there is no libGL to open."""
+    import ctypes
+    import ctypes.util
+
+    for name in ("libGL.so.1", ctypes.util.find_library("GL")):
+        if not name:
+            continue
+        try:
+            return ctypes.CDLL(name).glFinish
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def finish(ctx: moderngl.Context) -> None:
+    """Wait for the GPU (llvmpipe's threads) to finish drawing, without holding the GIL.
+
+    moderngl's calls keep the GIL; a read-back waits tens of milliseconds for the rasteriser inside
+    one, and every other thread of the server (the ear, the OSC dispatcher) waits with it. A ctypes
+    call releases the GIL, so the frame's wait happens here and the read after it only copies."""
+    gl_finish = _gl_finish()
+    if gl_finish is None:
+        ctx.finish()
+    else:
+        gl_finish()

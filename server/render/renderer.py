@@ -184,6 +184,7 @@ class Renderer:
         """Render the current view; returns (height, width, 3) uint8, top row first."""
         with self._gl_lock, self.ctx:
             self._render()
+            context.finish(self.ctx)  # the wait for the rasteriser, with the GIL free
             data = self.gl.fbo.read(components=3, alignment=1)
             if self._window:
                 context.present(self.ctx, self.gl.fbo)

@@ -28,7 +28,7 @@ from ..audio import io
 from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError, NotFound
 from ..resample import resample
-from ..supervise import Supervisor
+from ..supervise import NICE_DREAM, Supervisor
 from .deconv import apply_mask, auralise, auralise_with
 from .dream import dream, dream_with, resolve_param
 from .dsp import crossfade, soft_limit
@@ -205,7 +205,7 @@ class Sonifier:
         if self._thread is not None:
             return
         self._running = True
-        self._thread = (supervisor or Supervisor()).spawn("sonifier", self._loop, lambda: self._running)
+        self._thread = (supervisor or Supervisor()).spawn("sonifier", self._loop, lambda: self._running, nice=NICE_DREAM)
 
     def stop(self) -> None:
         self._running = False
