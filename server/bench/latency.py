@@ -196,11 +196,10 @@ def bench_latency(ear: str = "crepe", clicks: int = 40, interval: float = 0.25) 
                                      count=clicks, interval=interval)
                     results.update(_figures("earsight level (clicks)", lat["level"], clicks))
                     results.update(_figures("earsight onset (clicks)", lat["onset"], clicks))
-                    bursts = clicks
                     lat = player.run("earsight:input_1", sock, {"pitch": _above("/ear/pitch", 1)}, kind="burst",
-                                     count=bursts, interval=0.5)
+                                     count=clicks, interval=0.5)
                     pitch = f"earsight pitch, {ear} (tone bursts)"
-                    results.update(_figures(pitch, lat["pitch"], bursts))
+                    results.update(_figures(pitch, lat["pitch"], clicks))
                     sock.sendto(message("/ear/notify/off"), server)
                     time.sleep(0.2)
                     after = status_of(server)

@@ -33,6 +33,15 @@ def _view(base: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) ->
     return view
 
 
+def _standardise(rows: np.ndarray, eps: float) -> np.ndarray:
+    """Each row at zero mean and unit (population) variance, as torch's group and layer norms do
+    before their affine part. (``np.add.reduce`` skips ``mean``'s microseconds of Python.)"""
+    scale = np.float32(1 / rows.shape[1])
+    centred = rows - np.add.reduce(rows, axis=1, keepdims=True) * scale
+    var = np.add.reduce(np.square(centred), axis=1, keepdims=True) * scale
+    return centred / np.sqrt(var + np.float32(eps))
+
+
 def _f32(t: object) -> np.ndarray:
     assert isinstance(t, torch.Tensor)
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
@@ -69,9 +78,7 @@ class _Conv:
         ).reshape(n * f_out, -1)
         y = (patches @ self.weight + self.bias).reshape(n, -1)  # (n, f_out * out)
         # group norm with one group: each frame over its channels and frequencies
-        centred = y - np.add.reduce(y, axis=1, keepdims=True) * np.float32(1 / y.shape[1])
-        var = np.add.reduce(np.square(centred), axis=1, keepdims=True) * np.float32(1 / y.shape[1])
-        y = (centred / np.sqrt(var + np.float32(self.eps))).reshape(n, f_out, -1) * self.gamma + self.beta
+        y = _standardise(y, self.eps).reshape(n, f_out, -1) * self.gamma + self.beta
         return np.maximum(y, np.float32(0.0)), buf[n * self.st :]
 
 
@@ -115,11 +122,7 @@ class NumpyCPC:
             new.append(s)
             out[f"conv{i + 1}"] = np.ascontiguousarray(h.transpose(0, 2, 1))  # (t, channels, freq)
         t = h.shape[0]
-        z = out[f"conv{len(self.convs)}"].reshape(t, -1) @ self.to_z + self.z_bias
-        scale = np.float32(1 / z.shape[1])
-        centred = z - np.add.reduce(z, axis=1, keepdims=True) * scale
-        var = np.add.reduce(np.square(centred), axis=1, keepdims=True) * scale
-        z = centred / np.sqrt(var + np.float32(self.z_eps))
+        z = _standardise(out[f"conv{len(self.convs)}"].reshape(t, -1) @ self.to_z + self.z_bias, self.z_eps)
         out["z"] = z = np.maximum(z * self.z_gamma + self.z_beta, np.float32(0.0))
         ar = np.empty((t, self.ar_dim), np.float32)
         hidden = state[-1]

@@ -227,52 +227,46 @@ class FastCrepe:
                 self.biases.append(block.conv.bias * a + c)
                 self.low.append(torch.where(a > 0, c, -torch.inf))
                 self.high.append(torch.where(a > 0, torch.inf, c))
-            self.kernel, self.stride = blocks[0].conv.kernel_size[0], blocks[0].conv.stride[0]
+            self.strides = [block.conv.stride[0] for block in blocks]
             self.w2 = weights[1][:, :, None, :].contiguous(memory_format=torch.channels_last)
             # each conv as one GEMM on (position, kernel tap x channel) patches
             self.cols = [w.permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous() for w in weights]
-            self.w1q, self.s1 = _quantise(self.cols[0], 0)
-            self.w2q, self.s2 = _quantise(self.cols[1], 0)
+            self.quantised = {i: _quantise(self.cols[i], 0) for i in (0, 1)} if precision == "int8" else {}
             self.names = list(net.blocks.keys())
             self.classifier = net.classifier
 
-    def _conv1(self, windows: torch.Tensor) -> torch.Tensor:
-        n = windows.shape[0]
-        if self.precision == "int8":
-            q, scale = _quantise(windows, 1)
-            patches = F.pad(q, _PADDING[0]).unfold(-1, self.kernel, self.stride).reshape(-1, self.kernel)
-            # _int_mm misreads overlapping strided views (one window's patches): give it a copy
-            z = torch._int_mm(patches.contiguous(), self.w1q).view(n, -1, self.w1q.shape[1])
-            return z * (scale[:, :, None] * self.s1) + self.biases[0]
-        patches = F.pad(windows, _PADDING[0]).unfold(-1, self.kernel, self.stride)
-        return torch.addmm(self.biases[0], patches.reshape(-1, self.kernel), self.cols[0]).view(n, -1, self.cols[0].shape[1])
+    def _patches(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        """Conv ``i``'s input patches from channels-last ``y (n, positions, channels)``: ``(n *
+        positions out, taps x channels)``, rows in the order of :attr:`cols`."""
+        taps = self.cols[i].shape[0] // y.shape[2]
+        patches = F.pad(y, (0, 0, *_PADDING[i])).unfold(1, taps, self.strides[i]).transpose(2, 3)
+        return patches.reshape(-1, self.cols[i].shape[0])
 
     def _conv(self, i: int, y: torch.Tensor) -> torch.Tensor:
-        """conv2..conv6 on channels-last ``y (n, positions, channels)``.
+        """Conv ``i`` (batch norm folded in) on channels-last ``y (n, positions, channels)``.
 
-        conv2 is a oneDNN convolution (or int8 GEMM); the small ones are GEMMs on copied patches,
-        which beat both convolution kernels at one window by tens of microseconds each."""
-        n, positions, channels = y.shape
-        if i == 1 and self.precision == "float32":
+        conv2 in float32 is a oneDNN convolution; the others are GEMMs on copied patches, which
+        beat both convolution kernels at one window by tens of microseconds each; conv1 and conv2
+        in int8 are integer GEMMs on the quantised input's patches."""
+        n = y.shape[0]
+        if i == 1 and not self.quantised:
             padded = F.pad(y, (0, 0, *_PADDING[1])).permute(0, 2, 1)[:, :, None, :]
             return F.conv2d(padded, self.w2, self.biases[1])[:, :, 0].permute(0, 2, 1)
-        taps = self.cols[i].shape[0] // channels
-        if i == 1:
-            q, scale = _quantise(y.reshape(n, -1), 1)
-            padded = F.pad(q.view(n, positions, channels), (0, 0, *_PADDING[1]))
-            patches = padded.unfold(1, taps, 1).transpose(2, 3).reshape(n * positions, -1)
-            z = torch._int_mm(patches.contiguous(), self.w2q).view(n, positions, -1)
-            return z * (scale[:, :, None] * self.s2) + self.biases[1]
-        patches = F.pad(y, (0, 0, *_PADDING[i])).unfold(1, taps, 1).transpose(2, 3)
-        return torch.addmm(self.biases[i], patches.reshape(n * positions, -1), self.cols[i]).view(n, positions, -1)
+        if i in self.quantised:
+            weight, weight_scale = self.quantised[i]
+            q, scale = _quantise(y.reshape(n, -1), 1)  # per window
+            # _int_mm misreads overlapping strided views (one window's patches): give it a copy
+            z = torch._int_mm(self._patches(i, q.view_as(y)).contiguous(), weight).view(n, -1, weight.shape[1])
+            return z * (scale[:, :, None] * weight_scale) + self.biases[i]
+        return torch.addmm(self.biases[i], self._patches(i, y), self.cols[i]).view(n, -1, self.cols[i].shape[1])
 
     def __call__(self, windows: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised ``(n, 1024)`` -> the layers of :meth:`CrepeNet.forward`, same shapes."""
         n = windows.shape[0]
         out: dict[str, torch.Tensor] = {}
-        y = windows
+        y = windows[:, :, None]  # one input channel
         for i, name in enumerate(self.names):
-            z = self._conv1(windows) if i == 0 else self._conv(i, y)
+            z = self._conv(i, y)
             y = z.view(n, z.shape[1] // 2, 2, z.shape[2]).amax(2).clamp_(self.low[i], self.high[i])
             out[name] = y.transpose(1, 2)
         # channels-last flattening is the Keras position-major order the classifier expects
