@@ -25,3 +25,39 @@ def test_a_dummy_server_starts_at_the_rate_asked_and_the_xrun_monitor_joins_it()
         proc.terminate()
         proc.wait(5)
     assert not jack.running()
+
+
+@pytest.mark.skipif(shutil.which("jackd") is None, reason="needs jackd (Debian jackd2)")
+def test_the_machine_baselines_count_idle_then_busy_loops_that_end_with_the_call() -> None:
+    import os
+
+    from earsight.bench.common import xrun_baselines
+
+    if jack.running():
+        pytest.skip("a JACK server is already running here: not ours to measure")
+    proc = jack.start_dummy(sample_rate=48000, block=256)
+    try:
+        monitor = jack.XrunMonitor("earsight-test-baselines")
+        try:
+            spun = os.times().children_user
+            idle, busy = xrun_baselines(monitor, 1.0)
+            spun = os.times().children_user - spun
+        finally:
+            monitor.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert idle >= 0 and busy >= 0
+    # The loops really spun (niced, they still get most of an otherwise quiet machine), and were reaped.
+    assert spun > 0.1
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _is_busy_loop(p)]
+
+
+def _is_busy_loop(pid: str) -> bool:
+    from earsight.bench.common import BUSY_LOOP
+
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return BUSY_LOOP.encode() in f.read()
+    except OSError:
+        return False

@@ -1,8 +1,13 @@
-"""What the sections share: a server's status asked from a socket of its own, a JACK server when none runs."""
+"""What the sections share: a server's status asked from a socket of its own, a JACK server when none runs,
+and the machine's own xrun baselines."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from typing import Any
 
 from ..errors import EarsightError
@@ -57,6 +62,39 @@ def ensure_jack(sample_rate: int, block: int) -> Any:
     if jackmod.running():
         return None
     return jackmod.start_dummy(sample_rate, block)
+
+
+BUSY_LOOP = "while True: pass"
+"""Pure user-space work: no system call, no memory. Inside the machine a real-time thread preempts
+it at once, so xruns it causes are the hypervisor's (a busy virtual CPU loses its host CPU)."""
+
+
+def xrun_baselines(monitor: Any, seconds: float) -> tuple[int, int]:
+    """JACK xruns in ``seconds`` with the machine idle, then with every CPU running a nice-19 busy loop.
+
+    The second is the floor for any load on this machine: the server cannot do better than a
+    process that only spins.
+    """
+    start = monitor.count
+    time.sleep(seconds)
+    idle = monitor.count - start
+    loops = [
+        subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=lambda: os.nice(19))
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        start = monitor.count
+        time.sleep(seconds)
+        busy = monitor.count - start
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    return idle, busy
+
+
+def per_minute(count: float, seconds: float) -> float:
+    return 60.0 * count / max(seconds, 1e-9)
 
 
 def show(title: str, rows: dict[str, Any]) -> None:

@@ -18,7 +18,16 @@ from tqdm import tqdm
 from ..audio.jack import XrunMonitor
 from ..cli import Served, running_server
 from ..osc import message
-from .common import ask, ensure_jack, grew, key_values, number, status_of
+from .common import (
+    ask,
+    ensure_jack,
+    grew,
+    key_values,
+    number,
+    per_minute,
+    status_of,
+    xrun_baselines,
+)
 from .fuzz import rss_kb
 
 
@@ -27,10 +36,9 @@ def bench_soak(seconds: float = 1800.0, flood: float = 10000.0, ear: str = "crep
     try:
         monitor = XrunMonitor("earsight-bench-soak")
         idle_for = min(60.0, seconds / 10)
-        time.sleep(idle_for)
-        idle = monitor.count
+        baselines = xrun_baselines(monitor, idle_for)
         with running_server("--backend", "jack", "--input", "demo", "--ear", ear, "--view-port", "0") as served:
-            return _soak(served, monitor, seconds, flood, idle, idle_for)
+            return _soak(served, monitor, seconds, flood, baselines, idle_for)
     finally:
         if jackd is not None:
             jackd.terminate()
@@ -41,7 +49,9 @@ def _view_url(server: tuple[str, int]) -> str:
     return str(ask(server, "/ear/view/url", "/ear/view/url.reply", tries=30)[0])
 
 
-def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, idle: int, idle_for: float) -> dict[str, float]:
+def _soak(
+    served: Served, monitor: XrunMonitor, seconds: float, flood: float, baselines: tuple[int, int], idle_for: float
+) -> dict[str, float]:
     server, pid = served.address, served.process.pid
     control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     control.bind(("127.0.0.1", 0))
@@ -109,10 +119,15 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
     def delta(key: str) -> float:
         return grew(first, last, key)
 
+    xruns = monitor.count - xruns0
     return {
         "seconds at full load": seconds,
-        f"JACK xruns idle in {idle_for:.0f} s (baseline)": float(idle),
-        "JACK xruns at full load": float(monitor.count - xruns0),
+        f"JACK xruns idle in {idle_for:.0f} s (baseline)": float(baselines[0]),
+        f"JACK xruns in {idle_for:.0f} s of busy loops, no server (baseline: the machine)": float(baselines[1]),
+        "JACK xruns at full load": float(xruns),
+        "JACK xruns per minute, idle": per_minute(baselines[0], idle_for),
+        "JACK xruns per minute, busy loops": per_minute(baselines[1], idle_for),
+        "JACK xruns per minute, full load": per_minute(xruns, seconds),
         "OSC messages sent (flood)": float(sent),
         "OSC messages received by the server": delta("received"),
         "OSC messages coalesced (a fader flood)": delta("coalesced"),
@@ -127,7 +142,9 @@ def _soak(served: Served, monitor: XrunMonitor, seconds: float, flood: float, id
         "output blocks run dry (audio process)": delta("output_underruns"),
         "input samples the ear skipped to stay live": delta("ear_skipped"),
         "dream: real-time factor (update time / chunk)": number(dreaming, "real_time_factor"),
-        "dream: updates, ran dry, degraded": f"{dreaming.get('updates')}, {dreaming.get('ran_dry')}, {dreaming.get('degraded')}",  # type: ignore[dict-item]
+        "dream: updates, ran dry, degraded, behind, starved": ", ".join(
+            str(dreaming.get(k)) for k in ("updates", "ran_dry", "degraded", "behind", "starved")
+        ),  # type: ignore[dict-item]
         "dream: steps per update now (asked 2)": number(dreaming, "steps_live"),
         "picture rate at the end (fps)": number(last, "view_fps"),
         "RSS settled (MB)": settled / 1024.0,
