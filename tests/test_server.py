@@ -67,6 +67,17 @@ def settled_pitch(client: OscClient, target: float, n: int = 10, timeout: float 
     return np.array(run, float)
 
 
+def test_the_heap_alive_at_start_is_frozen_and_later_garbage_still_collected(server: App) -> None:
+    import gc
+
+    # A full collection then walks only what came after start-up (earsight.memory).
+    assert gc.get_freeze_count() > 10_000
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle
+    assert gc.collect() >= 1
+
+
 def test_a_stalled_ear_catches_up_without_skipping(server: App) -> None:
     """A one-second stall of the ear worker (as a renderer being built can cause) is made good: every
     frame of the stalled second is made afterwards, none of its input is skipped."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EarsightError
+from ..memory import freeze_heap
 from .blockstreams import BlockStreams
 from .realtime import ask_realtime
 from .ring import Ring
@@ -148,6 +149,7 @@ class _Graph:
         self.blocks.onsets.threshold = controls.get("onset_threshold")
         self.after_block = pyo.TrigFunc(pyo.Metro(time=bs / sr).play(), self._after_block)
         self.server.setCallback(self.callback)
+        freeze_heap()  # before the callback runs: a full collection would stall it (earsight.memory)
         self.server.start()
 
     def _after_block(self) -> None:
