@@ -105,3 +105,35 @@ def test_load_reports_missing_weights(tmp_path) -> None:
 
     with pytest.raises(NotFound):
         cpc.load(tmp_path / "nothing.safetensors")
+
+
+def test_receptive_field_is_exactly_the_input_z_sees() -> None:
+    """z[t] moves with the first weighted sample of its window and not with the one before it."""
+    torch.manual_seed(0)
+    net = cpc.CPCNet(cpc.CPCConfig()).eval()
+    cfg = net.cfg
+    t = 20
+    first = (t + 1) * cfg.hop - cfg.receptive_field  # the window's first sample (Hann weight 0)
+    x = torch.from_numpy(music(1.0)).reshape(1, -1)
+
+    def z_after(sample: int) -> torch.Tensor:
+        y = x.clone()
+        y[0, sample] += 0.5
+        with torch.no_grad():
+            return net(y)["z"][0, t]
+
+    with torch.no_grad():
+        z = net(x)["z"][0, t]
+    assert torch.equal(z_after(first), z)  # the Hann window's zero
+    assert torch.equal(z_after(first - 1), z)
+    assert (z_after(first + 1) - z).abs().max() > 1e-6
+    assert (z_after((t + 1) * cfg.hop - 1) - z).abs().max() > 1e-6  # the last sample before the frame's end
+    assert torch.equal(z_after((t + 1) * cfg.hop), z)  # causal
+
+
+def test_default_horizons_share_no_input_with_the_context() -> None:
+    cfg = cpc.CPCConfig()
+    assert cfg.receptive_field == 2784 and cfg.min_horizon == 9
+    assert [cfg.overlap(k) for k in cfg.horizons] == [0] * len(cfg.horizons)
+    # The 0.1 s horizon of the first ear shared 74 ms of input with its context.
+    assert cfg.overlap(5) == 1184 and cfg.overlap(9) == 0

@@ -22,7 +22,8 @@ from earsight.train import TrainConfig, data, split_files, train
 torch.set_num_threads(1)
 SR = 16000
 # A small network so a few steps take seconds; same code paths as the shipped one.
-TINY = {"channels": [4, 8, 8], "z_dim": 32, "ar_dim": 32, "horizons": [3, 8]}
+TINY = {"channels": [4, 8, 8], "z_dim": 32, "ar_dim": 32, "horizons": [9, 12]}
+"""Its encoder sees 2784 samples (8.7 frames): 9 is its nearest honest horizon."""
 
 
 def write_patterns(folder: Path, files: int = 4, seconds: float = 6.0) -> list[Path]:
@@ -52,6 +53,15 @@ def test_split_is_by_file_and_stable(tmp_path: Path) -> None:
     assert 3 <= len(val_a) <= 18
     tiny_train, tiny_val = split_files(files[:2], 10)
     assert len(tiny_train) == 1 and len(tiny_val) == 1  # even two files keep one held out
+
+
+def test_a_whole_source_can_be_held_out(tmp_path: Path) -> None:
+    files = [tmp_path / "music" / pkg / f"t{i}.flac" for pkg in ("nexuiz-music", "wesnoth-1.16-music") for i in range(3)]
+    files += [tmp_path / "scores" / "wesnoth-1.16-music.flac"]  # the name of a file is not a source
+    train, val = split_files(files, 10, holdout="wesnoth-1.16-music")
+    assert val == files[3:6] and train == files[:3] + files[6:]
+    with pytest.raises(ValueError, match="no audio below"):
+        split_files(files, 10, holdout="drums")
 
 
 def test_find_audio_walks_folders_and_reads_any_rate(tmp_path: Path) -> None:
@@ -151,39 +161,89 @@ def test_training_loss_falls_and_resumes(tmp_path: Path) -> None:
     assert report["steps"] == 45 and history["step"][:41] == list(range(1, 41)) + [41]
 
 
-def test_ddp_two_processes(tmp_path: Path) -> None:
+def test_ddp_two_machines_meet_by_host_and_port(tmp_path: Path) -> None:
+    """Two torchrun launchers, as on two machines: they find each other at a rendezvous address (gloo)."""
+    import socket
+
     write_patterns(tmp_path / "audio", files=3, seconds=3.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "earsight.train",
-        str(tmp_path / "audio"),
-        "--out",
-        str(tmp_path / "ddp"),
-        "--steps",
-        "4",
-        "--batch",
-        "2",
-        "--seconds",
-        "1",
-        "--warmup",
-        "1",
-        "--eval-every",
-        "4",
-        "--checkpoint-dir",
-        str(tmp_path / "ckpt"),
-        "--no-probe",
-        "--model",
-        json.dumps(TINY),
+    args = [
+        str(tmp_path / "audio"), "--out", str(tmp_path / "ddp"), "--steps", "4", "--batch", "2", "--seconds", "1",
+        "--warmup", "1", "--eval-every", "4", "--checkpoint-dir", str(tmp_path / "ckpt"), "--no-probe",
+        "--model", json.dumps(TINY),
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+             "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "earsight-test",
+             "-m", "earsight.train", *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=240) for p in launchers]
+    finally:
+        for p in launchers:
+            p.kill()
+    for p, (_, err) in zip(launchers, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
     report = json.loads((tmp_path / "ddp.report.json").read_text())
     assert report["processes"] == 2 and report["steps"] == 4
     cpc.load(tmp_path / "ddp.safetensors")
+
+
+def test_a_horizon_whose_target_overlaps_the_context_is_refused() -> None:
+    from earsight.train.objective import CPCObjective
+
+    net = cpc.CPCNet(cpc.CPCConfig(**{**TINY, "horizons": (5, 9)}))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 9 frames"):
+        CPCObjective(net, 16)
+
+
+def test_starting_from_an_ear_keeps_its_layers_and_the_heads_of_its_horizons(tmp_path: Path) -> None:
+    from earsight.errors import NotFound
+    from earsight.train.loop import start_net
+
+    torch.manual_seed(3)
+    base = cpc.CPCNet(cpc.CPCConfig(**TINY))  # type: ignore[arg-type]
+    cpc.save(base, tmp_path / "base.safetensors")
+    net = start_net(TrainConfig(start_from=str(tmp_path / "base.safetensors"), model={"horizons": [12, 20]}))
+    assert net.cfg.horizons == (12, 20) and net.cfg.z_dim == base.cfg.z_dim
+    for name, value in base.state_dict().items():
+        if not name.startswith("heads."):
+            assert torch.equal(net.state_dict()[name], value), name
+    assert torch.equal(net.heads[0].weight, base.heads[1].weight)  # horizon 12 came along
+    assert not torch.equal(net.heads[1].weight, base.heads[0].weight)  # 20 is new
+    with pytest.raises(ValueError, match="only the horizons"):
+        start_net(TrainConfig(start_from=str(tmp_path / "base.safetensors"), model={"z_dim": 8}))
+    with pytest.raises(NotFound, match="no CPC ear called"):
+        start_net(TrainConfig(start_from="no-such-ear"))
+    assert start_net(TrainConfig(start_from="cpc")).cfg.horizons == cpc.CPCConfig().horizons  # the shipped ear
+
+
+def test_adapting_an_ear_is_measured_against_where_it_started(tmp_path: Path) -> None:
+    write_patterns(tmp_path / "audio")
+    from earsight.train.clips import Clips, logmel_stats
+
+    torch.manual_seed(1)
+    base = cpc.CPCNet(cpc.CPCConfig(**TINY))  # type: ignore[arg-type]
+    clips = Clips(data.find_audio([tmp_path / "audio"]), SR, SR)
+    mean, std = logmel_stats(base, clips, np.random.default_rng(0))  # as a new run would scale its input
+    base.frontend.mean.copy_(mean)
+    base.frontend.std.copy_(std)
+    cpc.save(base, tmp_path / "base.safetensors")
+    cfg = TrainConfig(
+        steps=40, batch=6, seconds=1.0, lr=3e-3, warmup=3, eval_every=40, eval_clips=12, checkpoint_every=40,
+        probe=False, val_percent=25, start_from=str(tmp_path / "base.safetensors"), model={"horizons": TINY["horizons"]},
+    )
+    report = train([tmp_path / "audio"], str(tmp_path / "adapted"), cfg, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    start, end = report["heldout_at_start"], report["heldout"]  # type: ignore[index]
+    assert end["loss"] < start["loss"] - 0.1, (start, end)  # type: ignore[index]
+    assert np.mean(list(end["accuracy"].values())) > np.mean(list(start["accuracy"].values()))  # type: ignore[index]
+    assert report["heldout"]["overlap_samples"] == [0, 0]  # type: ignore[index]
+    adapted = cpc.load_net(tmp_path / "adapted.safetensors")
+    assert torch.equal(adapted.frontend.mean, base.frontend.mean)  # the input scaling it learned on

@@ -55,13 +55,32 @@ class CPCConfig:
     """(time, frequency) stride of each encoder conv; the product of time strides sets the hop."""
     z_dim: int = 256
     ar_dim: int = 256
-    horizons: tuple[int, ...] = (5, 10, 20, 35, 50)
-    """Prediction offsets in encoder frames (at 50 frames/s: 0.1, 0.2, 0.4, 0.7, 1.0 s)."""
+    horizons: tuple[int, ...] = (10, 20, 35, 50)
+    """Prediction offsets in encoder frames (at 50 frames/s: 0.2, 0.4, 0.7, 1.0 s). Each lies beyond
+    the encoder's receptive field (:meth:`overlap` is zero): the target shares no input with what
+    the context has heard, so predicting it cannot be copying."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def hop(self) -> int:
         return self.fe_hop * math.prod(s[0] for s in self.strides)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples one ``z`` frame depends on: frame ``t`` sees the ones before ``(t + 1) * hop``."""
+        frames = 1  # in front-end frames
+        for (kt, _), (st, _) in reversed(list(zip(self.kernels, self.strides, strict=True))):
+            frames = (frames - 1) * st + kt
+        return (frames - 1) * self.fe_hop + self.n_fft
+
+    def overlap(self, horizon: int) -> int:
+        """Samples the target ``z[t + horizon]`` shares with the input the context ``ar[t]`` has heard."""
+        return max(0, self.receptive_field - horizon * self.hop)
+
+    @property
+    def min_horizon(self) -> int:
+        """The nearest horizon (frames) whose target shares no input with the context."""
+        return -(-self.receptive_field // self.hop)
 
     @property
     def freq_sizes(self) -> list[int]:
@@ -283,7 +302,7 @@ class CPCEar(Ear):
         self.cfg = cfg
         self.sample_rate = cfg.sample_rate
         self.hop = cfg.hop
-        self.window = self._receptive_field()
+        self.window = cfg.receptive_field
         # The conv encoder weighs its whole window; its middle is a fair single number for
         # "where a sample weighs most". The GRU adds unbounded (fading) memory on top.
         self.latency = self.window // 2
@@ -295,16 +314,6 @@ class CPCEar(Ear):
         layers.append(Layer("ar", (cfg.ar_dim,), "unit", "recurrent"))
         self.layers = tuple(layers)
         self.reset()
-
-    def _receptive_field(self) -> int:
-        """Samples the encoder output (``z``) of one frame depends on."""
-        frames, step = 1, 1  # in units of frontend frames
-        for kt, st in reversed(
-            [(k[0], s[0]) for k, s in zip(self.cfg.kernels, self.cfg.strides, strict=True)]
-        ):
-            frames = (frames - 1) * st + kt
-            step *= st
-        return (frames - 1) * self.cfg.fe_hop + self.cfg.n_fft
 
     def reset(self) -> None:
         self._stream = NumpyCPC(self.net)  # weights laid out afresh: training may have changed them

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+FINE_TUNE_LR = 3e-4
+"""A gentler rate for adapting a trained ear: the first steps must not undo what it learned."""
+
 
 @dataclass
 class TrainConfig:
@@ -17,10 +20,13 @@ class TrainConfig:
     seconds: float = 4.0
     """Length of one training clip."""
     lr: float = 1e-3
+    """Peak learning rate (:data:`FINE_TUNE_LR` is the command's default when starting from an ear)."""
     warmup: int = 100
     predictions: int = 256
     """Predicting positions sampled per horizon and step (the candidates are all positions)."""
     val_percent: float = 10.0
+    holdout: str | None = None
+    """Hold out a whole source instead: every file below a folder of this name (``val_percent`` unused)."""
     eval_every: int = 200
     eval_clips: int = 48
     checkpoint_every: int = 200
@@ -28,4 +34,6 @@ class TrainConfig:
     seed: int = 0
     probe: bool = True
     model: dict[str, object] = field(default_factory=dict)
-    """Overrides of :class:`CPCConfig` fields (e.g. ``{"ar_dim": 128}``)."""
+    """Overrides of :class:`CPCConfig` fields (e.g. ``{"ar_dim": 128}``); starting from an ear, only its horizons."""
+    start_from: str | None = None
+    """A CPC ear (a name in the registry, or a weights file) to adapt to the audio instead of a new network."""

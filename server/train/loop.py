@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -34,9 +35,10 @@ import torch.distributed as dist
 from torch import nn
 
 from ..ears.cpc import CPCConfig, CPCNet, load_net, save
+from ..errors import NotFound
 from ..paths import cache_dir, models_dir
 from .clips import Clips, logmel_stats, split_files
-from .config import TrainConfig
+from .config import FINE_TUNE_LR, TrainConfig
 from .data import find_audio
 from .objective import CPCObjective, evaluate
 from .probes import probe
@@ -91,18 +93,19 @@ def train(
     )
     report: dict[str, object] = {}
     try:
-        model_cfg = CPCConfig(**cfg.model)  # type: ignore[arg-type]
-        net = CPCNet(model_cfg)
+        net = start_net(cfg)
+        model_cfg = net.cfg
         files = find_audio(audio_paths)
         if not files:
             raise FileNotFoundError(f"no audio files in {list(map(str, audio_paths))}")
-        train_files, val_files = split_files(files, cfg.val_percent)
+        train_files, val_files = split_files(files, cfg.val_percent, cfg.holdout)
         clip = int(cfg.seconds * model_cfg.sample_rate) // model_cfg.hop * model_cfg.hop
         train_clips = Clips(train_files, model_cfg.sample_rate, clip)
         val_clips = Clips(val_files or train_files, model_cfg.sample_rate, clip)
-        mean, std = logmel_stats(net, train_clips, np.random.default_rng(cfg.seed))
-        net.frontend.mean.copy_(mean)
-        net.frontend.std.copy_(std)
+        if cfg.start_from is None:  # an ear adapted keeps the input scaling its layers learned on
+            mean, std = logmel_stats(net, train_clips, np.random.default_rng(cfg.seed))
+            net.frontend.mean.copy_(mean)
+            net.frontend.std.copy_(std)
         eval_rng = np.random.default_rng(cfg.seed + 12345)
         eval_batches = [
             val_clips.draw(cfg.batch, eval_rng, gain=False)
@@ -166,6 +169,8 @@ def train(
                 total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, mininterval=1.0
             )
         deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes else None
+        if rank == 0 and step == 0 and cfg.start_from is not None:
+            run_eval()  # the ear as it came: what adapting it gains is measured against this
         objective.train()
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -252,6 +257,42 @@ def train(
     return report
 
 
+def start_net(cfg: TrainConfig) -> CPCNet:
+    """A new network from ``cfg.model``, or the ear ``cfg.start_from`` with the run's horizons.
+
+    An ear trained with other horizons keeps its encoder and context; heads of horizons it had
+    come along, new ones start untrained (heads are for training only).
+    """
+    if cfg.start_from is None:
+        return CPCNet(CPCConfig(**cfg.model))  # type: ignore[arg-type]
+    if set(cfg.model) - {"horizons"}:
+        raise ValueError(f"starting from {cfg.start_from!r}: --model may change only the horizons, not {sorted(set(cfg.model) - {'horizons'})}")
+    base = load_net(_weights_of(cfg.start_from))
+    horizons = cast("Sequence[int]", cfg.model.get("horizons", CPCConfig().horizons))
+    net = CPCNet(replace(base.cfg, horizons=tuple(int(k) for k in horizons)))
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("heads.")}
+    net.load_state_dict(state, strict=False)
+    for head, k in zip(net.heads, net.cfg.horizons, strict=True):
+        if k in base.cfg.horizons:
+            head.load_state_dict(base.heads[base.cfg.horizons.index(k)].state_dict())
+    return net
+
+
+def _weights_of(name: str) -> Path:
+    """The weights of a CPC ear: a file, or a name the registry knows (``cpc``, or one trained here)."""
+    from ..ears.registry import trained
+
+    path = Path(name)
+    if path.suffix == ".safetensors" or len(path.parts) > 1:
+        return path  # load_net says clearly when it is missing
+    if name == "cpc":
+        return models_dir() / "cpc.safetensors"
+    found = trained().get(name)
+    if found is None:
+        raise NotFound(f"no CPC ear called {name!r} to start from (trained ears: {', '.join(trained()) or 'none'})")
+    return found
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``earsight train AUDIO... --out NAME``."""
     d = TrainConfig()
@@ -267,9 +308,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, default=d.batch, help="clips per process per step")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="clip length")
-    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument(
+        "--from", dest="start_from", default=None, metavar="EAR",
+        help="adapt this CPC ear (a name, e.g. cpc, or a weights file) to the audio instead of training a new one",
+    )
+    parser.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr}; {FINE_TUNE_LR} with --from)")
     parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--val-percent", type=float, default=d.val_percent)
+    parser.add_argument("--val-percent", type=float, default=d.val_percent, help="files held out, chosen by name")
+    parser.add_argument(
+        "--holdout", default=None, metavar="FOLDER",
+        help="hold out a whole source instead: every file below a folder of this name (e.g. wesnoth-1.16-music)",
+    )
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     parser.add_argument("--checkpoint-dir", default=None, help="default: the cache folder")
@@ -290,15 +339,17 @@ def run(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         batch=args.batch,
         seconds=args.seconds,
-        lr=args.lr,
+        lr=args.lr if args.lr is not None else (FINE_TUNE_LR if args.start_from else TrainConfig.lr),
         warmup=args.warmup,
         val_percent=args.val_percent,
+        holdout=args.holdout,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         threads=args.threads,
         seed=args.seed,
         probe=not args.no_probe,
         model=json.loads(args.model),
+        start_from=args.start_from,
     )
     report = train(
         args.audio, args.out, cfg, checkpoint_dir=args.checkpoint_dir, resume=args.resume

@@ -17,6 +17,13 @@ class CPCObjective(nn.Module):
 
     def __init__(self, net: CPCNet, predictions: int) -> None:
         super().__init__()
+        cfg = net.cfg
+        seen = {k: cfg.overlap(k) for k in cfg.horizons if cfg.overlap(k)}
+        if seen:
+            raise ValueError(
+                f"horizons {sorted(seen)} (frames) share {sorted(seen.values())} samples of input with the context: "
+                f"predicting them can copy what was heard; use horizons of at least {cfg.min_horizon} frames"
+            )
         self.net = net
         self.predictions = predictions
 

@@ -12,6 +12,11 @@ from ..ears.cpc import CPCConfig
 from .config import TrainConfig
 
 
+def horizon_names(horizons: Sequence[int], frame_rate: float) -> list[str]:
+    """Horizons in seconds, as short as they stay distinct (0.18s, 0.2s, 1s)."""
+    return [f"{k / frame_rate:g}s" for k in horizons]
+
+
 def plot(history: dict[str, list], horizons: Sequence[int], frame_rate: float, path: Path) -> None:
     """Loss (train, held-out) and accuracy per horizon over the steps."""
     import matplotlib
@@ -31,7 +36,7 @@ def plot(history: dict[str, list], horizons: Sequence[int], frame_rate: float, p
             history["val_step"],
             [a[i] for a in history["val_acc"]],
             "o-",
-            label=f"{k / frame_rate:.1f} s",
+            label=horizon_names([k], frame_rate)[0],
         )
         ax2.plot(
             history["step"],
@@ -79,11 +84,13 @@ def summary(
             "loss": history["val_loss"][-1],
             "accuracy": dict(
                 zip(
-                    [f"{k / frame_rate:.1f}s" for k in model_cfg.horizons],
+                    horizon_names(model_cfg.horizons, frame_rate),
                     history["val_acc"][-1],
                     strict=True,
                 )
             ),
+            # Input the target shares with what the context heard: zero by construction (CPCObjective).
+            "overlap_samples": [model_cfg.overlap(k) for k in model_cfg.horizons],
             "candidates_per_prediction": [
                 cfg.batch * (clip // model_cfg.hop - k) for k in model_cfg.horizons
             ],
@@ -92,7 +99,15 @@ def summary(
             ],
         },
         "final_train_loss": float(np.mean(history["loss"][-20:])),
-    }
+    } | _at_start(history, model_cfg, frame_rate)
+
+
+def _at_start(history: dict[str, list], model_cfg: CPCConfig, frame_rate: float) -> dict[str, object]:
+    """Held-out accuracy of the ear a run started from (evaluated before its first step), if it did."""
+    if not history["val_step"] or history["val_step"][0] != 0:
+        return {}
+    names = horizon_names(model_cfg.horizons, frame_rate)
+    return {"heldout_at_start": {"loss": history["val_loss"][0], "accuracy": dict(zip(names, history["val_acc"][0], strict=True))}}
 
 
 def write(report: dict[str, object], history: dict[str, list], model_cfg: CPCConfig, out_path: Path) -> None:
