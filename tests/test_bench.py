@@ -25,6 +25,7 @@ def test_osc_figures_against_the_baseline_with_a_served_server() -> None:
     figures = bench_osc(rates=(500,), flood_rates=(2000,), seconds=0.5)
     assert figures["bare python-osc echo: answered at 500/s (baseline)"] > 0.9
     assert figures["earsight: answered at 500/s"] > 0.9  # 500/s is far below what either does
+    assert figures["earsight: unanswered at 500/s"] == round(250 * (1 - figures["earsight: answered at 500/s"]))
     # a fader flood: every message read, and applied or coalesced (nothing lost, whatever the speed)
     assert figures["fader flood 2000/s: read by the server"] == figures["fader flood 2000/s: sent"] == 1000
     assert figures["fader flood 2000/s: lost (sent - applied - coalesced)"] == 0

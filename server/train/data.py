@@ -51,7 +51,12 @@ MUSIC_PACKAGES: dict[str, tuple[str, str]] = {
         "/usr/share/games/wesnoth/1.16/data/core/music",
         "GPL-2+ (Wesnoth authors)",
     ),
-    "hyperrogue-music": ("/usr/share/hyperrogue", "CC-BY-SA-3.0 (see the package's copyright)"),
+    "hyperrogue-music": (
+        "/usr/share/hyperrogue/music",
+        "CC-BY-SA-3.0 (Shawn Parrotte, Lincoln Domina, Will Savino)",
+    ),
+    "hedgewars-data": ("/usr/share/games/hedgewars/Data/Music", "GPL-2 (the Hedgewars project)"),
+    "colobot-common-sounds": ("/usr/share/games/colobot/music", "GPL-3+ (TerranovaTeam, Epsitec)"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Linear probes with known answers: what a trained ear's layers know about pitch class and instrument."""
+"""Linear probes with known answers: what a trained ear's layers know about pitch class and
+instrument of single notes (one frame tells), and about the key of a passage (a context must tell)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from torch import Tensor, nn
 
 from ..ears.cpc import CPCEar, CPCNet
 from .data import note_set
+from .keyprobe import chorale_renderings, key_name, passages
 
 
 def _logistic_probe(
@@ -86,4 +88,91 @@ def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
                     feats[~inst_test], y_inst[~inst_test], feats[inst_test], y_inst[inst_test]
                 ),
             }
+    try:
+        results["key"] = key_probe(nets, seed=seed)
+    except ImportError as e:  # music21 is the optional extra "train"
+        results["key"] = {"skipped": f"needs music21: {e}"}
+    except RuntimeError as e:  # no chorale rendered: keep the other probes
+        results["key"] = {"skipped": str(e)}
+    return results
+
+
+def _batches(x: np.ndarray, size: int = 16) -> list[Tensor]:
+    return [torch.from_numpy(x[i : i + size]) for i in range(0, x.shape[0], size)]
+
+
+def key_probe(
+    nets: dict[str, CPCNet],
+    *,
+    seed: int = 0,
+    span_seconds: float = 4.0,
+    chorales: int = 40,
+    transpositions: int = 3,
+    per_rendering: int = 4,
+) -> dict[str, object]:
+    """The key (tonic and mode, 24 classes) of a passage of ``span_seconds``: what one frame
+    cannot know but a context can.
+
+    Bach chorales rendered in random keys (:func:`keyprobe.chorale_renderings`), passages at
+    ``per_rendering`` positions of each rendering (not its first second), split by chorale: a
+    chorale in all its keys is either train or test (a quarter of the chorales), so the probe
+    must generalise to pieces it has not heard. Each passage is heard alone, from the network's
+    reset state, so every feature depends on exactly the same ``span_seconds`` of audio:
+
+    - ``logmel.frame``: the raw log-mel frame ending at the passage's end (no context);
+    - ``logmel.average``: the log-mel averaged over the passage (the fair baseline: an average
+      spectrum knows much about key);
+    - ``TAG.ar``: the GRU context at the passage's last frame, having heard the whole passage;
+    - ``TAG.z``, ``TAG.z_average``: the encoder at the last frame, and averaged over the passage.
+
+    Accuracies on the test chorales beside chance (1/24) and the test set's majority-class rate.
+    """
+    first = next(iter(nets.values()))
+    fe, hop = first.frontend, first.cfg.hop
+    renders = chorale_renderings(
+        chorales, transpositions=transpositions, seed=seed, min_seconds=1.0 + span_seconds
+    )
+    span = int(span_seconds * first.cfg.sample_rate) // hop * hop
+    clips, labels, names = [], [], []
+    for r in renders:
+        for start in passages(r.audio.shape[0], span=span, count=per_rendering, hop=hop):
+            clips.append(r.audio[start : start + span])
+            labels.append(r.key)
+            names.append(r.chorale)
+    if not clips:
+        raise RuntimeError("no chorale rendered: the key probe has no data")
+    x, y, group = np.stack(clips).astype(np.float32), np.array(labels), np.array(names)
+    pieces = sorted(set(names))
+    rng = np.random.default_rng(seed)
+    test_pieces = sorted(rng.choice(pieces, max(1, len(pieces) // 4), replace=False).tolist())
+    test = np.isin(group, test_pieces)
+    feats: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        # Frames wholly inside the passage; the frontend's raw() ignores its trained standardisation.
+        mel = [fe.raw(b.unfold(1, fe.n_fft, fe.hop)).numpy() for b in _batches(x)]
+        feats["logmel.frame"] = np.concatenate([m[:, -1] for m in mel])
+        feats["logmel.average"] = np.concatenate([m.mean(1) for m in mel])
+        for tag, net in nets.items():
+            outs = [net(b) for b in _batches(x)]  # from a reset state (see CPCNet.forward)
+            feats[f"{tag}.ar"] = torch.cat([o["ar"][:, -1] for o in outs]).numpy()
+            feats[f"{tag}.z"] = torch.cat([o["z"][:, -1] for o in outs]).numpy()
+            feats[f"{tag}.z_average"] = torch.cat([o["z"].mean(1) for o in outs]).numpy()
+    y_test = y[test]
+    results: dict[str, object] = {
+        "task": f"key (tonic and mode, 24 classes) of a {span_seconds:g} s passage, split by"
+        " chorale; each passage heard alone from a reset state (ar and z at its last frame)",
+        "chorales": len(pieces),
+        "renderings": len(renders),
+        "keys_per_chorale": transpositions,
+        "passages_per_rendering": per_rendering,
+        "train_chorales": [p for p in pieces if p not in test_pieces],
+        "test_chorales": test_pieces,
+        "samples_train": int((~test).sum()),
+        "samples_test": int(test.sum()),
+        "test_keys": sorted({key_name(int(k)) for k in y_test}),
+        "chance": 1 / 24,
+        "majority": float(np.bincount(y_test).max() / y_test.shape[0]),
+    }
+    for name, f in feats.items():
+        results[name] = _logistic_probe(f[~test], y[~test], f[test], y_test)
     return results
