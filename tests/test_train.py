@@ -58,10 +58,12 @@ def test_split_is_by_file_and_stable(tmp_path: Path) -> None:
 def test_a_whole_source_can_be_held_out(tmp_path: Path) -> None:
     files = [tmp_path / "music" / pkg / f"t{i}.flac" for pkg in ("nexuiz-music", "wesnoth-1.16-music") for i in range(3)]
     files += [tmp_path / "scores" / "wesnoth-1.16-music.flac"]  # the name of a file is not a source
-    train, val = split_files(files, 10, holdout="wesnoth-1.16-music")
-    assert val == files[3:6] and train == files[:3] + files[6:]
+    from earsight.train.clips import hold_out_source
+
+    rest, held = hold_out_source(files, "wesnoth-1.16-music")
+    assert held == files[3:6] and rest == files[:3] + files[6:]
     with pytest.raises(ValueError, match="no audio below"):
-        split_files(files, 10, holdout="drums")
+        hold_out_source(files, "drums")
 
 
 def test_find_audio_walks_folders_and_reads_any_rate(tmp_path: Path) -> None:
@@ -227,6 +229,7 @@ def test_starting_from_an_ear_keeps_its_layers_and_the_heads_of_its_horizons(tmp
 
 def test_adapting_an_ear_is_measured_against_where_it_started(tmp_path: Path) -> None:
     write_patterns(tmp_path / "audio")
+    write_patterns(tmp_path / "audio" / "elsewhere", files=2)  # a source held out whole
     from earsight.train.clips import Clips, logmel_stats
 
     torch.manual_seed(1)
@@ -239,11 +242,15 @@ def test_adapting_an_ear_is_measured_against_where_it_started(tmp_path: Path) ->
     cfg = TrainConfig(
         steps=40, batch=6, seconds=1.0, lr=3e-3, warmup=3, eval_every=40, eval_clips=12, checkpoint_every=40,
         probe=False, val_percent=25, start_from=str(tmp_path / "base.safetensors"), model={"horizons": TINY["horizons"]},
+        holdout="elsewhere",
     )
     report = train([tmp_path / "audio"], str(tmp_path / "adapted"), cfg, checkpoint_dir=tmp_path / "ckpt", progress=False)
     start, end = report["heldout_at_start"], report["heldout"]  # type: ignore[index]
     assert end["loss"] < start["loss"] - 0.1, (start, end)  # type: ignore[index]
     assert np.mean(list(end["accuracy"].values())) > np.mean(list(start["accuracy"].values()))  # type: ignore[index]
     assert report["heldout"]["overlap_samples"] == [0, 0]  # type: ignore[index]
+    source = report["heldout_source"]  # type: ignore[index]
+    assert source["files"] == 2 and report["data"]["train_files"] + report["data"]["val_files"] == 4  # type: ignore[index]
+    assert set(source["accuracy"]) == set(end["accuracy"]) and source["loss"] > 0  # type: ignore[index]
     adapted = cpc.load_net(tmp_path / "adapted.safetensors")
     assert torch.equal(adapted.frontend.mean, base.frontend.mean)  # the input scaling it learned on

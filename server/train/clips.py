@@ -14,22 +14,8 @@ from ..audio import io
 from ..ears.cpc import CPCNet
 
 
-def split_files(
-    files: Sequence[Path], val_percent: float, holdout: str | None = None
-) -> tuple[list[Path], list[Path]]:
-    """Validation split *by file*, decided by a hash of the file name so it is stable across runs.
-
-    ``holdout``: a folder name (a source of the recipe: ``scores``, ``drums``, a music package);
-    every file below such a folder is held out, and only those: a whole source the ear never heard.
-    """
-    if holdout is not None:
-        val = [f for f in files if holdout in f.parts[:-1]]
-        if not val:
-            raise ValueError(f"no audio below a folder called {holdout!r} to hold out")
-        train = [f for f in files if holdout not in f.parts[:-1]]
-        if not train:
-            raise ValueError(f"holding out {holdout!r} leaves no training audio")
-        return train, val
+def split_files(files: Sequence[Path], val_percent: float) -> tuple[list[Path], list[Path]]:
+    """Validation split *by file*, decided by a hash of the file name so it is stable across runs."""
 
     def bucket(p: Path) -> float:
         return int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF * 100
@@ -41,6 +27,18 @@ def split_files(
     if not train:
         raise ValueError("no training audio left after the validation split")
     return train, val
+
+
+def hold_out_source(files: Sequence[Path], folder: str) -> tuple[list[Path], list[Path]]:
+    """Every file below a folder called ``folder`` (a source of the recipe: ``scores``, ``drums``, a
+    music package) apart from the rest: a whole source the ear never hears in training."""
+    held = [f for f in files if folder in f.parts[:-1]]
+    if not held:
+        raise ValueError(f"no audio below a folder called {folder!r} to hold out")
+    rest = [f for f in files if folder not in f.parts[:-1]]
+    if not rest:
+        raise ValueError(f"holding out {folder!r} leaves no training audio")
+    return rest, held
 
 
 class Clips:

@@ -26,7 +26,7 @@ class TrainConfig:
     """Predicting positions sampled per horizon and step (the candidates are all positions)."""
     val_percent: float = 10.0
     holdout: str | None = None
-    """Hold out a whole source instead: every file below a folder of this name (``val_percent`` unused)."""
+    """Also hold out a whole source: every file below a folder of this name, evaluated at the end."""
     eval_every: int = 200
     eval_clips: int = 48
     checkpoint_every: int = 200

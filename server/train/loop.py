@@ -37,12 +37,12 @@ from torch import nn
 from ..ears.cpc import CPCConfig, CPCNet, load_net, save
 from ..errors import NotFound
 from ..paths import cache_dir, models_dir
-from .clips import Clips, logmel_stats, split_files
+from .clips import Clips, hold_out_source, logmel_stats, split_files
 from .config import FINE_TUNE_LR, TrainConfig
 from .data import find_audio
 from .objective import CPCObjective, evaluate
 from .probes import probe
-from .report import summary
+from .report import horizon_names, summary
 from .report import write as write_report
 
 
@@ -98,7 +98,10 @@ def train(
         files = find_audio(audio_paths)
         if not files:
             raise FileNotFoundError(f"no audio files in {list(map(str, audio_paths))}")
-        train_files, val_files = split_files(files, cfg.val_percent, cfg.holdout)
+        source_files: list[Path] = []
+        if cfg.holdout is not None:
+            files, source_files = hold_out_source(files, cfg.holdout)
+        train_files, val_files = split_files(files, cfg.val_percent)
         clip = int(cfg.seconds * model_cfg.sample_rate) // model_cfg.hop * model_cfg.hop
         train_clips = Clips(train_files, model_cfg.sample_rate, clip)
         val_clips = Clips(val_files or train_files, model_cfg.sample_rate, clip)
@@ -237,6 +240,16 @@ def train(
                 cfg, model_cfg, out_path=out_path, world=world, data=data, step=step,
                 trained_seconds=trained_seconds, history=history, clip=clip,
             )
+            if source_files:  # the same measure on a source it never heard
+                source_clips = Clips(source_files, model_cfg.sample_rate, clip)
+                source_rng = np.random.default_rng(cfg.seed + 54321)
+                loss, acc = evaluate(objective, [
+                    source_clips.draw(cfg.batch, source_rng, gain=False) for _ in range(max(1, cfg.eval_clips // cfg.batch))
+                ])
+                report["heldout_source"] = {
+                    "source": cfg.holdout, "files": len(source_files), "minutes": round(source_clips.seconds / 60, 2),
+                    "loss": loss, "accuracy": dict(zip(horizon_names(model_cfg.horizons, model_cfg.sample_rate / model_cfg.hop), acc, strict=True)),
+                }
             if cfg.probe:
                 try:
                     torch.manual_seed(cfg.seed + 1)
@@ -317,7 +330,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-percent", type=float, default=d.val_percent, help="files held out, chosen by name")
     parser.add_argument(
         "--holdout", default=None, metavar="FOLDER",
-        help="hold out a whole source instead: every file below a folder of this name (e.g. wesnoth-1.16-music)",
+        help="also hold out a whole source: every file below a folder of this name (e.g. wesnoth-1.16-music), "
+        "never trained on and evaluated at the end",
     )
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
