@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,6 @@ from ..audio import io
 
 SAMPLE_RATE = 16000
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-HYDROGEN_KITS = Path("/usr/share/hydrogen/data/drumkits")
 
 # GM programs that sound like distinct instruments in FluidR3 (no drums, no effects);
 # parts draw from these so a chorale is not always four pianos.
@@ -127,7 +127,8 @@ def midi_file(
 
 
 def render_midi(
-    midi: Path, wav: Path, *, soundfont: Path = SOUNDFONT, gain: float = 0.5, timeout: float = 120.0
+    midi: Path, wav: Path, *, soundfont: Path = SOUNDFONT, gain: float = 0.5, timeout: float = 120.0,
+    reverb: bool = True, chorus: bool = True,
 ) -> None:
     """fluidsynth, faster than real time, straight to a 16 kHz wav file.
 
@@ -142,6 +143,10 @@ def render_midi(
             "-q",
             "-g",
             str(gain),
+            "-R",
+            "1" if reverb else "0",
+            "-C",
+            "1" if chorus else "0",
             "-r",
             str(SAMPLE_RATE),
             "-F",
@@ -191,18 +196,30 @@ def note_set(
 
 
 def build_scores(
-    out: Path, *, count: int, seed: int, max_seconds: float = 90.0, max_quarters: float = 240.0
+    out: Path, *, count: int, seed: int, max_seconds: float = 90.0, max_quarters: float = 240.0,
+    variations: int = 0, shard: tuple[int, int] = (0, 1),
 ) -> list[Item]:
-    """Render ``count`` music21 corpus scores (seeded choice), one random GM program per part."""
-    from music21 import corpus, instrument  # optional dependency (extra "train")
+    """Render ``count`` music21 corpus scores (seeded choice), one random GM program per part.
 
+    ``variations``: renderings of each score beyond the one as written, each with its own
+    programs, a transposition (-5..+6 semitones), a tempo (x0.8..1.25) and fluidsynth's reverb
+    and chorus switched on or off at random. ``shard`` (I, N): only the I-th of N disjoint
+    parts of the corpus (one per machine), ``count // N`` scores of it (one more for the first
+    ``count % N``); the default is the whole recipe, rendered exactly as before.
+    """
+    from music21 import corpus  # optional dependency (extra "train")
+
+    index, shards = shard
     rng = random.Random(seed)
     paths = sorted(str(p) for p in corpus.getPaths())
     rng.shuffle(paths)
+    paths = paths[index::shards]
+    count = count // shards + (index < count % shards)
     items: list[Item] = []
+    rendered = 0
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:
-            if len(items) >= count:
+            if rendered >= count:
                 break
             try:
                 score = corpus.parse(path)
@@ -210,114 +227,88 @@ def build_scores(
                     score = score.scores[0]
                 if score.highestTime > max_quarters:  # long works: render time, little variety
                     continue
-                parts = list(score.parts) or [score]
-                chosen = []
-                for part in parts:
-                    for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
-                        if old.activeSite is not None:
-                            old.activeSite.remove(old)
-                    inst = instrument.Instrument()
-                    inst.midiProgram = rng.choice(MELODIC_PROGRAMS)
-                    chosen.append(inst.midiProgram)
-                    part.insert(0, inst)
-                mid = Path(tmp) / "score.mid"
-                score.write("midi", fp=str(mid))
-                wav = Path(tmp) / "score.wav"
-                # A few corpus files make fluidsynth render without end; a normal one takes seconds.
-                render_midi(mid, wav, timeout=30.0)
-                audio = io.read(wav, SAMPLE_RATE, mono=True)[0][: int(max_seconds * SAMPLE_RATE)]
+                audio, chosen = _render(score, rng, Path(tmp), max_seconds)
             except Exception:  # noqa: BLE001 - the corpus has scores music21 cannot render; skip them
                 continue
             if audio.shape[0] < 2 * SAMPLE_RATE or np.abs(audio).max() < 1e-3:
                 continue
-            name = re.sub(
-                r"[^A-Za-z0-9_.-]+", "_", Path(path).relative_to(Path(path).parents[1]).as_posix()
-            )
-            dest = out / "scores" / f"{len(items):04d}_{Path(name).stem}.flac"
-            seconds = _write(dest, audio)
-            items.append(
-                Item(
-                    str(dest.relative_to(out)),
-                    "music21 corpus + FluidR3_GM",
-                    "music21 corpus (out of US copyright or licensed for use, some for non-commercial"
-                    " use only: music21/corpus/license.txt); FluidR3_GM: MIT",
-                    seconds,
-                    f"{Path(path).parent.name}/{Path(path).name}; programs {chosen}",
+            rendered += 1
+            takes = [(audio, f"programs {chosen}")]
+            for take in range(1, variations + 1):
+                vary = random.Random(f"{seed}:{path}:{take}")  # its own stream: the as-written ones stay the same
+                t, tempo = vary.randint(-5, 6), vary.uniform(0.8, 1.25)
+                reverb, chorus = vary.random() < 0.5, vary.random() < 0.5
+                try:
+                    varied = score.transpose(t).augmentOrDiminish(1 / tempo)
+                    audio, chosen = _render(varied, vary, Path(tmp), max_seconds, reverb=reverb, chorus=chorus)
+                except Exception:  # noqa: BLE001 - as above
+                    continue
+                takes.append((audio, f"programs {chosen}; transposed {t:+d}; tempo x{tempo:.2f}; reverb {reverb}; chorus {chorus}"))
+            stem = Path(re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).relative_to(Path(path).parents[1]).as_posix())).stem
+            for take, (audio, detail) in enumerate(takes):
+                prefix = f"{len(items):04d}" if shards == 1 else f"s{index}-{len(items):04d}"
+                dest = out / "scores" / f"{prefix}_{stem}{f'_v{take}' if take else ''}.flac"
+                items.append(
+                    Item(
+                        str(dest.relative_to(out)),
+                        "music21 corpus + FluidR3_GM",
+                        "music21 corpus (out of US copyright or licensed for use, some for non-commercial"
+                        " use only: music21/corpus/license.txt); FluidR3_GM: MIT",
+                        _write(dest, audio),
+                        f"{Path(path).parent.name}/{Path(path).name}; {detail}",
+                    )
                 )
-            )
     return items
+
+
+def _render(
+    score: Any, rng: random.Random, tmp: Path, max_seconds: float, *, reverb: bool = True, chorus: bool = True
+) -> tuple[np.ndarray, list[int]]:
+    """A score with one program per part drawn by ``rng`` (its own instruments replaced), at 16 kHz."""
+    from music21 import instrument
+
+    parts = list(score.parts) or [score]
+    chosen = []
+    for part in parts:
+        for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
+            if old.activeSite is not None:
+                old.activeSite.remove(old)
+        inst = instrument.Instrument()
+        inst.midiProgram = rng.choice(MELODIC_PROGRAMS)
+        chosen.append(inst.midiProgram)
+        part.insert(0, inst)
+    mid = tmp / "score.mid"
+    score.write("midi", fp=str(mid))
+    wav = tmp / "score.wav"
+    # A few corpus files make fluidsynth render without end; a normal one takes seconds.
+    render_midi(mid, wav, timeout=30.0, reverb=reverb, chorus=chorus)
+    return io.read(wav, SAMPLE_RATE, mono=True)[0][: int(max_seconds * SAMPLE_RATE)], chosen
 
 
 # --------------------------------------------------------------------------- drums
 
 
-def _kit_samples(kit: Path) -> tuple[dict[str, list[Path]], str, str]:
-    """Samples of a Hydrogen kit grouped by role (kick/snare/hat/other), its author and licence."""
-    xml = (kit / "drumkit.xml").read_text(errors="replace")
-    author = (re.findall(r"<author>([^<]*)", xml) or ["?"])[0].strip()
-    licence = (
-        re.findall(r"<license>([^<]*)", xml) or ["see /usr/share/doc/hydrogen-drumkits/copyright"]
-    )[0].strip()
-    roles: dict[str, list[Path]] = {"kick": [], "snare": [], "hat": [], "other": []}
-    for block in re.findall(r"<instrument>(.*?)</instrument>", xml, re.S):
-        names = re.findall(r"<filename>([^<]*)", block)
-        label = " ".join(re.findall(r"<name>([^<]*)", block)[:1] + names).lower()
-        files = [kit / n for n in names if (kit / n).exists()]
-        role = (
-            "kick"
-            if re.search(r"kick|bd|bass ?drum", label)
-            else "snare"
-            if re.search(r"snare|sd|clap", label)
-            else "hat"
-            if re.search(r"hat|hh|ride|shaker", label)
-            else "other"
-        )
-        roles[role] += files
-    return roles, author, licence
+def build_drums(
+    out: Path, *, count: int, seed: int, seconds: float = 12.0, shard: tuple[int, int] = (0, 1)
+) -> list[Item]:
+    """``count`` drum patterns from Hydrogen kits (:func:`earsight.train.drums.grooves`).
 
+    ``shard`` (I, N): only the patterns ``i % N == I`` of the same sequence are written.
+    """
+    from .drums import grooves
 
-def build_drums(out: Path, *, count: int, seed: int, seconds: float = 12.0) -> list[Item]:
-    """``count`` drum patterns (random 16-step grooves, tempo 70-170 bpm) from Hydrogen kits."""
-    if not HYDROGEN_KITS.exists():
-        return []
-    kits = sorted(p for p in HYDROGEN_KITS.iterdir() if (p / "drumkit.xml").exists())
-    rng = np.random.default_rng(seed)
-    cache: dict[Path, np.ndarray] = {}
     items: list[Item] = []
-    for i in range(count):
-        kit = kits[i % len(kits)]
-        roles, author, licence = _kit_samples(kit)
-        pool = [f for fs in roles.values() for f in fs]
-        if not pool:
+    for g in grooves(count, seed, sample_rate=SAMPLE_RATE, seconds=seconds):
+        if g.index % shard[1] != shard[0]:  # another machine's
             continue
-        bpm = float(rng.uniform(70, 170))
-        step = int(SAMPLE_RATE * 60 / bpm / 4)
-        n_steps = int(seconds * SAMPLE_RATE) // step
-        density = {"kick": 0.3, "snare": 0.2, "hat": 0.6, "other": 0.12}
-        # A bar of 16 steps per role, repeated with small variations: grooves repeat, like music.
-        bars = {r: rng.random(16) < d for r, d in density.items()}
-        bars["kick"][0] = True
-        mix = np.zeros(n_steps * step + 2 * SAMPLE_RATE, np.float32)
-        for s in range(n_steps):
-            for role, files in roles.items():
-                files = files or pool
-                hit = bars[role][s % 16] ^ (rng.random() < 0.05)
-                if not hit:
-                    continue
-                f = files[int(rng.integers(len(files)))]
-                if f not in cache:
-                    cache[f] = io.read(f, SAMPLE_RATE, mono=True)[0][: 2 * SAMPLE_RATE]
-                smp = cache[f] * float(rng.uniform(0.4, 1.0))
-                mix[s * step : s * step + smp.shape[0]] += smp
-        dest = out / "drums" / f"{i:04d}_{re.sub(r'[^A-Za-z0-9]+', '_', kit.name)}.flac"
-        secs = _write(dest, mix[: n_steps * step])
+        dest = out / "drums" / f"{g.index:04d}_{re.sub(r'[^A-Za-z0-9]+', '_', g.kit)}.flac"
         items.append(
             Item(
                 str(dest.relative_to(out)),
-                f"hydrogen-drumkits: {kit.name} ({author})",
-                licence,
-                secs,
-                f"{bpm:.0f} bpm",
+                f"hydrogen-drumkits: {g.kit} ({g.author})",
+                g.licence,
+                _write(dest, g.audio),
+                f"{g.bpm:.0f} bpm",
             )
         )
     return items
@@ -326,15 +317,20 @@ def build_drums(out: Path, *, count: int, seed: int, seconds: float = 12.0) -> l
 # --------------------------------------------------------------------------- recorded music
 
 
-def build_music(out: Path, *, packages: Sequence[str], max_minutes: float) -> list[Item]:
-    """Decode installed Debian music packages to 16 kHz FLAC (each package up to ``max_minutes``)."""
+def build_music(
+    out: Path, *, packages: Sequence[str], max_minutes: float, shard: tuple[int, int] = (0, 1)
+) -> list[Item]:
+    """Decode installed Debian music packages to 16 kHz FLAC (each package up to ``max_minutes``).
+
+    ``shard`` (I, N): every N-th track from the I-th, up to ``max_minutes / N`` per package.
+    """
     items: list[Item] = []
     for pkg in packages:
         where, licence = MUSIC_PACKAGES[pkg]
         src = Path(where)
         if not src.exists():
             continue
-        budget = max_minutes * 60.0
+        budget = max_minutes * 60.0 / shard[1]
         with tempfile.TemporaryDirectory() as tmp:
             if src.suffix == ".pk3":  # nexuiz keeps its tracks in a zip
                 with zipfile.ZipFile(src) as z:
@@ -343,7 +339,7 @@ def build_music(out: Path, *, packages: Sequence[str], max_minutes: float) -> li
                 files = [Path(tmp) / m for m in members]
             else:
                 files = find_audio([src])
-            for f in files:
+            for f in files[shard[0] :: shard[1]]:
                 if budget <= 0:
                     break
                 audio = io.read(f, SAMPLE_RATE, mono=True)[0][: int(budget * SAMPLE_RATE)]
@@ -366,13 +362,20 @@ def build(
     music: Sequence[str] = ("nexuiz-music", "singularity-music"),
     music_minutes: float = 30.0,
     seed: int = 0,
+    variations: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> list[Item]:
-    """Build the whole training set into ``out`` and write its manifest and licence summary."""
+    """Build the training set into ``out`` and write its manifest and licence summary.
+
+    ``shard`` (I, N) builds the I-th of N disjoint parts, one per machine (see each builder).
+    """
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard {shard[0]}/{shard[1]}: the first number counts from 0 to the second's predecessor")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    items = build_scores(root, count=scores, seed=seed) if scores else []
-    items += build_drums(root, count=drums, seed=seed) if drums else []
-    items += build_music(root, packages=music, max_minutes=music_minutes)
+    items = build_scores(root, count=scores, seed=seed, variations=variations, shard=shard) if scores else []
+    items += build_drums(root, count=drums, seed=seed, shard=shard) if drums else []
+    items += build_music(root, packages=music, max_minutes=music_minutes, shard=shard)
     (root / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
     totals: dict[tuple[str, str], float] = {}
     for it in items:
@@ -405,6 +408,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--music-minutes", type=float, default=30.0, help="at most this much per package"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--variations", type=int, default=0,
+        help="renderings of each score beyond the written one (other programs, key, tempo, reverb, chorus)",
+    )
+    parser.add_argument(
+        "--shard", type=_shard, default=(0, 1), metavar="I/N",
+        help="build only the I-th of N disjoint parts (I from 0): one per machine of a torchrun",
+    )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected I/N, e.g. 0/2") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: I counts from 0 to N - 1")
+    return i, n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -415,6 +436,8 @@ def run(args: argparse.Namespace) -> int:
         music=args.music,
         music_minutes=args.music_minutes,
         seed=args.seed,
+        variations=args.variations,
+        shard=args.shard,
     )
     minutes = sum(i.seconds for i in items) / 60
     print(
