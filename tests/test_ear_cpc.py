@@ -90,7 +90,8 @@ def test_click_train_and_silence_sound_different(ear: cpc.CPCEar) -> None:
     silence = np.zeros(2 * sr, np.float32)
     fc, fs = ear.analyse(clicks), ear.analyse(silence)
     for name in ("conv1", "z", "ar"):
-        a, s = fc[name][25:], fs[name][25:]  # after the first half second
+        # After the first second: the GRU's state takes that long to settle from its zero start.
+        a, s = fc[name][50:], fs[name][50:]
         # Different enough that a viewer sees it: mean distance well above silence's own spread.
         assert np.abs(a - s).mean() > 10 * (s.std(axis=0).mean() + 1e-3), name
     # Silence is a steady state; clicks keep the recurrent state moving.

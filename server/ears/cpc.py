@@ -6,7 +6,7 @@ The network, end to end in torch so it stays differentiable (dream / input optim
       ─► conv1 2-D (16 ch × 40 freq), time stride 2 ─► 50 frames/s
       ─► conv2 2-D (32 × 20) ─► conv3 2-D (64 × 10) ─► z: dense (256,)      the encoder
       ─► ar: GRU (256,)                                                      the context
-      ─► heads W_k: predict z at 0.1, 0.2, 0.4, 0.7 and 1.0 s ahead (InfoNCE, see train.py)
+      ─► heads W_k: predict z at 0.2, 0.4, 0.7 and 1.0 s ahead (InfoNCE, see train/objective.py)
 
 Every layer is causal and written as a *step* on a chunk of new input plus a small cached
 state (the input history a convolution still needs, the GRU hidden state), so one hop costs
@@ -287,7 +287,7 @@ class CPCEar(Ear):
     """The CPC network as an :class:`Ear`: streaming keeps the network's state between blocks."""
 
     name = "cpc"
-    description = "earsight CPC: causal conv encoder + GRU, trained without labels to predict music 0.1-1 s ahead"
+    description = "earsight CPC: causal conv encoder + GRU, trained without labels to predict music 0.2-1 s ahead"
     output_layer = None
     labels = None
     latency_layer = "z"

@@ -4,7 +4,8 @@ Contrastive predictive coding (van den Oord et al. 2018) as in Immersions: the e
 audio to ``z_t`` (50 frames/s), a GRU summarises the past into ``c_t``, and one linear head
 per horizon ``k`` scores ``W_k c_t`` against the true ``z_{t+k}`` and against every other
 ``z`` in the batch (other times of the same clip, other clips): InfoNCE, a cross-entropy over
-those candidates. Horizons span 0.1-1 s, far enough that copying the present does not pay.
+those candidates. Horizons span 0.2-1 s, each beyond the encoder's receptive field, so the target
+shares no input with what the context heard: predicting it cannot be copying.
 
 The same command runs data-parallel: ``torchrun --nproc_per_node 2 -m earsight.train ...``
 (gloo, DDP; each process draws its own clips, gradients are averaged). Rank 0 evaluates,
