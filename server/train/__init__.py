@@ -1,10 +1,12 @@
 """Training our own ear (CPC) and the recipe for its audio.
 
 - :mod:`.data`: the reproducible recipe for the training audio (``earsight data build DIR``):
-  scores rendered through fluidsynth, drum patterns, recorded music; labelled notes for probes.
-- :mod:`.clips`: the split by file and the random clips a step draws.
-- :mod:`.objective`: InfoNCE over the horizons, and its held-out evaluation.
-- :mod:`.probes`: linear probes with known answers (pitch class, instrument).
+  scores rendered through fluidsynth (as written, and varied), drum patterns (:mod:`.drums`),
+  recorded music; shards for several machines; labelled notes for probes.
+- :mod:`.clips`: the split by file (and a source held out whole) and the random clips a step draws.
+- :mod:`.objective`: InfoNCE over the horizons (each beyond the encoder's reach), and its held-out evaluation.
+- :mod:`.probes`: linear probes with known answers: pitch class and instrument of single notes, and
+  the key of a passage (:mod:`.keyprobe`: chorales rendered in dealt keys).
 - :mod:`.report`: the run's figures (JSON) and curves (PNG).
 - :mod:`.loop`: the training loop (one process or DDP under torchrun) and ``earsight train``.
 
