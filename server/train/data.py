@@ -357,10 +357,10 @@ def build_music(
 def build(
     out: str | Path,
     *,
-    scores: int = 80,
-    drums: int = 60,
-    music: Sequence[str] = ("nexuiz-music", "singularity-music"),
-    music_minutes: float = 30.0,
+    scores: int = 200,
+    drums: int = 100,
+    music: Sequence[str] = tuple(MUSIC_PACKAGES),
+    music_minutes: float = 40.0,
     seed: int = 0,
     variations: int = 0,
     shard: tuple[int, int] = (0, 1),
@@ -392,20 +392,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["build"], help="build: render and collect the audio")
     parser.add_argument("dir", help="folder to write the audio, manifest.json and LICENSES.md into")
     parser.add_argument(
-        "--scores", type=int, default=80, help="music21 corpus scores to render (0: none)"
+        "--scores", type=int, default=200, help="music21 corpus scores to render (0: none)"
     )
     parser.add_argument(
-        "--drums", type=int, default=60, help="drum patterns from hydrogen-drumkits (0: none)"
+        "--drums", type=int, default=100, help="drum patterns from hydrogen-drumkits (0: none)"
     )
     parser.add_argument(
         "--music",
         nargs="*",
-        default=["nexuiz-music", "singularity-music"],
+        default=list(MUSIC_PACKAGES),
         choices=sorted(MUSIC_PACKAGES),
         help="installed Debian music packages to include",
     )
     parser.add_argument(
-        "--music-minutes", type=float, default=30.0, help="at most this much per package"
+        "--music-minutes", type=float, default=40.0, help="at most this much per package"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
