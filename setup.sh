@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri xvfb             # GL headless (EGL/llvmpipe), window tests
   liblo-tools supercollider-language puredata-core             # real OSC peers used by the tests
   chromium ffmpeg                                              # the web view's test, video renders
-  fluidsynth fluid-soundfont-gm                                # rendering scores for training
+  fluidsynth fluid-soundfont-gm hydrogen-drumkits              # rendering scores and grooves for training
 )
 
 missing=()
