@@ -6,7 +6,7 @@ import socket
 import time
 
 from ..cli import running_server
-from .common import ensure_jack, grew, number, per_minute, status_of, xrun_baselines
+from .common import ensure_jack, grew, number, status_of, xrun_baselines, xrun_rows
 
 
 def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
@@ -17,7 +17,7 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
     jackd = ensure_jack(48000, 256)
     try:
         monitor = XrunMonitor("earsight-bench-xruns")
-        idle, busy = xrun_baselines(monitor, seconds / 4)
+        baselines = xrun_baselines(monitor, seconds / 4)
         with running_server("--no-view", "--backend", "jack", "--input", "demo", "--ear", ear) as served:
             server = served.address
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -54,12 +54,7 @@ def bench_xruns(seconds: float = 20.0, ear: str = "crepe") -> dict[str, float]:
         return grew(start, end, key)
 
     return {
-        f"JACK xruns idle in {seconds / 4:.0f} s (baseline)": float(idle),
-        f"JACK xruns in {seconds / 4:.0f} s of busy loops, no server (baseline: the machine)": float(busy),
-        f"JACK xruns in {seconds:.0f} s, streaming + OSC flood": float(loaded),
-        "JACK xruns per minute, idle": per_minute(idle, seconds / 4),
-        "JACK xruns per minute, busy loops": per_minute(busy, seconds / 4),
-        "JACK xruns per minute, loaded": per_minute(loaded, seconds),
+        **xrun_rows(baselines, seconds / 4, loaded, seconds, "streaming + OSC flood"),
         "OSC messages in the flood": float(sent),
         "late blocks seen by the audio callback": delta("late_blocks"),
         "input samples dropped / skipped": delta("dropped"),

@@ -97,6 +97,19 @@ def per_minute(count: float, seconds: float) -> float:
     return 60.0 * count / max(seconds, 1e-9)
 
 
+def xrun_rows(baselines: tuple[int, int], span: float, loaded: int, seconds: float, load: str) -> dict[str, float]:
+    """The xrun figures: both baselines (of ``span`` s each) beside ``loaded`` xruns in ``seconds`` of ``load``."""
+    idle, busy = baselines
+    return {
+        f"JACK xruns idle in {span:.0f} s (baseline)": float(idle),
+        f"JACK xruns in {span:.0f} s of busy loops, no server (baseline: the machine)": float(busy),
+        f"JACK xruns in {seconds:.0f} s, {load}": float(loaded),
+        "JACK xruns per minute, idle": per_minute(idle, span),
+        "JACK xruns per minute, busy loops": per_minute(busy, span),
+        f"JACK xruns per minute, {load}": per_minute(loaded, seconds),
+    }
+
+
 def show(title: str, rows: dict[str, Any]) -> None:
     print(f"\n== {title}")
     for key, value in rows.items():

@@ -24,9 +24,9 @@ from .common import (
     grew,
     key_values,
     number,
-    per_minute,
     status_of,
     xrun_baselines,
+    xrun_rows,
 )
 from .fuzz import rss_kb
 
@@ -119,15 +119,9 @@ def _soak(
     def delta(key: str) -> float:
         return grew(first, last, key)
 
-    xruns = monitor.count - xruns0
     return {
         "seconds at full load": seconds,
-        f"JACK xruns idle in {idle_for:.0f} s (baseline)": float(baselines[0]),
-        f"JACK xruns in {idle_for:.0f} s of busy loops, no server (baseline: the machine)": float(baselines[1]),
-        "JACK xruns at full load": float(xruns),
-        "JACK xruns per minute, idle": per_minute(baselines[0], idle_for),
-        "JACK xruns per minute, busy loops": per_minute(baselines[1], idle_for),
-        "JACK xruns per minute, full load": per_minute(xruns, seconds),
+        **xrun_rows(baselines, idle_for, monitor.count - xruns0, seconds, "full load"),
         "OSC messages sent (flood)": float(sent),
         "OSC messages received by the server": delta("received"),
         "OSC messages coalesced (a fader flood)": delta("coalesced"),

@@ -43,7 +43,7 @@ from .config import FINE_TUNE_LR, TrainConfig
 from .data import find_audio
 from .objective import CPCObjective, evaluate
 from .probes import probe
-from .report import horizon_names, summary
+from .report import per_horizon, summary
 from .report import write as write_report
 
 
@@ -110,11 +110,7 @@ def train(
             mean, std = logmel_stats(net, train_clips, np.random.default_rng(cfg.seed))
             net.frontend.mean.copy_(mean)
             net.frontend.std.copy_(std)
-        eval_rng = np.random.default_rng(cfg.seed + 12345)
-        eval_batches = [
-            val_clips.draw(cfg.batch, eval_rng, gain=False)
-            for _ in range(max(1, cfg.eval_clips // cfg.batch))
-        ]
+        eval_batches = _eval_batches(val_clips, cfg, cfg.seed + 12345)
 
         objective = CPCObjective(net, cfg.predictions)
         model: nn.Module = (
@@ -243,13 +239,10 @@ def train(
             )
             if source_files:  # the same measure on a source it never heard
                 source_clips = Clips(source_files, model_cfg.sample_rate, clip)
-                source_rng = np.random.default_rng(cfg.seed + 54321)
-                loss, acc = evaluate(objective, [
-                    source_clips.draw(cfg.batch, source_rng, gain=False) for _ in range(max(1, cfg.eval_clips // cfg.batch))
-                ])
+                loss, acc = evaluate(objective, _eval_batches(source_clips, cfg, cfg.seed + 54321))
                 report["heldout_source"] = {
                     "source": cfg.holdout, "files": len(source_files), "minutes": round(source_clips.seconds / 60, 2),
-                    "loss": loss, "accuracy": dict(zip(horizon_names(model_cfg.horizons, model_cfg.sample_rate / model_cfg.hop), acc, strict=True)),
+                    "loss": loss, "accuracy": per_horizon(model_cfg, acc),
                 }
             if cfg.probe:
                 try:
@@ -269,6 +262,12 @@ def train(
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
     return report
+
+
+def _eval_batches(clips: Clips, cfg: TrainConfig, seed: int) -> list[torch.Tensor]:
+    """The fixed draw a held-out set is measured on: ``cfg.eval_clips`` clips in batches, at their own level."""
+    rng = np.random.default_rng(seed)
+    return [clips.draw(cfg.batch, rng, gain=False) for _ in range(max(1, cfg.eval_clips // cfg.batch))]
 
 
 def start_net(cfg: TrainConfig) -> CPCNet:

@@ -17,6 +17,12 @@ def horizon_names(horizons: Sequence[int], frame_rate: float) -> list[str]:
     return [f"{k / frame_rate:g}s" for k in horizons]
 
 
+def per_horizon(model_cfg: CPCConfig, values: Sequence[float]) -> dict[str, float]:
+    """One value per horizon, keyed by the horizon in seconds (as the report writes accuracies)."""
+    names = horizon_names(model_cfg.horizons, model_cfg.sample_rate / model_cfg.hop)
+    return dict(zip(names, values, strict=True))
+
+
 def plot(history: dict[str, list], horizons: Sequence[int], frame_rate: float, path: Path) -> None:
     """Loss (train, held-out) and accuracy per horizon over the steps."""
     import matplotlib
@@ -82,13 +88,7 @@ def summary(
         "horizons_seconds": [k / frame_rate for k in model_cfg.horizons],
         "heldout": {
             "loss": history["val_loss"][-1],
-            "accuracy": dict(
-                zip(
-                    horizon_names(model_cfg.horizons, frame_rate),
-                    history["val_acc"][-1],
-                    strict=True,
-                )
-            ),
+            "accuracy": per_horizon(model_cfg, history["val_acc"][-1]),
             # Input the target shares with what the context heard: zero by construction (CPCObjective).
             "overlap_samples": [model_cfg.overlap(k) for k in model_cfg.horizons],
             "candidates_per_prediction": [
@@ -99,15 +99,14 @@ def summary(
             ],
         },
         "final_train_loss": float(np.mean(history["loss"][-20:])),
-    } | _at_start(history, model_cfg, frame_rate)
+    } | _at_start(history, model_cfg)
 
 
-def _at_start(history: dict[str, list], model_cfg: CPCConfig, frame_rate: float) -> dict[str, object]:
+def _at_start(history: dict[str, list], model_cfg: CPCConfig) -> dict[str, object]:
     """Held-out accuracy of the ear a run started from (evaluated before its first step), if it did."""
     if not history["val_step"] or history["val_step"][0] != 0:
         return {}
-    names = horizon_names(model_cfg.horizons, frame_rate)
-    return {"heldout_at_start": {"loss": history["val_loss"][0], "accuracy": dict(zip(names, history["val_acc"][0], strict=True))}}
+    return {"heldout_at_start": {"loss": history["val_loss"][0], "accuracy": per_horizon(model_cfg, history["val_acc"][0])}}
 
 
 def write(report: dict[str, object], history: dict[str, list], model_cfg: CPCConfig, out_path: Path) -> None:
