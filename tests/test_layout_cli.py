@@ -33,4 +33,16 @@ def test_bench_compares_with_networkx(musicnn: Ear) -> None:
     assert figures["nodes"] == n and figures["edges"] > n
     assert figures["networkx_iterations_timed"] == 2 and "networkx_edge_ratio" not in figures
     assert 0 < figures["ours_edge_ratio"] < 0.7
+    assert figures["ours_distinct_pixels"] == 1.0
     assert figures["ours_s"] > 0 and figures["speedup"] > 0
+    assert "unconverged" in str(figures["networkx"])
+
+
+def test_bench_skips_networkx_beyond_its_edge_cap() -> None:
+    from earsight.ears.base import Layer
+
+    layers = [Layer("a", (4, 16)), Layer("b", (8, 16)), Layer("c", (10,), kind="dense")]
+    figures = L.bench_graph(layers, max_edges=100)
+    assert figures["nodes"] == 4 * 16 + 8 * 16 + 10
+    assert figures["edges"] == L.connectivity(layers).m > figures["nodes"]
+    assert "skipped" in str(figures["networkx"]) and "networkx_s" not in figures

@@ -27,7 +27,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         show(f"soak: {args.seconds:g} s at full load", results["soak"])
     if "stages" in args.only:
         results["stages"] = bench_stages(loadable or ears)
+    if "layout" in args.only:  # the issue's benchmark net and every ear, beside networkx on the same full graph
+        from ..layout import bench_layouts
+
+        for title, figures in bench_layouts(ears).items():
+            results[f"layout {title}"] = figures
+            show(f"layout: {title} (full connectivity; ours vs networkx.spring_layout)", figures)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)

@@ -18,16 +18,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import paths
+from .blocks import connectivity
 from .charges import activation_stats, charges_from_variance
-from .graph import build_graph
 
 if TYPE_CHECKING:
     from ..ears.base import Ear
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
-"""Bump when the graph or the simulation changes: old cached layouts are then rebuilt."""
+LAYOUT_VERSION = 2
+"""Bump when the graph or the simulation changes: old cached layouts are then rebuilt.
+
+2: the full connectivity (every input channel of a conv's window, dense all-to-all), laid out
+by group (:mod:`.grouped`), every neuron on a pixel of its own at 1280x720."""
+
+DRAWN_EDGES = 200_000
+"""Edges kept in a layout for drawing (a uniform sample of all of them): the renderer draws at most this many."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Layout:
     unit: np.ndarray
     """(n,) int32 flat unit index of each neuron within its layer."""
     edges: np.ndarray
-    """(m, 2) int32 neuron pairs (i < j), the subsampled connections the layout used."""
+    """(m, 2) int32 neuron pairs (i < j): every connection, or a uniform sample of :data:`DRAWN_EDGES` of them."""
     layer_names: tuple[str, ...]
     """(k,) names, in the ear's order."""
     charges: np.ndarray
@@ -114,17 +120,17 @@ def shipped_path(ear: Ear) -> Path:
 
 def compute_layout(ear: Ear, *, seed: int = 0, progress: bool = False) -> Layout:
     """Build the layout of ``ear`` from scratch (no cache)."""
-    from .multilevel import layout_graph  # numba: imported only when a layout is really built
+    from .grouped import layout_blocks  # numba: imported only when a layout is really built
 
-    layer, unit, edges = build_graph(ear.layers, seed=seed)
+    blocks = connectivity(ear.layers)
     variance, ranges = activation_stats(ear)
-    charges = charges_from_variance(variance, layer)
-    positions = layout_graph(layer.shape[0], edges, charges, seed=seed, progress=progress)
+    charges = charges_from_variance(variance, blocks.layer)
+    positions = layout_blocks(blocks, charges, seed=seed, progress=progress)
     return Layout(
         positions=positions,
-        layer=layer,
-        unit=unit,
-        edges=edges,
+        layer=blocks.layer,
+        unit=blocks.unit,
+        edges=blocks.edges(limit=DRAWN_EDGES, seed=seed),
         layer_names=tuple(ear.layer_names),
         charges=charges,
         layer_range=ranges,
