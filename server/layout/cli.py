@@ -33,14 +33,16 @@ def plot_layout(layout: Layout, path: Path, *, size: tuple[int, int] = (1600, 90
     ax.set_facecolor("black")
     p = layout.positions
     if layout.edges.shape[0]:
-        shown = layout.edges[:: max(1, layout.edges.shape[0] // 40000)]
-        ax.add_collection(LineCollection(p[shown], colors=(0.5, 0.6, 0.7, 0.08), linewidths=0.4))
+        # Full connectivity is dense: a few thousand faint edges show the wiring, not a fog over the neurons.
+        shown = layout.edges[:: max(1, layout.edges.shape[0] // 8000)]
+        ax.add_collection(LineCollection(p[shown], colors=(0.5, 0.6, 0.7, 0.05), linewidths=0.3))
     cmap = matplotlib.colormaps["viridis"]
     colours = cmap(layout.layer / max(1, len(layout.layer_names) - 1))
     ax.scatter(p[:, 0], p[:, 1], s=1.5 * layout.charges, c=colours, linewidths=0)
     for k, name in enumerate(layout.layer_names):
-        centre = p[layout.layer == k].mean(axis=0)
-        ax.text(centre[0], centre[1], name, color="white", fontsize=9, ha="center")
+        # Above the layer's topmost neuron: a ring's centroid is its hole, often another layer.
+        top = p[layout.layer == k][np.argmax(p[layout.layer == k][:, 1])]
+        ax.text(top[0], top[1], name, color="white", fontsize=9, ha="center", va="bottom")
     # Fit the layout's extent into the picture's aspect, equal scale on both axes.
     half_w = 1.05 * max(float(np.abs(p[:, 0]).max()), float(np.abs(p[:, 1]).max()) * size[0] / size[1], 1e-3)
     half_h = half_w * size[1] / size[0]
@@ -144,6 +146,7 @@ def bench_layouts(ears: Sequence[str], *, seed: int = 0) -> dict[str, dict[str, 
     from ..ears import registry
 
     out = {"benchmark net (CPC encoder shape)": bench_graph(benchmark_layers(), seed=seed)}
+    out["benchmark net (CPC encoder shape)"]["networkx (the issue's measurement)"] = "2,158 s, edge ratio 0.275"
     for name in ears:
         try:
             ear = registry.load(name)
