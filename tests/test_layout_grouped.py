@@ -22,19 +22,32 @@ def toy() -> tuple[Blocks, np.ndarray]:
     return blocks, layout_blocks(blocks, seed=0)
 
 
-def test_group_springs_are_the_sum_over_every_edge() -> None:
+@pytest.mark.parametrize("reach", [0.0, 0.5])
+def test_group_springs_are_the_sum_over_every_edge(reach: float) -> None:
     layers = [Layer("a", (3, 6)), Layer("b", (2, 3)), Layer("c", (4,), kind="recurrent")]
     blocks = connectivity(layers, kernel=3)
     rng = np.random.default_rng(0)
     pos = rng.normal(size=(blocks.n, 2))
     indptr, nbr = _neighbours(blocks)
     got = np.zeros_like(pos)
-    group_springs(pos, np.ones(blocks.n), blocks.group, indptr, nbr, 0.7, got)
+    group_springs(pos, np.ones(blocks.n), blocks.group, indptr, nbr, 0.7, got, reach)
     want = np.zeros_like(pos)
     for i, j in blocks.edges():
-        want[i] += 0.7 * (pos[j] - pos[i])
-        want[j] += 0.7 * (pos[i] - pos[j])
+        w = 1.0
+        if reach:  # 1 / the rms length of every edge between the two groups
+            a, b = pos[blocks.group == blocks.group[i]], pos[blocks.group == blocks.group[j]]
+            rms2 = (((a[:, None] - b[None]) ** 2).sum(axis=2)).mean()
+            w = reach / np.sqrt(rms2 + reach * reach * 1e-4)
+        want[i] += 0.7 * w * (pos[j] - pos[i])
+        want[j] += 0.7 * w * (pos[i] - pos[j])
     assert np.allclose(got, want)
+
+
+def test_reach_shortens_the_wiring_by_the_measure() -> None:
+    blocks = connectivity(TOY)
+    assert block_quality(layout_blocks(blocks, seed=0, reach=0.2), blocks) < 0.9 * block_quality(
+        layout_blocks(blocks, seed=0), blocks
+    )
 
 
 def test_layers_lie_in_bands(toy: tuple[Blocks, np.ndarray]) -> None:
