@@ -192,7 +192,8 @@ class Display:
         return box.get("value")
 
     def set(self, name: str, value: Any) -> None:
-        """Staged view settings (view, colormap), applied now and to every renderer built later."""
+        """View settings (view, colormap, mode, tau, gain, decay, glow, labels), applied now and to
+        every renderer built later; raises BadRequest for a value the renderer refuses."""
         renderer = self._ready()
         setattr(renderer, name, value)  # validates (BadRequest)
         self._settings[name] = value

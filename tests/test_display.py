@@ -51,6 +51,12 @@ def test_the_display_reads_a_state_and_a_click_selects_through_it(crepe: Ear, tm
         x = np.zeros(crepe.sample_rate // 2, np.float32)
         x[:: crepe.sample_rate // 8] = 0.9
         frames = crepe.analyse(x)
+        # The first frame the picture sees is its neurons' level (change mode): silence first.
+        silence = crepe.analyse(np.zeros(crepe.hop, np.float32))
+        state.publish({k: v[-1] for k, v in silence.items()})
+        deadline = time.monotonic() + 10
+        while not renderer.state.norm.seen.all() and time.monotonic() < deadline:
+            time.sleep(0.05)
         state.publish({k: v[-1] for k, v in frames.items()})
         before = renderer.state.shown.copy()
         deadline = time.monotonic() + 10
@@ -166,6 +172,33 @@ def test_views_and_colour_maps_switch_and_bad_names_fail(osc: OscClient, tmp_pat
         osc.send("/ear/view/snapshot", escape)
         assert "files are written only under" in str(osc.expect("/ear/fail")[1])
     assert not Path("/root/escape.png").exists()
+
+
+def test_light_settings_over_osc_change_the_picture_and_bad_values_fail(
+    osc: OscClient, viewed: App, tmp_path: Path
+) -> None:
+    osc.request("/ear/input", "test", "clicks", 4.0)
+    time.sleep(1.5)
+    change = snapshot(osc, tmp_path / "change.png")
+    osc.request("/ear/view/mode", "raw")
+    osc.request("/ear/view/labels", 0)
+    for address, value in (("/ear/view/tau", 3.0), ("/ear/view/gain", 2.0), ("/ear/view/decay", 0.5), ("/ear/view/glow", 0.0)):
+        osc.request(address, value)
+    display = viewed.display
+    assert display is not None
+    renderer = display._ready()
+    assert (renderer.mode, renderer.labels, renderer.tau, renderer.gain, renderer.decay, renderer.glow) == (
+        "raw", False, 3.0, 2.0, 0.5, 0.0)
+    time.sleep(0.5)
+    raw = snapshot(osc, tmp_path / "raw.png")
+    assert np.abs(raw - change).mean() > 2.0
+    for address, value in (("/ear/view/mode", "loud"), ("/ear/view/tau", 0.0), ("/ear/view/gain", -1.0), ("/ear/view/glow", 99.0)):
+        osc.send(address, value)
+        assert osc.expect("/ear/fail")[0] == address
+    assert (renderer.mode, renderer.tau, renderer.gain, renderer.glow) == ("raw", 3.0, 2.0, 0.0), "refused values change nothing"
+    osc.request("/ear/view/mode", "change")
+    osc.request("/ear/view/labels", 1)
+    osc.request("/ear/view/glow", 1.0)
 
 
 def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: App) -> None:

@@ -10,6 +10,7 @@ import pytest
 from earsight.ears.base import Ear
 from earsight.errors import BadRequest, EarsightError
 from earsight.layout import Layout, get_layout
+from earsight.render.normalise import ATTACK, MODES, ew_alpha
 from earsight.render.state import (
     N_LATENT,
     N_PARAMS,
@@ -38,27 +39,38 @@ def constant(ear: Ear, value: float) -> dict[str, np.ndarray]:
     return {spec.name: np.full(spec.shape, value, np.float32) for spec in ear.layers}
 
 
-def test_values_follow_frames_with_attack_and_decay(state: RenderState, crepe: Ear) -> None:
-    state.update(constant(crepe, 0.0))
-    assert np.all(state.shown == 0.0), "a first frame sets the range: a flat frame is silence"
-    state.update(constant(crepe, LOUD))
-    # The range jumps up at once, so the loud frame is at the top of it: target 1, shown one attack.
+DT = 0.01
+UP = ew_alpha(DT, ATTACK)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_values_follow_frames_with_attack_and_decay(state: RenderState, crepe: Ear, mode: str) -> None:
+    state.mode = mode
+    state.update(constant(crepe, 0.0), dt=DT)
+    assert np.all(state.shown == 0.0), "a first frame sets the level (change) or the range (raw): a flat frame is dark"
+    state.update(constant(crepe, LOUD), dt=DT)
+    # Far off the level (change) or at the top of the range, which jumps up at once (raw):
+    # target 1, shown one attack.
     assert np.all(state.target == 1.0)
-    assert np.allclose(state.shown, state.attack)
-    assert np.allclose(state.layer_energy(), state.attack)
-    state.update(constant(crepe, 0.0))
-    assert np.all(state.target == 0.0)
-    assert np.allclose(state.shown, state.attack * (1.0 - state.decay))
+    assert np.allclose(state.shown, UP)
+    assert np.allclose(state.layer_energy(), UP)
+    state.update(constant(crepe, 0.0), dt=DT)
+    if mode == "raw":
+        assert np.all(state.target == 0.0)
+    else:
+        assert np.all(state.target == 1.0), "back to silence is a change too"
+    down = ew_alpha(DT, state.decay)
+    assert np.allclose(state.shown, UP * (1.0 - down) if mode == "raw" else UP + (1.0 - UP) * UP)
 
 
 def test_a_stack_of_frames_shows_its_last_and_a_wrong_shape_is_refused(state: RenderState, crepe: Ear) -> None:
-    state.update(constant(crepe, 0.0))
+    state.update(constant(crepe, 0.0), dt=DT)
     spec = crepe.layer("conv3")
     stack = np.zeros((3, *spec.shape), np.float32)
     stack[-1] = LOUD
-    state.update({"conv3": stack, "not-a-layer": np.zeros(2)})
+    state.update({"conv3": stack, "not-a-layer": np.zeros(2)}, dt=DT)
     s, e = state.offsets[2], state.offsets[3]
-    assert np.allclose(state.shown[s:e], state.attack)
+    assert np.allclose(state.shown[s:e], UP)
     assert np.all(state.shown[:s] == 0.0) and np.all(state.shown[e:] == 0.0)
     with pytest.raises(BadRequest):
         state.update({"conv3": np.zeros(3, np.float32)})
@@ -177,7 +189,13 @@ def test_bad_settings_are_refused(state: RenderState, crepe: Ear, layout: Layout
         state.set_vector("colour", [1.0])
     with pytest.raises(BadRequest):
         state.set_vector("tags", [np.nan])
-    assert (state.view, state.colormap) == ("layout", "magma")
+    with pytest.raises(BadRequest):
+        state.mode = "loud"
+    for name, value in (("tau", 0.0), ("gain", -1.0), ("decay", np.nan), ("glow", 9.0), ("speed", 1.0)):
+        with pytest.raises(BadRequest):
+            state.set_number(name, value)
+    assert (state.view, state.colormap, state.mode) == ("layout", "magma", "change")
+    assert (state.tau, state.gain) == (1.0, 1.0)
     other = dataclasses.replace(layout, layer_names=tuple(reversed(layout.layer_names)))
     with pytest.raises(EarsightError):
         RenderState(crepe, other)  # a layout of another ear

@@ -321,6 +321,24 @@ Earsight {
 //   ~ear.send('/ear/view/colormap', name)  -> /ear/done
 //       The colour map of the neurons.
 //       name (string): magma, viridis, inferno or gray
+//   ~ear.send('/ear/view/mode', name)  -> /ear/done
+//       How a neuron lights: change (the default: its deviation from its own running level, in its own running spreads; silence is dark, a change lights what changed) or raw (its level, scaled per layer).
+//       name (string): change or raw
+//   ~ear.send('/ear/view/tau', seconds)  -> /ear/done
+//       Time constant of each neuron's running level in change mode (its spread follows ten times slower): short shows onsets, long shows whole passages.
+//       seconds (number): 0.05-600; default 1
+//   ~ear.send('/ear/view/gain', gain)  -> /ear/done
+//       Light per deviation: at gain 1 a neuron 3 spreads off its level (change) or at the top of its layer's range (raw) is fully lit.
+//       gain (number): 0.01-100; default 1
+//   ~ear.send('/ear/view/decay', seconds)  -> /ear/done
+//       Time constant of the light's fade (it rises at once).
+//       seconds (number): 0-30; default 0.25
+//   ~ear.send('/ear/view/glow', strength)  -> /ear/done
+//       How brightly the space between neurons glows with their light.
+//       strength (number): 0-4; default 1, 0: none
+//   ~ear.send('/ear/view/labels', on)  -> /ear/done
+//       Layer labels and the legend (colour map and what full light means) over the layout view.
+//       on (integer): 1: layer labels and the legend on the picture, 0: off
 //   ~ear.send('/ear/view/highlight', layer, channels ...)  -> /ear/done
 //       Highlight neurons in the picture only (/ear/select highlights and streams).
 //       layer (string)
@@ -463,6 +481,12 @@ Earsight {
 			["/ear/onset/threshold", "n", "/ear/done", "How far (dB) a block's power must rise above the recent level to be an onset."],
 			["/ear/view", "s", "/ear/done", "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."],
 			["/ear/view/colormap", "s", "/ear/done", "The colour map of the neurons."],
+			["/ear/view/mode", "s", "/ear/done", "How a neuron lights: change (the default: its deviation from its own running level, in its own running spreads; silence is dark, a change lights what changed) or raw (its level, scaled per layer)."],
+			["/ear/view/tau", "n", "/ear/done", "Time constant of each neuron's running level in change mode (its spread follows ten times slower): short shows onsets, long shows whole passages."],
+			["/ear/view/gain", "n", "/ear/done", "Light per deviation: at gain 1 a neuron 3 spreads off its level (change) or at the top of its layer's range (raw) is fully lit."],
+			["/ear/view/decay", "n", "/ear/done", "Time constant of the light's fade (it rises at once)."],
+			["/ear/view/glow", "n", "/ear/done", "How brightly the space between neurons glows with their light."],
+			["/ear/view/labels", "i", "/ear/done", "Layer labels and the legend (colour map and what full light means) over the layout view."],
 			["/ear/view/highlight", "si*", "/ear/done", "Highlight neurons in the picture only (/ear/select highlights and streams)."],
 			["/ear/view/shuffle", "i?", "/ear/done", "Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>."],
 			["/ear/view/snapshot", "s?", "/ear/done", "Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>."],

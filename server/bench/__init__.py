@@ -13,6 +13,9 @@ Not a test: it prints what this machine does. Sections:
 - fuzz: hostile datagrams at 10,000/s with pings between: pings answered, fails, restarts, memory.
 - soak: full load (streams, a viewer, a live dream, an OSC flood) for --seconds: memory growth,
   xruns, restarts, counters.
+- picture: does the picture move with the music (:mod:`earsight.render.picture`): silence vs
+  music and clicks in grey levels, onset following, distinct pixels, fps per view with a viewer;
+  the light's change mode beside the raw mode (the baseline).
 The server runs as its own process (:func:`earsight.cli.running_server`), as users run it: the
 bench's clients must not share its GIL.
 Stages that add their own figures (render, layout, sonify) are included when present.
@@ -40,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="xruns at full load: the soak's load (every stream, a viewer, a live dream, a 10,000/s flood)")
     p.add_argument("--datagrams", type=int, default=1_000_000, help="how many datagrams the fuzz section sends")
     p.add_argument("--json", default=None, help="also write all figures to this JSON file")
+    p.add_argument("--pictures", default=None, help="the picture section writes its snapshots (PNG) to this folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
     if "soak" in args.only:
         results["soak"] = bench_soak(args.seconds)
         show(f"soak: {args.seconds:g} s at full load", results["soak"])
+    if "picture" in args.only:
+        from pathlib import Path
+
+        from ..render.picture import bench_picture
+
+        folder = Path(args.pictures) if args.pictures else None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        for name in args.ears or [registry.DEFAULT]:
+            results[f"picture {name}"] = bench_picture(registry.load(name), snapshots=folder)
+            show(f"picture {name} at 1280x720: change mode (default) beside raw mode (baseline)", results[f"picture {name}"])
     if "stages" in args.only:
         results["stages"] = bench_stages(loadable or ears)
     if "layout" in args.only:  # the benchmark net and every ear, beside networkx on the same full graph

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .base import Arg, Command, Reply, Request, in_background
@@ -17,6 +18,21 @@ def _view(display: Display, req: Request, name: str) -> None:
 
 def _colormap(display: Display, req: Request, name: str) -> None:
     display.set("colormap", name)
+
+
+def _mode(display: Display, req: Request, name: str) -> None:
+    display.set("mode", name)
+
+
+def _number(name: str) -> Callable[[Display, Request, float], None]:
+    def handler(display: Display, req: Request, value: float) -> None:
+        display.set(name, float(value))  # validated against the setting's range (BadRequest)
+
+    return handler
+
+
+def _labels(display: Display, req: Request, on: int) -> None:
+    display.set("labels", bool(on))
 
 
 def _highlight(display: Display, req: Request, layer: str, *channels: int) -> None:
@@ -53,13 +69,28 @@ def _url(display: Display, req: Request) -> list[Reply]:
     return [("/ear/view/url.reply", [display.url])]
 
 
+COALESCED = ("/ear/view/size", "/ear/view/fps", "/ear/view/tau", "/ear/view/gain", "/ear/view/decay", "/ear/view/glow")
+"""Faders: a burst of them keeps only the latest value."""
+
 COMMANDS: tuple[Command, ...] = tuple(
-    Command(address, args, handler, reply, doc, "view", coalesce=address in ("/ear/view/size", "/ear/view/fps"))
+    Command(address, args, handler, reply, doc, "view", coalesce=address in COALESCED)
     for address, args, handler, reply, doc in (
         ("/ear/view", (Arg("name", "s", "layout, hallucination or features"),), _view, "/ear/done",
          "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."),
         ("/ear/view/colormap", (Arg("name", "s", "magma, viridis, inferno or gray"),), _colormap, "/ear/done",
          "The colour map of the neurons."),
+        ("/ear/view/mode", (Arg("name", "s", "change or raw"),), _mode, "/ear/done",
+         "How a neuron lights: change (the default: its deviation from its own running level, in its own running spreads; silence is dark, a change lights what changed) or raw (its level, scaled per layer)."),
+        ("/ear/view/tau", (Arg("seconds", "n", "0.05-600; default 1"),), _number("tau"), "/ear/done",
+         "Time constant of each neuron's running level in change mode (its spread follows ten times slower): short shows onsets, long shows whole passages."),
+        ("/ear/view/gain", (Arg("gain", "n", "0.01-100; default 1"),), _number("gain"), "/ear/done",
+         "Light per deviation: at gain 1 a neuron 3 spreads off its level (change) or at the top of its layer's range (raw) is fully lit."),
+        ("/ear/view/decay", (Arg("seconds", "n", "0-30; default 0.25"),), _number("decay"), "/ear/done",
+         "Time constant of the light's fade (it rises at once)."),
+        ("/ear/view/glow", (Arg("strength", "n", "0-4; default 1, 0: none"),), _number("glow"), "/ear/done",
+         "How brightly the space between neurons glows with their light."),
+        ("/ear/view/labels", (Arg("on", "i", "1: layer labels and the legend on the picture, 0: off"),), _labels, "/ear/done",
+         "Layer labels and the legend (colour map and what full light means) over the layout view."),
         ("/ear/view/highlight", (Arg("layer", "s"), Arg("channels", "i", "none: clear", variadic=True)), _highlight, "/ear/done",
          "Highlight neurons in the picture only (/ear/select highlights and streams)."),
         ("/ear/view/shuffle", (Arg("seed", "i", "for a repeatable mapping", optional=True),), _shuffle, "/ear/done",

@@ -25,7 +25,7 @@ from .state import RenderState, colormap_texture_data
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "hallucination", "features", "blit")
+PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "edge_ends", "overlay", "hallucination", "features", "blit")
 ROW_WIDTH = 1024
 """Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
 
@@ -121,6 +121,16 @@ def quads(positions: np.ndarray) -> np.ndarray:
     return out.reshape(4 * n, 5)
 
 
+def edge_vertices(positions: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(m, 2) edges -> (2m, 6) float32 line vertices (x, y, texel of end a (x, y), texel of end b)."""
+    texel = np.stack([np.arange(positions.shape[0]) % ROW_WIDTH, np.arange(positions.shape[0]) // ROW_WIDTH], axis=1)
+    out = np.empty((edges.shape[0], 2, 6), np.float32)
+    out[:, :, :2] = positions[edges]
+    out[:, :, 2:4] = texel[edges[:, 0]][:, None, :]
+    out[:, :, 4:6] = texel[edges[:, 1]][:, None, :]
+    return out.reshape(-1, 6)
+
+
 def quad_indices(n: int) -> np.ndarray:
     """(6n,) int32 indices: two triangles per quad of :func:`quads`."""
     return (np.arange(n, dtype=np.int32)[:, None] * 4 + np.array([0, 1, 2, 2, 1, 3], np.int32)).reshape(-1)
@@ -166,11 +176,23 @@ class GLObjects:
         self.sel_buf = ctx.buffer(reserve=64 * 20, dynamic=True)
         self.sel_ibo = ctx.buffer(reserve=64 * 24, dynamic=True)
         self.n_markers = 0
+        self.overlay_tex = ctx.texture(size, 4)
+        self.overlay_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.overlay_boxes: list[tuple[int, int, int, int]] = []
+        # Where each edge pixel's two neurons live (edge_ends.glsl), baked beside the index map.
+        self.ends_tex = ctx.texture(size, 4, dtype="f2")
+        self.ends_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.ends_fbo = ctx.framebuffer(color_attachments=[self.ends_tex])
+        gh, gw = state.glow.shape
+        self.glow_tex = ctx.texture((gw, gh), 1, dtype="f4")
+        self.glow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.glow_tex.repeat_x = self.glow_tex.repeat_y = False
         edges = lay.edges
         if edges.shape[0] > max_edges:
             keep = np.random.default_rng(state.seed).choice(edges.shape[0], max_edges, replace=False)
             edges = edges[np.sort(keep)]
         self.n_edges = int(edges.shape[0])
+        self.ends_buf = ctx.buffer(edge_vertices(lay.positions, edges).tobytes() or b"\0" * 24)
         self.edge_ibo = ctx.buffer(np.ascontiguousarray(edges, np.int32).tobytes() or b"\0" * 8)
         self.programs: dict[str, moderngl.Program] = {}
         self.shader_error: str | None = None
@@ -233,11 +255,13 @@ class GLObjects:
         self.vao_edges = ctx.vertex_array(
             pr["edges"], [(self.pos_buf, "2f", "in_position")], index_buffer=self.edge_ibo, index_element_size=4
         )
+        self.vao_ends = ctx.vertex_array(pr["edge_ends"], [(self.ends_buf, "2f 4f", "in_position", "in_ends")])
         full = [(self.triangle, "2f", "in_position")]
         self.vao_neurons = ctx.vertex_array(pr["neurons"], full)
         self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)
+        self.vao_overlay = ctx.vertex_array(pr["overlay"], full)
 
     # ------------------------------------------------------------------------ uploads
 
@@ -254,6 +278,16 @@ class GLObjects:
             self.sel_buf.write(quads(positions).tobytes())
             self.sel_ibo.write(quad_indices(need).tobytes())
         self.n_markers = int(positions.shape[0])
+
+    def upload_overlay(self, rgba: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> None:
+        """(height, width, 4) uint8, top row first: labels and legend; ``boxes`` (x, y, w, h),
+        y up: where it is not transparent."""
+        self.overlay_tex.write(np.ascontiguousarray(rgba).tobytes())
+        self.overlay_boxes = list(boxes)
+
+    def upload_glow(self, glow: np.ndarray) -> None:
+        """(rows, cols) float32 in [0, 1], bottom row first (:class:`~earsight.render.glow.Glow`)."""
+        self.glow_tex.write(np.ascontiguousarray(glow, np.float32).tobytes())
 
     def upload_activations(self, shown: np.ndarray) -> None:
         """(n,) values in [0, 1], one per neuron."""

@@ -25,6 +25,7 @@ from ..layout import Layout, get_layout
 from ..paths import write_atomically
 from . import context, views
 from .gl import GLObjects
+from .overlay import overlay_image
 from .state import RenderState
 
 
@@ -58,6 +59,7 @@ class Renderer:
         self._last = np.zeros((self.height, self.width, 3), np.uint8)
         self._dirty_selection = False
         self._dirty_colormap = False
+        self._dirty_overlay = True
 
         self.ctx = context.create_context(window=window, size=(self.width, self.height))
         self._window = context.window_of(self.ctx) is not None
@@ -106,6 +108,42 @@ class Renderer:
             self._dirty_colormap = True
 
     @property
+    def mode(self) -> str:
+        """``change`` (each neuron's deviation from its running level) or ``raw`` (its level)."""
+        return self.state.mode
+
+    @mode.setter
+    def mode(self, name: str) -> None:
+        with self._lock:
+            self.state.mode = name  # validates (BadRequest)
+            self._dirty_overlay = True
+
+    @property
+    def labels(self) -> bool:
+        """Whether layer labels and the legend are drawn over the layout view."""
+        return self.state.labels
+
+    @labels.setter
+    def labels(self, on: bool) -> None:
+        with self._lock:
+            self.state.labels = bool(on)
+            self._dirty_overlay = True
+
+    def _number(self, name: str, value: float) -> None:
+        with self._lock:
+            self.state.set_number(name, value)  # validates (BadRequest)
+            self._dirty_overlay = True  # the legend names the gain and tau
+
+    tau = property(lambda self: self.state.tau, lambda self, v: self._number("tau", v),
+                   doc="Seconds: time constant of each neuron's running level and spread (change mode).")
+    gain = property(lambda self: self.state.gain, lambda self, v: self._number("gain", v),
+                    doc="Light per deviation (change mode) or per level (raw mode).")
+    decay = property(lambda self: self.state.decay, lambda self, v: self._number("decay", v),
+                     doc="Seconds: time constant of the light's fade.")
+    glow = property(lambda self: self.state.glow_strength, lambda self, v: self._number("glow", v),
+                    doc="Strength of the glow around lit neurons (0: none).")
+
+    @property
     def selection(self) -> tuple[str, list[int]]:
         """(layer, channels) last selected; ("", []) when nothing is."""
         return self.state.selection
@@ -142,12 +180,14 @@ class Renderer:
         """Set the ``tags``, ``top`` (class probabilities) or ``embed`` (features) vector."""
         self.state.set_vector(name, values)
 
-    def update(self, frames: Mapping[str, np.ndarray]) -> None:
+    def update(self, frames: Mapping[str, np.ndarray], dt: float | None = None) -> None:
         """Take the latest frame of some layers: layer -> (*shape) or (n_frames, *shape) (last used).
 
-        See :meth:`RenderState.update` for how each neuron's shown value follows.
+        ``dt``: seconds since the last update on the frames' clock (None: the wall clock). See
+        :meth:`RenderState.update` for how each neuron's light follows.
         """
-        self.state.update(frames)
+        with self._lock:  # a mode switch from another thread resets what this reads
+            self.state.update(frames, dt)
 
     def set_time(self, seconds: float | None) -> None:
         """Pin the animation clock (offline renders, reproducible snapshots); None follows real time."""
@@ -156,11 +196,15 @@ class Renderer:
     # ------------------------------------------------------------------------------- drawing
 
     def _upload(self) -> None:
-        """Apply staged selection and colour-map changes (GL thread only)."""
+        """Apply staged selection, colour-map and overlay changes (GL thread only)."""
         with self._lock:
             if self._dirty_colormap:
                 self.gl.upload_colormap(self.state.colormap)
                 self._dirty_colormap = False
+                self._dirty_overlay = True
+            if self._dirty_overlay:
+                self.gl.upload_overlay(*overlay_image(self.state))
+                self._dirty_overlay = False
             if not self._dirty_selection:
                 return
             selected = self.state.selected

@@ -18,6 +18,9 @@ import numpy as np
 from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError
 from ..layout import Layout
+from . import normalise
+from .glow import Glow
+from .normalise import MODES, RunningNorm, light, smooth
 
 VIEWS = ("layout", "hallucination", "features")
 COLORMAPS = ("magma", "viridis", "inferno", "gray")
@@ -30,7 +33,17 @@ BACKGROUND = (0.02, 0.02, 0.03)
 EDGE_COLOR = (0.035, 0.04, 0.055)
 HIGHLIGHT = (0.1, 1.0, 0.85)
 SILENT_BRIGHTNESS = 0.35
-"""Brightness of a silent neuron, so the structure stays visible (``u_floor`` of neurons.glsl)."""
+"""Brightness of a silent neuron in ``raw`` mode, so the structure stays visible (``u_floor`` of neurons.glsl)."""
+DARK_BRIGHTNESS = 0.12
+"""... and in ``change`` mode, where a silent neuron is one that did not change: the picture rests dark."""
+TAU = 1.0
+"""Seconds: the default time constant of each neuron's running level and spread (``change`` mode)."""
+DECAY = 0.25
+"""Seconds: the default time constant of the light's fade."""
+GLOW = 1.0
+"""The default strength of the glow around lit neurons (:mod:`.glow`)."""
+LIMITS = {"tau": (0.05, 600.0), "gain": (0.01, 100.0), "decay": (0.0, 30.0), "glow": (0.0, 4.0)}
+"""Allowed range of each numeric picture setting."""
 
 
 def colormap_texture_data(name: str) -> np.ndarray:
@@ -131,12 +144,8 @@ class RenderState:
     come from other threads.
     """
 
-    attack = 0.6
-    """Fraction of the way a neuron's shown value moves up towards a louder frame, per update."""
-    decay = 0.12
-    """... and down towards a quieter one: fast attack, slow decay, so clicks stay visible."""
     envelope_release = 0.02
-    """How fast a layer's normalisation range shrinks after a loud passage, per update."""
+    """How fast a layer's range shrinks after a loud passage, per update (``raw`` mode)."""
 
     def __init__(self, ear: Ear, layout: Layout, *, width: int = 1280, height: int = 720, seed: int = 0) -> None:
         if tuple(layout.layer_names) != tuple(ear.layer_names):
@@ -148,22 +157,34 @@ class RenderState:
         self.fit = ScreenFit.of(layout.positions, self.width, self.height)
         self.view = "layout"
         self.colormap = "magma"
+        self._mode = "change"
+        self.tau = TAU
+        self.gain = 1.0
+        self.decay = DECAY
+        self.glow_strength = GLOW
+        self.labels = True
+        """Layer labels and the legend drawn over the layout view."""
 
         self.offsets = layout.offsets()
         """(k + 1,) where each layer's neurons start in the layout, and the total."""
         self.sizes = np.array([layer.size for layer in ear.layers])
         n, k = layout.n, len(ear.layers)
         self.target = np.zeros(n, np.float32)
-        """(n,) each neuron's normalised value in the last frame, in [0, 1]."""
+        """(n,) each neuron's light in the last frame, in [0, 1]."""
         self.shown = np.zeros(n, np.float32)
-        """(n,) what is drawn: ``target`` smoothed with attack and decay, in [0, 1]."""
+        """(n,) what is drawn: ``target`` smoothed (fast rise, ``decay`` fall), in [0, 1]."""
         self._lo = np.zeros(k, np.float32)
         self._hi = np.zeros(k, np.float32)
         self._seen = np.zeros(k, bool)
         ranges = layout.layer_range.astype(np.float32)
+        span = np.maximum(ranges[:, 1] - ranges[:, 0], 1e-6)
         # A layer's range never shrinks below a quarter of what the test signal spanned, so
         # silence shows as calm instead of amplified noise.
-        self._floor = np.maximum(0.25 * (ranges[:, 1] - ranges[:, 0]), 1e-6)
+        self._floor = 0.25 * span
+        self.norm = RunningNorm(np.repeat(normalise.SPREAD_FLOOR * span, self.sizes))
+        fx, fy = self.fit.fractions(layout.positions)
+        self.glow = Glow(fx, fy, self.width, self.height, spacing_px=self.fit.radius_px / 0.6)
+        self._last_update: float | None = None
 
         self.selection: tuple[str, list[int]] = ("", [])
         """(layer, channels) last selected; ("", []) when nothing is."""
@@ -207,6 +228,33 @@ class RenderState:
             raise BadRequest(f"unknown colour map {name!r} (colour maps: {', '.join(COLORMAPS)})")
         self._colormap = name
 
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, name: str) -> None:
+        if name not in MODES:
+            raise BadRequest(f"unknown picture mode {name!r} (modes: {', '.join(MODES)})")
+        self._mode = name
+        # Each mode starts afresh: its running levels would be stale after the other's turn.
+        self.norm.reset()
+        self._seen[:] = False
+
+    def set_number(self, name: str, value: float) -> None:
+        """Set ``tau``, ``gain``, ``decay`` or ``glow`` (seconds, factors) within :data:`LIMITS`."""
+        if name not in LIMITS:
+            raise BadRequest(f"unknown picture setting {name!r} (settings: {', '.join(LIMITS)})")
+        lo, hi = LIMITS[name]
+        v = float(value)
+        if not lo <= v <= hi:  # also refuses nan
+            raise BadRequest(f"{name} must be within [{lo:g}, {hi:g}], got {v:g}")
+        setattr(self, "glow_strength" if name == "glow" else name, v)
+
+    def floor_brightness(self) -> float:
+        """Brightness of a neuron at rest (``u_floor`` of neurons.glsl)."""
+        return DARK_BRIGHTNESS if self.mode == "change" else SILENT_BRIGHTNESS
+
     def time(self) -> float:
         """Seconds on the animation clock."""
         return self._time_override if self._time_override is not None else time.perf_counter() - self._t0
@@ -217,13 +265,21 @@ class RenderState:
 
     # ------------------------------------------------------------------------ per-neuron values
 
-    def update(self, frames: Mapping[str, np.ndarray]) -> None:
+    def update(self, frames: Mapping[str, np.ndarray], dt: float | None = None) -> None:
         """Take the latest frame of some layers: layer -> (*shape) or (n_frames, *shape) (last used).
 
-        Each layer is normalised by an envelope of its range (instant attack, slow release,
-        never narrower than a quarter of its calibrated range), then every neuron's shown
-        value follows with attack/decay smoothing.
+        ``dt``: seconds since the previous update on the frames' clock (offline renders pass
+        the ear's hop); None measures it on the wall clock (the live picture), at most a second.
+        In ``change`` mode each neuron's light is its deviation from its running level in
+        spreads (:mod:`.normalise`); in ``raw`` mode each layer is scaled by an envelope of its
+        range (instant attack, slow release, never narrower than a quarter of its calibrated
+        range). Either way the shown value then rises fast and fades with ``decay``.
         """
+        now = time.perf_counter()
+        if dt is None:
+            dt = 0.0 if self._last_update is None else min(now - self._last_update, 1.0)
+        self._last_update = now
+        dt = max(float(dt), 0.0)
         for name, value in frames.items():
             try:
                 k = self.layout.layer_names.index(name)
@@ -236,19 +292,24 @@ class RenderState:
                     raise BadRequest(f"frame of layer {name!r} has shape {a.shape}, expected {self.ear.layers[k].shape}")
                 a = a[-1]
             a = a.reshape(-1)
-            lo, hi = float(a.min()), float(a.max())
-            if not self._seen[k]:
-                self._lo[k], self._hi[k], self._seen[k] = lo, hi, True
-            else:
-                r = self.envelope_release
-                self._lo[k] = lo if lo < self._lo[k] else self._lo[k] + (lo - self._lo[k]) * r
-                self._hi[k] = hi if hi > self._hi[k] else self._hi[k] + (hi - self._hi[k]) * r
-            span = max(float(self._hi[k] - self._lo[k]), float(self._floor[k]))
             s, e = self.offsets[k], self.offsets[k + 1]
-            self.target[s:e] = np.clip((a - self._lo[k]) / span, 0.0, 1.0)
-            shown = self.shown[s:e]
-            t = self.target[s:e]
-            shown += (t - shown) * np.where(t > shown, self.attack, self.decay)
+            if self.mode == "change":
+                self.target[s:e] = light(self.norm(a, dt, self.tau, slice(s, e)), self.gain)
+            else:
+                self.target[s:e] = self._raw(k, a)
+            smooth(self.shown[s:e], self.target[s:e], dt, self.decay)
+
+    def _raw(self, k: int, a: np.ndarray) -> np.ndarray:
+        """Layer ``k``'s values scaled by the envelope of its range, times the gain, in [0, 1]."""
+        lo, hi = float(a.min()), float(a.max())
+        if not self._seen[k]:
+            self._lo[k], self._hi[k], self._seen[k] = lo, hi, True
+        else:
+            r = self.envelope_release
+            self._lo[k] = lo if lo < self._lo[k] else self._lo[k] + (lo - self._lo[k]) * r
+            self._hi[k] = hi if hi > self._hi[k] else self._hi[k] + (hi - self._hi[k]) * r
+        span = max(float(self._hi[k] - self._lo[k]), float(self._floor[k]))
+        return np.clip((a - self._lo[k]) * (self.gain / span), 0.0, 1.0)
 
     def layer_energy(self) -> np.ndarray:
         """(k,) mean shown value of each layer."""

@@ -54,7 +54,8 @@ def render_file(
 ) -> Path:
     """Render a video of what ``ear_name`` hears in ``audio_path``, with the file's audio muxed in.
 
-    Every ear frame is fed to the renderer in order (so smoothing behaves as live); each video
+    Every ear frame is fed to the renderer in order, a hop apart on the sound's clock (so the
+    light's time constants behave as live); each video
     frame shows the ear frame whose input weighs most at that moment (the ear's declared
     latency compensated). Frames are piped raw to ffmpeg (H.264 + AAC). Returns ``out_path``.
     """
@@ -94,7 +95,7 @@ def render_file(
             # The frame whose input weighs most now: latency samples after t, completed at (j+1)*hop.
             upto = min(n_ear, int((t * ear.sample_rate + ear.latency) // ear.hop))
             while fed < upto:
-                renderer.update({name: v[fed] for name, v in frames.items()})
+                renderer.update({name: v[fed] for name, v in frames.items()}, dt=ear.hop / ear.sample_rate)
                 fed += 1
             proc.stdin.write(renderer.draw().tobytes())
         proc.stdin.close()

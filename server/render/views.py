@@ -1,7 +1,8 @@
 """One draw function per view, each feeding a :class:`RenderState` to the GL objects' programs.
 
 - ``layout``: every neuron of the ear at its place in the :mod:`earsight.layout`, coloured by
-  its shown activation; edges faint underneath; selected neurons highlighted.
+  its light (:mod:`.normalise`); edges faint underneath, glowing where both their neurons are lit;
+  selected neurons marked; layer labels and the legend on top (:mod:`.overlay`).
 - ``hallucination``: a CPPN shader steered by the ``top``/``tags`` vector (or the ear's own
   output layer when nobody sent one), after the audio-visual hallucinations seed.
 - ``features``: a kaleidoscope whose ten parameters are the ``embed`` features (or the energy
@@ -19,7 +20,8 @@ import moderngl
 import numpy as np
 
 from .gl import ROW_WIDTH, GLObjects, set_uniform
-from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, SILENT_BRIGHTNESS, RenderState
+from .overlay import PATH_STRENGTH
+from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, RenderState
 
 
 def mat4_blocks(w: np.ndarray) -> list[tuple[float, ...]]:
@@ -34,7 +36,8 @@ def vec4s(v: np.ndarray) -> list[tuple[float, ...]]:
 
 
 def bake(g: GLObjects, state: RenderState) -> None:
-    """Draw what never changes while the layout stays: the neuron index map and edge density."""
+    """Draw what never changes while the layout stays: the neuron index map, the edge density
+    and the edge ends map."""
     ctx = g.ctx
     fit = state.fit
     fbo = g.ids_fbo
@@ -57,6 +60,11 @@ def bake(g: GLObjects, state: RenderState) -> None:
     g.vao_ids.render(moderngl.TRIANGLES, vertices=6 * state.layout.n)
     ctx.disable(moderngl.DEPTH_TEST)
     fbo.color_mask = (True, True, True, True)
+    g.ends_fbo.use()
+    g.ends_fbo.clear(0.0, 0.0, 0.0, 0.0)
+    if g.n_edges:
+        set_uniform(g.programs["edge_ends"], "u_scale", fit.scale)
+        g.vao_ends.render(moderngl.LINES, vertices=2 * g.n_edges)
 
 
 def draw_layout(g: GLObjects, state: RenderState) -> None:
@@ -65,18 +73,35 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
     g.act_tex.use(1)
     g.cmap_tex.use(2)
     neurons = g.programs["neurons"]
-    for name, value in (("u_ids", 0), ("u_activations", 1), ("u_colormap", 2)):
+    g.ends_tex.use(3)
+    if state.glow_strength > 0:
+        g.upload_glow(state.glow(state.shown))
+    g.glow_tex.use(5)
+    for name, value in (("u_ids", 0), ("u_activations", 1), ("u_colormap", 2), ("u_edge_ends", 3), ("u_glow", 5)):
         set_uniform(neurons, name, value)
     set_uniform(neurons, "u_background", BACKGROUND)
     set_uniform(neurons, "u_edge_color", EDGE_COLOR)
-    set_uniform(neurons, "u_floor", SILENT_BRIGHTNESS)
+    set_uniform(neurons, "u_floor", state.floor_brightness())
+    set_uniform(neurons, "u_path_strength", PATH_STRENGTH)
+    set_uniform(neurons, "u_glow_strength", state.glow_strength)
     g.vao_neurons.render(moderngl.TRIANGLES, vertices=3)
+    ctx = g.ctx
     if g.n_markers:
         markers = g.programs["markers"]
         set_uniform(markers, "u_scale", state.fit.scale)
         set_uniform(markers, "u_radius", state.fit.marker_radius)
         set_uniform(markers, "u_highlight", HIGHLIGHT)
         g.vao_markers.render(moderngl.TRIANGLES, vertices=6 * g.n_markers)
+    if state.labels and g.overlay_boxes:
+        g.overlay_tex.use(4)
+        set_uniform(g.programs["overlay"], "u_image", 4)
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        for box in g.overlay_boxes:  # only where there is text: a full-screen blend costs a whole pass
+            g.fbo.scissor = box
+            g.vao_overlay.render(moderngl.TRIANGLES, vertices=3)
+        g.fbo.scissor = None  # type: ignore[assignment]  # None: the whole framebuffer
+        ctx.disable(moderngl.BLEND)
 
 
 def draw_hallucination(g: GLObjects, state: RenderState) -> None:
