@@ -30,7 +30,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
