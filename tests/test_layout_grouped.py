@@ -30,7 +30,7 @@ def test_group_springs_are_the_sum_over_every_edge(reach: float) -> None:
     pos = rng.normal(size=(blocks.n, 2))
     indptr, nbr = _neighbours(blocks)
     got = np.zeros_like(pos)
-    group_springs(pos, np.ones(blocks.n), blocks.group, indptr, nbr, 0.7, got, reach)
+    group_springs(pos, np.ones(blocks.n), np.ones(blocks.n), blocks.group, indptr, nbr, 0.7, got, reach)
     want = np.zeros_like(pos)
     for i, j in blocks.edges():
         w = 1.0

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 """Bump when the graph or the simulation changes: old cached layouts are then rebuilt.
 
 2: the full connectivity (every input channel of a conv's window, dense all-to-all), laid out
-by group (:mod:`.grouped`), every neuron on a pixel of its own at 1280x720."""
+by group (:mod:`.grouped`), every neuron on a pixel of its own at 1280x720.
+3: springs pull as hard as a neuron's charge pushes (no busy neuron flung off its group)."""
 
 DRAWN_EDGES = 200_000
 """Edges kept in a layout for drawing (a uniform sample of all of them): the renderer draws at most this many."""

@@ -27,13 +27,15 @@ from .screen import HEIGHT, WIDTH, fit_scale, pixel_size, pixels
 
 @numba.njit(cache=True)
 def group_springs(
-    pos: np.ndarray, weight: np.ndarray, group: np.ndarray, indptr: np.ndarray, nbr: np.ndarray,
-    stiffness: float, out: np.ndarray, reach: float = 0.0,
+    pos: np.ndarray, weight: np.ndarray, grip: np.ndarray, group: np.ndarray, indptr: np.ndarray,
+    nbr: np.ndarray, stiffness: float, out: np.ndarray, reach: float = 0.0,
 ) -> None:
     """Add the linear spring forces of every edge between groups to ``out`` (n, 2).
 
     ``weight[i]`` neurons sit at node i of group ``group[i]``; group G's neighbour groups are
-    ``nbr[indptr[G]:indptr[G + 1]]`` (G itself for a layer wired within itself).
+    ``nbr[indptr[G]:indptr[G + 1]]`` (G itself for a layer wired within itself). The springs
+    pull node i ``grip[i]`` times as hard (its neurons' summed charge, or ``weight``: see
+    :func:`_simulate`).
     ``reach`` > 0: each group pair's springs are scaled by reach / (their rms length), whose
     square is exactly |c_G - c_H|^2 + var_G + var_H. Re-weighted every step, this minimises the
     SUM of edge lengths (as Weiszfeld's iteration does), the measure a layout is judged by,
@@ -70,7 +72,7 @@ def group_springs(
             degree[k] += w * mass[h]
     for i in range(pos.shape[0]):
         k = group[i]
-        f = stiffness * weight[i]
+        f = stiffness * grip[i]
         out[i, 0] += f * (ax[k] - degree[k] * pos[i, 0])
         out[i, 1] += f * (ay[k] - degree[k] * pos[i, 1])
 
@@ -320,6 +322,9 @@ def _simulate(
 
     Every level is the finest level's system with each node's neurons at one point (charges,
     spring pulls and masses summed), so a coarse level settles where the fine one will start.
+    A neuron's springs pull as many times as hard as its charge pushes: a busy neuron then
+    still gets room among its neighbours (they are pushed off it), but it is not pushed out of
+    its group at the rim of the cloud, where the whole cloud's field would hold it alone.
     Repulsion strength * q * Q / d; at a fine neuron's natural spacing ``fine_length`` a unit
     pair pushes 0.5 fine_length, and a neuron of mean degree displaced by that much is pulled
     back by ``pull`` times as much (``stiffness`` = 0.5 pull / mean degree per edge).
@@ -339,7 +344,7 @@ def _simulate(
     for it in range(1, iterations + 1):  # noqa: B007 - the count is returned
         force[:] = 0.0
         repulsion(pos, charge, strength, theta, force)
-        group_springs(pos, weight, group, indptr, nbr, stiffness, force, reach)
+        group_springs(pos, weight, charge, group, indptr, nbr, stiffness, force, reach)
         force -= charge[:, None] * gravity[None, :] * pos
         # Cooling: the allowed step shrinks, so the level settles within its iterations.
         max_step = length * (0.05 + 1.0 * (1.0 - it / iterations))
