@@ -2,6 +2,8 @@
 
 Pure numpy. A neuron is one unit of a layer (a channel at a frequency position, a tag, ...);
 neurons are numbered layer by layer, and within a layer in C order of its shape.
+A sample, a few edges a neuron: the ears' layouts use the full connectivity (:mod:`.blocks`);
+this graph serves :mod:`.multilevel`, the layout of a general graph.
 """
 
 from __future__ import annotations
