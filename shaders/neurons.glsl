@@ -36,7 +36,7 @@ out vec4 f_color;
 void main() {
     ivec2 pixel = ivec2(gl_FragCoord.xy);
     vec4 id = texelFetch(u_ids, pixel, 0);
-    vec3 background = u_background + u_edge_color * min(id.w, 3.0);
+    vec3 background = u_background + u_edge_color * min(id.w, 2.0);
     if (u_glow_strength > 0.0) {
         float g = textureLod(u_glow, v_uv, 0.0).r;
         background += textureLod(u_colormap, vec2(0.12 + 0.88 * g, 0.5), 0.0).rgb * (u_glow_strength * g);

@@ -77,23 +77,25 @@ def onset_strength(audio: np.ndarray, sample_rate: int, fps: float, frames: int)
 
 
 class Player:
-    """Feeds an ear's frames of a sound to a renderer in order and draws at FPS on the sound's clock."""
+    """Feeds an ear's frames of a sound to a renderer in order and draws on the sound's clock,
+    every ``per_picture`` ear frames: ``fps`` pictures a second, the nearest to FPS an ear's hop allows."""
 
     def __init__(self, ear: Ear, renderer: Renderer) -> None:
         self.ear, self.renderer = ear, renderer
         self.dt = ear.hop / ear.sample_rate
+        self.per_picture = max(1, round(ear.sample_rate / ear.hop / FPS))
+        self.fps = ear.sample_rate / ear.hop / self.per_picture
 
     def play(self, audio: np.ndarray, draw_every: bool = False) -> list[np.ndarray]:
-        """Feed ``audio``'s frames; returns the pictures drawn at FPS (every one if ``draw_every``,
+        """Feed ``audio``'s frames; returns the pictures drawn at ``fps`` (every one if ``draw_every``,
         else only the last)."""
         ear, r = self.ear, self.renderer
         frames = ear.analyse(audio)
         n = min(v.shape[0] for v in frames.values())
         pictures: list[np.ndarray] = []
-        per_picture = max(1, round(ear.sample_rate / ear.hop / FPS))
         for j in range(n):
             r.update({name: v[j] for name, v in frames.items()}, dt=self.dt)
-            if draw_every and (j + 1) % per_picture == 0:
+            if draw_every and (j + 1) % self.per_picture == 0:
                 pictures.append(r.draw().astype(np.int16))
         if not draw_every:
             pictures.append(r.draw().astype(np.int16))
@@ -124,8 +126,9 @@ def onset_following(ear: Ear, layout: Layout, mode: str, music: np.ndarray) -> f
         player = Player(ear, r)
         player.play(silence)
         pictures = player.play(music, draw_every=True)
+        fps = player.fps
     change = np.array([np.abs(b - a).mean() for a, b in zip(pictures, pictures[1:], strict=False)])
-    onsets = onset_strength(music, ear.sample_rate, FPS, len(pictures))[1:]
+    onsets = onset_strength(music, ear.sample_rate, fps, len(pictures))[1:]
     if change.std() == 0 or onsets.std() == 0:
         return 0.0
     return float(np.corrcoef(change, onsets)[0, 1])
