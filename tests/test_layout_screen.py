@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from earsight import paths
+from earsight.layout import Layout
 from earsight.layout.grouped import own_pixels
 from earsight.layout.screen import distinct_pixel_fraction, pixels
 from earsight.render.state import ScreenFit
@@ -34,3 +37,10 @@ def test_crowded_neurons_move_to_free_pixels_nearby() -> None:
     assert np.array_equal(np.abs(moved).max(axis=0), np.abs(pos).max(axis=0))
     kept = pixels(pos) == pixels(moved)
     assert kept.sum() >= np.unique(pixels(pos)).shape[0], "a neuron alone on its pixel stays"
+
+
+@pytest.mark.parametrize("name", ["crepe", "musicnn", "cpc"])
+def test_every_shipped_neuron_has_a_pixel_of_its_own(name: str) -> None:
+    layout = Layout.load(paths.models_dir() / f"{name}.layout.npz")
+    pix = renderer_pixels(layout.positions, 1280, 720)
+    assert np.unique(pix).shape[0] == layout.n
