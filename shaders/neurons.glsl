@@ -24,7 +24,7 @@ uniform sampler2D u_ids;          // RGBA16F: (activation texel x, y, distance f
 uniform sampler2D u_activations;  // R32F: activation of each neuron
 uniform sampler2D u_colormap;     // 256 x 1 colour map
 uniform sampler2D u_edge_ends;    // RGBA16F: activation texels of the two neurons of an edge here
-uniform sampler2D u_glow;         // R32F, a quarter of the size: the mean light of the neurons around
+uniform sampler2D u_glow;         // R32F, an eighth of the size: the mean light of the neurons around
 uniform vec3 u_background;
 uniform vec3 u_edge_color;        // colour of one edge; overlapping edges add up
 uniform float u_floor;            // brightness of a silent neuron, so the structure stays visible

@@ -1,7 +1,7 @@
 """The glow: each region of the layout lit by the mean light of the neurons in it. Pure numpy.
 
 Neurons are small; the space between them is most of the picture. The glow fills it: the
-neurons' lights are splatted into a grid a quarter of the picture's size, blurred (Gaussian,
+neurons' lights are splatted into a grid an eighth of the picture's size, blurred (Gaussian,
 about three neuron spacings wide), divided by the blurred neuron density (so a region shows its
 neurons' mean light, not their count) and faded out where there are no neurons. The GL side
 upsamples it with linear filtering (neurons.glsl), so the cost per frame is a bincount and a
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-SCALE = 4
+SCALE = 8
 """Picture pixels per glow pixel along each axis."""
 
 
