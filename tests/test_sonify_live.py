@@ -166,7 +166,7 @@ def test_live_sonification_has_no_clicks_and_keeps_time(live: tuple[App, Sonifie
     print(
         f"live {mode}: largest jump {jump:.4f} (input/body {own:.4f}, at seams {stats['seam_jump']:.4f}), "
         f"RMS {rms(steady):.3f}, rtf {stats['real_time_factor']:.2f}, steps/s {stats['steps_per_second']:.1f}, "
-        f"gain {stats['last_gain']:.3g}, late blocks {counts['late_blocks']} (baseline {baseline['late_blocks']} in 2 s), "
+        f"rise {stats['last_rise_spreads']:.3g} spreads, peak {stats['last_peak']:.3g}, late blocks {counts['late_blocks']} (baseline {baseline['late_blocks']} in 2 s), "
         f"underruns {counts['output_underruns']}, ran dry {stats['ran_dry']}, starved {stats['starved']}, behind {stats['behind']}"
     )
     assert son.counters["updates"] - updates >= 10, "the sonifier did not keep updating"

@@ -35,7 +35,7 @@ def test_spreads_are_positive_cached_and_follow_the_selection(crepe: Ear) -> Non
 
 def test_rise_in_spreads_means_something_for_any_unit() -> None:
     negative = DreamResult(np.zeros(1, np.float32), np.zeros(1, np.float32), -0.38, 2.65, 1, 0.0, spread=1.5)
-    assert math.isnan(negative.gain)  # no ratio of a negative baseline ("x-6.97" meant nothing)
+    assert not hasattr(negative, "gain")  # no ratio of a signed mean ("x-6.97" meant nothing)
     assert negative.rise == pytest.approx(3.03) and negative.rise_spreads == pytest.approx(3.03 / 1.5)
     assert math.isnan(DreamResult(np.zeros(1), np.zeros(1), 1.0, 2.0, 1, 0.0).rise_spreads)  # no spread: unknown
 

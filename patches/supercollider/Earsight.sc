@@ -370,7 +370,7 @@ Earsight {
 //       name (string): a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)
 //       overwrite (integer, optional): 1: replace an existing file
 //   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
-//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...
+//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...
 //   ~ear.send('/ear/sonify/layer', value)  -> /ear/done
 //       layer to sonify; empty: the server's selection (/ear/select)
 //       value (string): (default '')
@@ -378,26 +378,26 @@ Earsight {
 //       channel of that layer; -1: the selection's channels
 //       value (integer): -1-65535 (default -1)
 //   ~ear.send('/ear/sonify/lr', value)  -> /ear/done
-//       dream step size: each step changes the audio by lr x its RMS
-//       value (number): 0-2 (default 0.25)
+//       dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)
+//       value (number): 0-2 (default 0.05)
 //   ~ear.send('/ear/sonify/steps', value)  -> /ear/done
 //       dream: gradient steps per live update
 //       value (integer): 1-64 (default 2)
 //   ~ear.send('/ear/sonify/iterations', value)  -> /ear/done
 //       dream: gradient steps for a render or an offline file
-//       value (integer): 1-2000 (default 24)
+//       value (integer): 1-2000 (default 64)
 //   ~ear.send('/ear/sonify/frames', value)  -> /ear/done
 //       dream: ear frames evaluated per step, drawn at random from the region
-//       value (integer): 1-512 (default 4)
+//       value (integer): 1-512 (default 8)
 //   ~ear.send('/ear/sonify/mix', value)  -> /ear/done
 //       0 plays the input, 1 the sonification, between: both
 //       value (number): 0-1 (default 1.0)
 //   ~ear.send('/ear/sonify/strength', value)  -> /ear/done
-//       dream: largest change allowed, as RMS of the change over RMS of the input
+//       dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)
 //       value (number): 0-8 (default 1.0)
 //   ~ear.send('/ear/sonify/param', value)  -> /ear/done
-//       dream: optimise the waveform or a gain per STFT bin (with resynthesis); auto: spectrum for ears with an FFT front end, else wave
-//       value (string): auto | wave | spectrum (default 'auto')
+//       dream: what is optimised: change (a change added to the input, as pink-weighted Fourier coefficients), wave (its samples) or spectrum (a gain per STFT bin); auto: change
+//       value (string): auto | change | wave | spectrum (default 'auto')
 //   ~ear.send('/ear/sonify/window', value)  -> /ear/done
 //       live: seconds of input each update looks at
 //       value (number): 0.05-4 (default 0.3)
@@ -436,10 +436,10 @@ Earsight {
 //       value (number): 0-10 (default 0.0)
 //   ~ear.send('/ear/sonify/noise_penalty', value)  -> /ear/done
 //       dream: penalise the energy of the change
-//       value (number): 0-10 (default 0.05)
+//       value (number): 0-10 (default 0.0)
 //   ~ear.send('/ear/sonify/hf_penalty', value)  -> /ear/done
 //       dream: penalise the change's high frequencies (its first difference)
-//       value (number): 0-10 (default 0.2)
+//       value (number): 0-10 (default 0.0)
 //   ~ear.send('/ear/sonify/stride', value)  -> /ear/done
 //       auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)
 //       value (integer): 1-16 (default 3)
@@ -496,16 +496,16 @@ Earsight {
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
-			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_gain (after / before, where the baseline is positive), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
+			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
 			["/ear/sonify/layer", "s", "/ear/done", "layer to sonify; empty: the server's selection (/ear/select)"],
 			["/ear/sonify/channel", "i", "/ear/done", "channel of that layer; -1: the selection's channels"],
-			["/ear/sonify/lr", "n", "/ear/done", "dream step size: each step changes the audio by lr x its RMS"],
+			["/ear/sonify/lr", "n", "/ear/done", "dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)"],
 			["/ear/sonify/steps", "i", "/ear/done", "dream: gradient steps per live update"],
 			["/ear/sonify/iterations", "i", "/ear/done", "dream: gradient steps for a render or an offline file"],
 			["/ear/sonify/frames", "i", "/ear/done", "dream: ear frames evaluated per step, drawn at random from the region"],
 			["/ear/sonify/mix", "n", "/ear/done", "0 plays the input, 1 the sonification, between: both"],
-			["/ear/sonify/strength", "n", "/ear/done", "dream: largest change allowed, as RMS of the change over RMS of the input"],
-			["/ear/sonify/param", "s", "/ear/done", "dream: optimise the waveform or a gain per STFT bin (with resynthesis); auto: spectrum for ears with an FFT front end, else wave"],
+			["/ear/sonify/strength", "n", "/ear/done", "dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)"],
+			["/ear/sonify/param", "s", "/ear/done", "dream: what is optimised: change (a change added to the input, as pink-weighted Fourier coefficients), wave (its samples) or spectrum (a gain per STFT bin); auto: change"],
 			["/ear/sonify/window", "n", "/ear/done", "live: seconds of input each update looks at"],
 			["/ear/sonify/chunk", "n", "/ear/done", "live: seconds between updates, and of new audio each update plays"],
 			["/ear/sonify/queue", "n", "/ear/done", "live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency"],

@@ -53,7 +53,7 @@ def _commands() -> tuple[Command, ...]:
         Command("/ear/sonify/status", (), _status, "/ear/sonify/status.reply",
                 "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, "
                 "in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), "
-                "last_gain (after / before, where the baseline is positive), largest jump at crossfades, steps_live (the dream steps "
+                "last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps "
                 "per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...", "sonify"),
     ]
     for p in PARAMS:

@@ -5,7 +5,6 @@ come from the parameter table (:mod:`.params`).
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,9 +67,8 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     out, result = sonify_file(ear, audio, int(sr), mode, values)
     io.write(out_path, out, int(sr))
     if isinstance(result, DreamResult):
-        ratio = f", x{result.gain:.2f}" if math.isfinite(result.gain) else ""
         print(f"{out_path}: {result.steps} steps in {result.seconds:.1f} s, activation {result.before:.4g} -> "
-              f"{result.after:.4g}: a rise of {result.rise_spreads:+.2f} spreads (raw {result.rise:+.4g}{ratio})")
+              f"{result.after:.4g}: a rise of {result.rise_spreads:+.2f} spreads (raw {result.rise:+.4g})")
     else:
         png = save_mask_png(result, out_path.with_suffix(".png"), f"{args.ear} {args.layer}:{args.channel}")
         print(f"{out_path}, mask {png} (peak {result.peak:.4g}{', the feature never fired' if result.peak == 0 else ''})")

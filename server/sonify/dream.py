@@ -5,18 +5,18 @@ function:
 
 - an **objective** (:func:`objective`): activations -> a number to raise (the selected channels'
   mean over a time and position region, minus penalties);
-- a **parameterisation** (:class:`WaveParam`, :class:`SpectrumParam`): what is optimised (a change
-  added to the waveform, or a log-gain per STFT bin resynthesised with the input's phase);
+- a **parameterisation**: what is optimised. :class:`~.change.ChangeParam` (the default): a
+  change added to the input, as pink-weighted Fourier coefficients; :class:`WaveParam` (the
+  change's samples) and :class:`SpectrumParam` (a log-gain per STFT bin of the input);
 - **transforms** (:func:`jitter`, :func:`time_mask`, :func:`freq_mask`, :func:`compose`): random
   augmentations applied before the ear looks, so the ascent finds sounds and not adversarial
   noise that works at one exact alignment;
 
-and :func:`dream` composes them. Regularisers: ``noise_penalty`` (energy of the change),
-``hf_penalty`` (energy of the change's first difference: high frequencies), ``act_penalty`` (the
-layer's other channels, for selectivity). The change is projected after every step: its RMS is
-at most ``strength`` times the input's, and samples stay within [-1, 1]. The result's loudness is
-then bounded by construction (:func:`~.dsp.bound_loudness`): the change is shrunk toward the input
-until the output's RMS is within ``loudness_db`` of the input's.
+and :func:`dream` composes them, with Adam. Every step's signal is shaped
+(:func:`~.change.shape`): the input's loudness, a change within ``strength`` x the input's RMS
+and no jump larger than the input's own, so the ascent spends a fixed budget where the unit
+responds. Optional regularisers: ``noise_penalty`` (energy of the change), ``hf_penalty``
+(its first difference), ``act_penalty`` (the layer's other channels, for selectivity).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..ears.base import Ear
 from ..errors import BadRequest
+from .change import ChangeParam, largest_jump, shape
 from .dsp import bound_loudness
 from .target import Target, activations, span
 
@@ -170,24 +171,28 @@ def compose(*transforms: Transform) -> Transform:
     return apply
 
 
-def auto_param(ear: Ear) -> str:
-    """The parameterisation that suits the ear: "spectrum" for an ear with an FFT front end (a
-    mel ear: musicnn, CPC), whose gradient through the log-mel reaches a waveform change only as
-    fine, noise-like detail, and "wave" for an ear that looks at the waveform itself (CREPE).
+PARAMS = ("change", "wave", "spectrum")
 
-    The ear declares its front end (:attr:`Ear.front_end <earsight.ears.base.Ear.front_end>`).
+
+def auto_param(ear: Ear) -> str:
+    """The parameterisation for "auto": "change" (:class:`~.change.ChangeParam`) for every ear.
+
+    It adds what the input lacks (a chime has two partials: a gain per STFT bin can only
+    reweigh them, so units that hear other frequencies could not move) and adapts its step per
+    frequency. The ear's front end (:attr:`Ear.front_end <earsight.ears.base.Ear.front_end>`)
+    is still checked: auralise relies on it.
     """
     if ear.front_end not in ("wave", "spectrum"):
         raise BadRequest(f"ear {ear.name!r} declares front end {ear.front_end!r}; expected wave or spectrum")
-    return ear.front_end
+    return "change"
 
 
 def resolve_param(ear: Ear, param: str) -> str:
     """``param`` as given, or for "auto" the ear's own (:func:`auto_param`)."""
     if param == "auto":
         return auto_param(ear)
-    if param not in ("wave", "spectrum"):
-        raise BadRequest(f"param must be one of auto, wave, spectrum, got {param!r}")
+    if param not in PARAMS:
+        raise BadRequest(f"param must be one of auto, {', '.join(PARAMS)}, got {param!r}")
     return param
 
 
@@ -212,14 +217,9 @@ class DreamResult:
 
     @property
     def rise(self) -> float:
-        """How much the selected neurons' activation rose: meaningful for any unit."""
+        """How much the selected neurons' activation rose: meaningful for any unit (a ratio of a
+        signed mean is not: -0.38 -> 2.65 is no "x-6.97")."""
         return self.after - self.before
-
-    @property
-    def gain(self) -> float:
-        """``after / before`` where that means something (a positive baseline); NaN otherwise: the
-        ratio of a negative or zero mean says nothing (-0.38 -> 2.65 is not "x-6.97")."""
-        return self.after / self.before if self.before > 1e-9 else float("nan")
 
 
 def dream(
@@ -228,7 +228,7 @@ def dream(
     target: Target,
     *,
     steps: int,
-    lr: float = 0.25,
+    lr: float = 0.05,
     strength: float = 1.0,
     frames: int | None = 8,
     param: str = "auto",
@@ -236,92 +236,82 @@ def dream(
     time_mask_fraction: float = 0.1,
     freq_mask_fraction: float = 0.1,
     act_penalty: float = 0.0,
-    noise_penalty: float = 0.05,
-    hf_penalty: float = 0.2,
+    noise_penalty: float = 0.0,
+    hf_penalty: float = 0.0,
     delta: np.ndarray | None = None,
     seed: int = 0,
     measure: bool = True,
     loudness_db: float | None = LOUDNESS_DB,
 ) -> DreamResult:
-    """Raise the target's activation by ``steps`` steps of normalised gradient ascent on ``audio``.
+    """Raise the target's activation by ``steps`` steps of Adam on ``audio``'s parameterisation.
 
     ``audio (samples,)`` float32 at ``ear.sample_rate``; ``delta`` (same shape) warm-starts the
-    change (live: the previous version, shifted). Each step: parameterisation -> transforms ->
-    ear -> objective - penalties; the step is ``lr x RMS(input) x grad / RMS(grad)`` (scale-free,
-    so one ``lr`` suits every ear and level), then the change is projected (see module doc).
-    ``measure`` adds one forward pass before and after (no augmentation) for the gain.
-    ``param`` "auto" is :func:`auto_param`'s choice for the ear. ``loudness_db`` bounds the
-    result's RMS relative to the input's (None: no bound beyond ``strength``).
+    change (live: the previous version, shifted). Each step: parameterisation -> shaping (the
+    input's loudness, no jump above the input's largest, :func:`~.change.shape`) -> transforms
+    -> ear -> objective - penalties. Adam scales each coordinate's step by its own gradient
+    history, so one ``lr`` moves any unit of any ear. ``measure`` adds one forward pass before
+    and after (no augmentation). ``loudness_db`` bounds the result's RMS relative to the
+    input's once more at the end (None: shaping only).
     """
     started = time.perf_counter()
     param = resolve_param(ear, param)
     x0 = torch.from_numpy(np.ascontiguousarray(audio, np.float32)).reshape(1, -1)
-    rms = max(float(x0.pow(2).mean().sqrt()), 1e-3)
     if float(x0.abs().max()) < 1e-6:  # dreaming from digital silence: give the gradient something
         x0 = x0 + 1e-3 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    rms = max(float(x0.pow(2).mean().sqrt()), 1e-9)
+    jump = largest_jump(x0) * (1.0 - 1e-3)  # a thousandth inside: float32 rounding cannot cross it
     g = torch.Generator().manual_seed(seed)
-    p: WaveParam | SpectrumParam
+    start = np.asarray(delta, np.float32) if delta is not None else None
+    p: ChangeParam | WaveParam | SpectrumParam
     if param == "spectrum":
         p = SpectrumParam(x0)
+    elif param == "wave":
+        p = WaveParam(x0, torch.from_numpy(start) if start is not None else None)
     else:
-        p = WaveParam(x0, torch.from_numpy(np.asarray(delta, np.float32)) if delta is not None else None)
+        p = ChangeParam(x0.shape[1], ear.sample_rate, rms, start)
+
+    def shaped() -> torch.Tensor:
+        change = p() if isinstance(p, ChangeParam) else p() - x0
+        return shape(x0, change, strength=strength, jump=jump)
+
     transform = compose(jitter(jitter_samples), time_mask(time_mask_fraction), freq_mask(freq_mask_fraction))
     value = objective(target, act_penalty=act_penalty)
     fixed = objective(target)
     n = max(1, x0.shape[1] // ear.hop)
     count = n if frames is None else min(frames, n)
-    # The frames the before/after measurement reads: fixed, so the ratio compares like with like.
     probe = torch.Generator().manual_seed(seed + 1)
 
     def measured(x: torch.Tensor) -> float:
+        # The frames the before/after measurement reads: fixed, so it compares like with like.
         with torch.no_grad():
             probe.manual_seed(seed + 1)
             return float(fixed(activations(ear, x, target, frames=count, generator=probe)))
 
     before = measured(x0) if measure else float("nan")
     scale = 1.0
-    rate = lr
-    param_tensor = next(iter(p.parameters()))
-
-    def penalised(x: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-        change = x - x0
+    # The waveform's samples are in the input's units; the others' coordinates are unit-scale.
+    optimiser = torch.optim.Adam(p.parameters(), lr=lr * (rms if isinstance(p, WaveParam) else 1.0))
+    for step_index in range(steps):
+        x = shaped()
+        acts = activations(ear, transform(x, g), target, frames=count, generator=g)
+        if step_index == 0:  # penalties relative to the first objective: one weight fits every layer
+            scale = max(abs(float(value(acts).detach())), 1e-3)
         loss = -value(acts) / scale
+        change = x - x0
         if noise_penalty > 0:
             loss = loss + noise_penalty * change.pow(2).mean() / rms**2
         if hf_penalty > 0:
             loss = loss + hf_penalty * change.diff(dim=-1).pow(2).mean() / rms**2
-        return loss
-
-    for step_index in range(steps):
-        draw = g.get_state()  # to draw the same augmentation and frames again when judging the step
-        x = p()
-        acts = activations(ear, transform(x, g), target, frames=count, generator=g)
-        if step_index == 0:  # penalties relative to the first objective: one weight fits every layer
-            scale = max(abs(float(value(acts).detach())), 1e-3)
-        loss = penalised(x, acts)
-        (grad,) = torch.autograd.grad(loss, [param_tensor])
-        if not bool(torch.isfinite(grad).all()):
+        optimiser.zero_grad()
+        loss.backward()
+        if not all(bool(torch.isfinite(q.grad).all()) for q in p.parameters() if q.grad is not None):
             continue  # a bad step is skipped, never taken
-        with torch.no_grad():
-            old = param_tensor.detach().clone()
-            size = grad.pow(2).mean().sqrt().clamp_min(1e-20)
-            param_tensor.sub_(rate * (rms if isinstance(p, WaveParam) else 1.0) * grad / size)
+        optimiser.step()
+        if not isinstance(p, ChangeParam):
             p.project(strength, rms)
-            # Backtracking: a step that made the same batch worse overshot (the mel ears overshoot
-            # at rates where CREPE still climbs); undo it and halve the rate. One forward pass.
-            after_draw = g.get_state()
-            g.set_state(draw)
-            x = p()
-            worse = float(penalised(x, activations(ear, transform(x, g), target, frames=count, generator=g))) > float(loss)
-            g.set_state(after_draw)
-            if worse:
-                param_tensor.copy_(old)
-                rate *= 0.5
     with torch.no_grad():
-        out = p().reshape(-1)
-    if loudness_db is not None:
-        # By construction, whatever the ascent did (the strength cap bounds the change, not the
-        # loudness: a spectrum gain of 0.2-2 per bin, or a change up to the input's RMS).
+        out = shaped().reshape(-1)
+    if loudness_db is not None:  # by construction already (shape); kept as the last word
         out = torch.from_numpy(bound_loudness(x0.reshape(-1).numpy(), out.numpy(), loudness_db))
     after = measured(out.reshape(1, -1)) if measure else float("nan")
     result = out.numpy().astype(np.float32)

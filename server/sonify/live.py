@@ -138,8 +138,8 @@ class Sonifier:
         self._busy = 0.0
         self._cpu = 0.0
         self._audio_seconds = 0.0
-        self.last_gain = float("nan")
-        """The last measured dream's after/before (NaN where the baseline is not positive)."""
+        self.last_peak = float("nan")
+        """The last auralisation's mask peak (the feature map's strength)."""
         self.last_rise = float("nan")
         """The last measured dream's after - before."""
         self.last_rise_spreads = float("nan")
@@ -223,7 +223,7 @@ class Sonifier:
             # CPU the sonifier's thread used per second of audio: what real time needs of one core
             # on an otherwise idle machine (the wall-clock factor above includes waiting for a core).
             "cpu_real_time_factor": self._cpu / self._audio_seconds if self._audio_seconds > 0 else 0.0,
-            "last_gain": self.last_gain,
+            "last_peak": self.last_peak,
             "last_rise": self.last_rise,
             "last_rise_spreads": self.last_rise_spreads,
             "seam_jump": self.seam_jump,
@@ -426,7 +426,7 @@ class Sonifier:
         """One live dream update on ``x`` (ear rate), warm-started from the previous change."""
         sr_in = self.sample_rate
         delta = None
-        if self._delta is not None and resolve_param(ear, str(values["param"])) == "wave":
+        if self._delta is not None and resolve_param(ear, str(values["param"])) in ("change", "wave"):
             # The previous change, moved by how far the input advanced: its past carries over.
             shift = int(round((end - self._delta_end) * ear.sample_rate / sr_in))
             d = np.zeros_like(x)
@@ -449,7 +449,7 @@ class Sonifier:
         self.counters["steps"] += steps
         if measure:
             result = replace(result, spread=spread(ear, target, wait=False))
-            self.last_gain, self.last_rise, self.last_rise_spreads = result.gain, result.rise, result.rise_spreads
+            self.last_rise, self.last_rise_spreads = result.rise, result.rise_spreads
         self._delta = result.delta if np.isfinite(result.delta).all() else None
         self._delta_end = end
         return result.audio
@@ -460,7 +460,7 @@ class Sonifier:
         # The scale follows the loudest mask so far, decaying (-6 dB in 5 s) so it can recover.
         decay = 0.5 ** (float(values["chunk"]) / 5.0)
         self._scale = max(self._scale * decay, a.peak)
-        self.last_gain = a.peak
+        self.last_peak = a.peak
         if self._scale <= 0.0:
             return np.zeros_like(x)
         return apply_mask(x, a.mask * (a.peak / self._scale), a.n_fft, a.hop, a.pad)
