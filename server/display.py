@@ -102,6 +102,7 @@ class Display:
         self.frames_drawn = 0
         self.error: str | None = None
         self.server = ViewServer(host, port, self._jpeg, self._layout, state.select)
+        self.server.stream_fps = fps  # the stream keeps up with the picture
         state.listen(self._changed)
 
     # -------------------------------------------------------------- life cycle
@@ -230,6 +231,7 @@ class Display:
         if not 1.0 <= fps <= 120.0:
             raise BadRequest(f"fps must be in [1, 120], got {fps:g}")
         self.fps = self.fps_live = fps
+        self.server.stream_fps = fps
 
     # -------------------------------------------------------------- the display thread
 

@@ -1,10 +1,13 @@
 #version 330 core
 // Neurons: every pixel looks up which neuron covers it (the index map from neuron_ids.glsl,
-// whose fourth channel holds how many edges pass there), that neuron's light, and colours a
-// disc through the colour map; the edges show through between neurons, and an edge whose two
-// neurons are lit (the edge ends map from edge_ends.glsl) glows with the dimmer one's light.
-// Between neurons, the glow (glow.py) shows the mean light of the region. A neuron's disc grows
-// with its light. Four to six texture reads per pixel, whatever the number of neurons and edges.
+// whose fourth channel holds how many edges pass there, packed into bytes by gl.pack_pixels)
+// and that neuron's colour and light (computed on the CPU: a software rasteriser pays for
+// every colour-map lookup per pixel), and paints a disc that grows with the light. Between
+// neurons the glow (glow.py) shows each region's mean light, the edges show faintly, and an
+// edge whose two neurons are lit (the edge ends map from edge_ends.glsl) shines with the dimmer
+// one's colour. Two to five texture reads per pixel, whatever the number of neurons and edges:
+// a software rasteriser pays far more per triangle than per texel, so nothing here is drawn
+// as geometry per frame.
 
 #if defined VERTEX_SHADER
 
@@ -20,44 +23,48 @@ void main() {
 
 in vec2 v_uv;
 
-uniform sampler2D u_ids;          // RGBA16F: (activation texel x, y, distance from centre in radii (2: none), edge density)
-uniform sampler2D u_activations;  // R32F: activation of each neuron
-uniform sampler2D u_colormap;     // 256 x 1 colour map
-uniform sampler2D u_edge_ends;    // RGBA16F: activation texels of the two neurons of an edge here
-uniform sampler2D u_glow;         // R32F, an eighth of the size: the mean light of the neurons around
+uniform usampler2D u_pixels;      // RGBA8UI: the neuron here (24-bit index), its distance (6 bits: 62nds of a radius, 63: none), edges here (2 bits)
+uniform sampler2D u_neurons;      // RGBA8: each neuron's colour, and its light in alpha
+uniform usampler2D u_pairs;       // RGBA8UI: the two neurons (16 bits each) of an edge here
+uniform sampler2D u_glow;         // RGBA8, an eighth of the size: the glow's colour
 uniform vec3 u_background;
 uniform vec3 u_edge_color;        // colour of one edge; overlapping edges add up
-uniform float u_floor;            // brightness of a silent neuron, so the structure stays visible
-uniform float u_path_strength;    // how bright an edge between two fully lit neurons glows
-uniform float u_glow_strength;    // how bright the glow of a fully lit region is (0: none)
+uniform float u_path_strength;    // how bright an edge between two fully lit neurons shines (0: never)
+uniform bool u_glow_on;
 
 out vec4 f_color;
 
+const int ROW_WIDTH = 1024;  // the neuron texture's width (gl.py)
+
+ivec2 texel(uint index) {
+    return ivec2(int(index & uint(ROW_WIDTH - 1)), int(index >> 10u));
+}
+
 void main() {
     ivec2 pixel = ivec2(gl_FragCoord.xy);
-    vec4 id = texelFetch(u_ids, pixel, 0);
-    vec3 background = u_background + u_edge_color * min(id.w, 2.0);
-    if (u_glow_strength > 0.0) {
-        float g = textureLod(u_glow, v_uv, 0.0).r;
-        background += textureLod(u_colormap, vec2(0.12 + 0.88 * g, 0.5), 0.0).rgb * (u_glow_strength * g);
+    uvec4 p = texelFetch(u_pixels, pixel, 0);
+    uint code = p.a >> 2u;
+    float edges = float(p.a & 3u);
+    vec3 background = u_background + u_edge_color * min(edges, 2.0);
+    if (u_glow_on) {
+        background += textureLod(u_glow, v_uv, 0.0).rgb;
     }
-    if (id.w > 0.5) {
-        vec4 ends = texelFetch(u_edge_ends, pixel, 0);
-        float path = min(texelFetch(u_activations, ivec2(ends.xy), 0).r, texelFetch(u_activations, ivec2(ends.zw), 0).r);
-        path = clamp(path, 0.0, 1.0);
-        background += textureLod(u_colormap, vec2(0.12 + 0.88 * path, 0.5), 0.0).rgb * (u_path_strength * path * path);
+    if (edges > 0.5 && u_path_strength > 0.0) {
+        uvec4 e = texelFetch(u_pairs, pixel, 0);
+        vec4 a = texelFetch(u_neurons, texel(e.r | (e.g << 8u)), 0);
+        vec4 b = texelFetch(u_neurons, texel(e.b | (e.a << 8u)), 0);
+        vec4 dim = a.a < b.a ? a : b;
+        background += dim.rgb * (u_path_strength * dim.a);
     }
-    if (id.z > 1.5) {
+    if (code == 63u) {
         f_color = vec4(background, 1.0);
         return;
     }
-    float a = clamp(texelFetch(u_activations, ivec2(id.xy), 0).r, 0.0, 1.0);
+    vec4 n = texelFetch(u_neurons, texel(p.r | (p.g << 8u) | (p.b << 16u)), 0);
     // Silent neurons are small dots, loud ones fill their cell; the rim fades for smooth edges.
-    float radius = 0.55 + 0.45 * a;
-    float cover = clamp((radius - id.z) * 6.0, 0.0, 1.0);
-    // The bottom of most maps is near black: start a little up so silent neurons still show.
-    vec3 c = textureLod(u_colormap, vec2(0.12 + 0.88 * a, 0.5), 0.0).rgb * (u_floor + (1.0 - u_floor) * a);
-    f_color = vec4(mix(background, c, cover), 1.0);
+    float radius = 0.55 + 0.45 * n.a;
+    float cover = clamp((radius - float(code) / 62.0) * 6.0, 0.0, 1.0);
+    f_color = vec4(mix(background, n.rgb, cover), 1.0);
 }
 
 #endif

@@ -21,7 +21,7 @@ import numpy as np
 from .. import paths
 from ..errors import EarsightError
 from .context import GL_VERSION
-from .state import RenderState, colormap_texture_data
+from .state import RenderState
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,48 @@ def edge_vertices(positions: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out.reshape(-1, 6)
 
 
+MAX_PATH_NEURONS = 1 << 16
+"""Edges between lit neurons shine only in layouts of fewer neurons (16 bits per end)."""
+
+
+NO_NEURON = 63
+"""The distance code of a pixel no neuron covers (see :func:`pack_pixels`)."""
+
+
+def pack_pixels(ids: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The baked maps (half floats, as rendered) packed into bytes for the per-frame pass.
+
+    ``ids`` (h, w, 4): (neuron texel x, y, distance from its centre in radii (2: none), edges
+    here); ``ends`` (h, w, 4): texels (x, y) of an edge's two neurons. Returns two (h, w, 4)
+    uint8 maps, in the same row order:
+
+    - pixel: bytes 0-2 the neuron's index (texel x + ROW_WIDTH * y, 24 bits); byte 3 the
+      distance in 62nds of a radius (6 bits; NO_NEURON: none) and the edges here, up to 3 (2 bits);
+    - pair: the two neurons of the edge here, 16 bits each (little end first).
+
+    Half the bytes of the half-float maps, and no conversion to decode them.
+    """
+    index = np.rint(ids[..., 0]).astype(np.int64) + ROW_WIDTH * np.rint(ids[..., 1]).astype(np.int64)
+    covered = ids[..., 2] <= 1.0
+    index = np.where(covered, index, 0)
+    distance = np.where(covered, np.clip(np.rint(ids[..., 2] * (NO_NEURON - 1)), 0, NO_NEURON - 1), NO_NEURON)
+    edges = np.clip(np.rint(ids[..., 3]), 0, 3).astype(np.int64)
+    pixel = np.stack([index & 255, (index >> 8) & 255, (index >> 16) & 255, distance.astype(np.int64) * 4 + edges], axis=-1)
+    a = np.rint(ends[..., 0]).astype(np.int64) + ROW_WIDTH * np.rint(ends[..., 1]).astype(np.int64)
+    b = np.rint(ends[..., 2]).astype(np.int64) + ROW_WIDTH * np.rint(ends[..., 3]).astype(np.int64)
+    a, b = np.clip(a, 0, MAX_PATH_NEURONS - 1), np.clip(b, 0, MAX_PATH_NEURONS - 1)
+    pair = np.stack([a & 255, a >> 8, b & 255, b >> 8], axis=-1)
+    return pixel.astype(np.uint8), pair.astype(np.uint8)
+
+
+def unpack_pixel(pixel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What neurons.glsl reads from a packed pixel map: (neuron index, distance in radii (2: none), edges)."""
+    p = pixel.astype(np.int64)
+    code = p[..., 3] >> 2
+    distance = np.where(code == NO_NEURON, 2.0, code / (NO_NEURON - 1))
+    return p[..., 0] | (p[..., 1] << 8) | (p[..., 2] << 16), distance, p[..., 3] & 3
+
+
 def quad_indices(n: int) -> np.ndarray:
     """(6n,) int32 indices: two triangles per quad of :func:`quads`."""
     return (np.arange(n, dtype=np.int32)[:, None] * 4 + np.array([0, 1, 2, 2, 1, 3], np.int32)).reshape(-1)
@@ -161,14 +203,13 @@ class GLObjects:
         self.small_tex = ctx.texture((hw, hh), 3)
         self.small_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.small_fbo = ctx.framebuffer(color_attachments=[self.small_tex])
-        self.cmap_tex = ctx.texture((256, 1), 3, colormap_texture_data(state.colormap).tobytes())
-        self.cmap_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
-        self.cmap_tex.repeat_x = False
         # Activations as a texture, ROW_WIDTH wide: one upload per frame, looked up per pixel.
         rows = max(1, -(-lay.n // ROW_WIDTH))
-        self.act_tex = ctx.texture((ROW_WIDTH, rows), 1, dtype="f4")
+        # Colours are computed per neuron on the CPU (19k neurons cost less than a colour-map
+        # lookup per pixel in a software rasteriser): RGB and the light in alpha.
+        self.act_tex = ctx.texture((ROW_WIDTH, rows), 4)
         self.act_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
-        self._act_pad = np.zeros(ROW_WIDTH * rows, np.float32)
+        self._act_pad = np.zeros((ROW_WIDTH * rows, 4), np.uint8)
         self.triangle = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], np.float32).tobytes())
         self.pos_buf = ctx.buffer(np.ascontiguousarray(lay.positions, np.float32).tobytes())
         self.quad_buf = ctx.buffer(quads(lay.positions).tobytes())
@@ -183,8 +224,14 @@ class GLObjects:
         self.ends_tex = ctx.texture(size, 4, dtype="f2")
         self.ends_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.ends_fbo = ctx.framebuffer(color_attachments=[self.ends_tex])
+        # Both maps packed into bytes (pack_pixels): what the per-frame pass reads.
+        self.pixel_tex = ctx.texture(size, 4, dtype="u1")  # integer texels: no conversion to decode
+        self.pair_tex = ctx.texture(size, 4, dtype="u1")
+        for tex in (self.pixel_tex, self.pair_tex):
+            tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.paths = lay.n <= MAX_PATH_NEURONS
         gh, gw = state.glow.shape
-        self.glow_tex = ctx.texture((gw, gh), 1, dtype="f4")
+        self.glow_tex = ctx.texture((gw, gh), 4)
         self.glow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.glow_tex.repeat_x = self.glow_tex.repeat_y = False
         edges = lay.edges
@@ -265,9 +312,6 @@ class GLObjects:
 
     # ------------------------------------------------------------------------ uploads
 
-    def upload_colormap(self, name: str) -> None:
-        self.cmap_tex.write(colormap_texture_data(name).tobytes())
-
     def upload_selection(self, positions: np.ndarray) -> None:
         """Markers at (s, 2) layout positions (s = 0: none)."""
         need = max(1, positions.shape[0])
@@ -285,11 +329,20 @@ class GLObjects:
         self.overlay_tex.write(np.ascontiguousarray(rgba).tobytes())
         self.overlay_boxes = list(boxes)
 
-    def upload_glow(self, glow: np.ndarray) -> None:
-        """(rows, cols) float32 in [0, 1], bottom row first (:class:`~earsight.render.glow.Glow`)."""
-        self.glow_tex.write(np.ascontiguousarray(glow, np.float32).tobytes())
+    def pack(self) -> None:
+        """Pack the baked index and edge-ends maps into the byte maps the per-frame pass reads."""
+        h, w = self.ids_tex.height, self.ids_tex.width
+        ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4).astype(np.float32)
+        ends = np.frombuffer(self.ends_tex.read(), np.float16).reshape(h, w, 4).astype(np.float32)
+        pixel, pair = pack_pixels(ids, ends)
+        self.pixel_tex.write(pixel.tobytes())
+        self.pair_tex.write(pair.tobytes())
 
-    def upload_activations(self, shown: np.ndarray) -> None:
-        """(n,) values in [0, 1], one per neuron."""
-        self._act_pad[: shown.shape[0]] = shown
+    def upload_glow(self, rgba: np.ndarray) -> None:
+        """(rows, cols, 4) uint8 the glow's colours, bottom row first."""
+        self.glow_tex.write(np.ascontiguousarray(rgba, np.uint8).tobytes())
+
+    def upload_neurons(self, rgba: np.ndarray) -> None:
+        """(n, 4) uint8: each neuron's colour and light."""
+        self._act_pad[: rgba.shape[0]] = rgba
         self.act_tex.write(self._act_pad.tobytes())

@@ -11,14 +11,16 @@ the sound's clock, as ``earsight render`` does), in each light mode (``change``,
   correlation between the picture's frame-to-frame change and the sound's onset strength
   (spectral flux) in the same frame;
 - **distinct pixels**: the fraction of neurons whose centre pixel no other neuron shares;
-- **fps per view**: frames a second with an update, a draw, a read-back and a JPEG for one
-  viewer per frame, every neuron drawn.
+- **fps per view**: pictures a second the live display draws (asked for 120) while frames
+  arrive at the ear's rate and one viewer pulls the MJPEG stream, and the distinct pictures a
+  second that viewer receives; every neuron drawn.
 """
 
 from __future__ import annotations
 
-import io
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,22 +146,61 @@ def distinct_pixels(positions: np.ndarray, size: tuple[int, int] = SIZE) -> floa
     return float((counts[inverse] == 1).mean())
 
 
-def viewer_fps(ear: Ear, layout: Layout, seconds: float = 2.0) -> dict[str, float]:
-    """Frames a second per view with an update, draw, read-back and JPEG (one viewer) each."""
+def viewer_fps(ear: Ear, seconds: float = 3.0) -> dict[str, float]:
+    """Per view: pictures drawn a second by the live display (asked for 120) while the ear's newest
+    frame arrives at the ear's rate and one viewer pulls the MJPEG stream; and the distinct
+    pictures that viewer received a second."""
+    from ..display import Display
+    from ..state import EarState
+
+    state = EarState(ear.name, ear)
     frames = ear.analyse(click_train(ear.sample_rate, 2.0))
     n = min(v.shape[0] for v in frames.values())
-    out = {}
-    with Renderer(ear, layout, width=SIZE[0], height=SIZE[1]) as r:
-        r.select(ear.layers[-1].name, [0])
+    display = Display(state, port=0, fps=120.0, size=SIZE)
+    stop = threading.Event()
+    received = [0]
+
+    def feed() -> None:
+        k = 0
+        while not stop.is_set():
+            state.publish({name: v[k % n] for name, v in frames.items()})
+            k += 1
+            time.sleep(ear.hop / ear.sample_rate)
+
+    def watch() -> None:
+        last = b""
+        with urllib.request.urlopen(display.url + "stream.mjpg", timeout=30) as stream:
+            while not stop.is_set():
+                line = stream.readline()
+                if not line:
+                    return
+                if line.lower().startswith(b"content-length:"):
+                    stream.readline()
+                    jpeg = stream.read(int(line.split(b":")[1]))
+                    if jpeg != last:  # the stream repeats a picture until a new one is drawn
+                        received[0] += 1
+                        last = jpeg
+
+    out: dict[str, float] = {}
+    display.start()
+    threads = [threading.Thread(target=f, daemon=True) for f in (feed, watch)]
+    try:
+        display._ready()
+        for t in threads:
+            t.start()
         for view in VIEWS:
-            r.view = view
-            r.draw()  # compile and warm up outside the clock
-            count, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                r.update({name: v[count % n] for name, v in frames.items()})
-                Image.fromarray(r.draw()).save(io.BytesIO(), format="JPEG", quality=80)
-                count += 1
-            out[f"{view}_fps"] = count / (time.perf_counter() - t0)
+            display.set("view", view)
+            time.sleep(1.0)  # the first pictures of a view compile and warm up
+            d0, r0, t0 = display.frames_drawn, received[0], time.perf_counter()
+            time.sleep(seconds)
+            elapsed = time.perf_counter() - t0
+            out[f"{view}_fps"] = (display.frames_drawn - d0) / elapsed
+            out[f"{view}_viewer_fps"] = (received[0] - r0) / elapsed
+    finally:
+        stop.set()
+        display.stop()
+        for t in threads:
+            t.join(5.0)
     return out
 
 
@@ -180,5 +221,5 @@ def bench_picture(ear: Ear, *, snapshots: Path | None = None) -> dict[str, float
         out[f"{mode}_onsets_music"] = onset_following(ear, layout, mode, music)
         out[f"{mode}_onsets_drums"] = onset_following(ear, layout, mode, drums)
     out["music_levels_ratio"] = out["change_music_levels"] / max(out["raw_music_levels"], 1e-9)
-    out.update(viewer_fps(ear, layout))
+    out.update(viewer_fps(ear))
     return out

@@ -60,6 +60,8 @@ class Renderer:
         self._dirty_selection = False
         self._dirty_colormap = False
         self._dirty_overlay = True
+        self._jpeg_cache: tuple[tuple[int, int], bytes] | None = None
+        self._frame_no = 0
 
         self.ctx = context.create_context(window=window, size=(self.width, self.height))
         self._window = context.window_of(self.ctx) is not None
@@ -198,8 +200,7 @@ class Renderer:
     def _upload(self) -> None:
         """Apply staged selection, colour-map and overlay changes (GL thread only)."""
         with self._lock:
-            if self._dirty_colormap:
-                self.gl.upload_colormap(self.state.colormap)
+            if self._dirty_colormap:  # neurons and glow take the map's colours on the CPU, each frame
                 self._dirty_colormap = False
                 self._dirty_overlay = True
             if self._dirty_overlay:
@@ -235,6 +236,7 @@ class Renderer:
         image = np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]
         with self._lock:
             self._last = np.ascontiguousarray(image)
+            self._frame_no += 1
         return self._last
 
     def last_frame(self) -> np.ndarray:
@@ -243,10 +245,18 @@ class Renderer:
             return self._last
 
     def jpeg(self, quality: int = 80) -> bytes:
-        """The last drawn frame as JPEG bytes (any thread; no GL)."""
+        """The last drawn frame as JPEG bytes (any thread; no GL), encoded once per frame and quality
+        however many viewers ask."""
+        with self._lock:
+            frame, key = self._last, (self._frame_no, quality)
+        cached = self._jpeg_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
         buf = io.BytesIO()
-        Image.fromarray(self.last_frame()).save(buf, format="JPEG", quality=quality)
-        return buf.getvalue()
+        Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+        data = buf.getvalue()
+        self._jpeg_cache = (key, data)  # one assignment: another thread sees the old pair or the new
+        return data
 
     def snapshot(self, path: str | Path) -> Path:
         """Draw and write a PNG; returns its path."""

@@ -185,6 +185,8 @@ class RenderState:
         fx, fy = self.fit.fractions(layout.positions)
         self.glow = Glow(fx, fy, self.width, self.height, spacing_px=self.fit.radius_px / 0.6)
         self._last_update: float | None = None
+        self._lut_key: tuple[str, float, float] | None = None
+        self._lut = (np.zeros((256, 4), np.uint8), np.zeros((256, 4), np.uint8))
 
         self.selection: tuple[str, list[int]] = ("", [])
         """(layer, channels) last selected; ("", []) when nothing is."""
@@ -227,6 +229,8 @@ class RenderState:
         if name not in COLORMAPS:
             raise BadRequest(f"unknown colour map {name!r} (colour maps: {', '.join(COLORMAPS)})")
         self._colormap = name
+        self.table = colormap_texture_data(name)
+        """(256, 3) uint8: the colour map's colours."""
 
     @property
     def mode(self) -> str:
@@ -310,6 +314,32 @@ class RenderState:
             self._hi[k] = hi if hi > self._hi[k] else self._hi[k] + (hi - self._hi[k]) * r
         span = max(float(self._hi[k] - self._lo[k]), float(self._floor[k]))
         return np.clip((a - self._lo[k]) * (self.gain / span), 0.0, 1.0)
+
+    def _luts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(256, 4) uint8 neuron colour and light, (256, 4) glow colour, per 8-bit light level:
+        a lookup per neuron instead of a colour-map interpolation per neuron and frame."""
+        key = (self.colormap, self.floor_brightness(), self.glow_strength)
+        if self._lut_key != key:
+            levels = np.arange(256) / 255.0
+            neuron = np.empty((256, 4), np.uint8)
+            neuron[:, :3] = np.round(255 * neuron_colors(levels, self.table, self.floor_brightness()))
+            neuron[:, 3] = np.arange(256)
+            glow = np.zeros((256, 4), np.uint8)
+            glow[:, :3] = np.round(255 * np.clip(neuron_colors(levels, self.table, 0.0) * self.glow_strength, 0.0, 1.0))
+            self._lut, self._lut_key = (neuron, glow), key
+        return self._lut
+
+    def neuron_rgba(self) -> np.ndarray:
+        """(n, 4) uint8 what each neuron's disc shows: its colour (:func:`neuron_colors` at its
+        light, to 8 bits) and its light."""
+        level = np.round(np.clip(self.shown, 0.0, 1.0) * 255).astype(np.uint8)
+        return self._luts()[0][level]
+
+    def glow_rgba(self) -> np.ndarray:
+        """(rows, cols, 4) uint8 the glow's colour (bottom row first): the colour map at each
+        region's mean light, as bright as that light times the glow's strength."""
+        level = np.round(self.glow(self.shown) * 255).astype(np.uint8)
+        return self._luts()[1][level]
 
     def layer_energy(self) -> np.ndarray:
         """(k,) mean shown value of each layer."""
