@@ -9,8 +9,8 @@ white hiss: the change's energy goes where the unit's gradient points, tilted li
 :func:`shape` is applied on every step (so the ascent sees it, and spends its budget inside it)
 and to the result, and holds by construction:
 
-- the output's RMS equals the input's (the loudness budget: energy is redistributed, not added;
-  a unit cannot be raised by loudness alone);
+- the output is no louder than the input (the loudness budget: energy is redistributed, not
+  added; a unit cannot be raised by loudness alone);
 - the change's largest sample-to-sample jump is at most the input's (no clicks), by scaling it;
 - the change's RMS is at most ``strength`` x the input's.
 """
@@ -72,12 +72,12 @@ def shape(x0: torch.Tensor, change: torch.Tensor, *, strength: float, jump: floa
     """``x0 + change`` at the input's loudness, its change no larger than ``strength`` x the
     input's RMS and with no jump above ``jump``: ``(1, samples)``, differentiable.
 
-    Each bound is a scaling of the change (or of the whole signal) by at most one, applied in an
-    order where the later ones cannot undo the earlier: loudness first (a global gain g on
-    ``x0 + change``: the change becomes ``(g - 1) x0 + g change``), then size and jump, each a
-    scaling ``a <= 1`` of that change ``c``. Both ends have the input's power R, so the power
-    at ``a`` is ``R - a (1 - a) |c|^2 >= R (1 - strength^2 / 4)``: at most 1.25 dB below the
-    input's for strength 1, never above it.
+    Each bound is a scaling of the change (or of the whole signal) by at most one: loudness first
+    (a global gain g on ``x0 + change``: the change becomes ``(g - 1) x0 + g change``), then size
+    and jump, each scaling that change toward zero, which cannot undo the ones before. Scaling
+    moves the output between the input and a signal of the input's loudness, so it can only get
+    quieter (never louder than the input); how much quieter :func:`~.dream.dream` bounds at the
+    end (:func:`~.dsp.bound_loudness`, within ``LOUDNESS_DB``).
     """
     rms = x0.pow(2).mean().sqrt().clamp_min(1e-12)
     y = x0 + change

@@ -45,12 +45,17 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 """Activations ``(batch, k, channels, *rest)`` -> a scalar to raise."""
 
 
-def objective(target: Target, *, act_penalty: float = 0.0) -> Objective:
+def objective(target: Target, *, act_penalty: float = 0.0, logit: bool = False) -> Objective:
     """The selected channels' mean activation over the position region, minus ``act_penalty`` x
-    the mean magnitude of the layer's other channels."""
+    the mean magnitude of the layer's other channels.
+
+    ``logit``: for a layer of probabilities (an ear's output layer: pitch salience, tags), their
+    log-odds. A sigmoid far from firing has no gradient left (CREPE's 883 Hz bin on pink noise
+    sits at 1e-5); its logit has as much as anywhere.
+    """
 
     def value(acts: torch.Tensor) -> torch.Tensor:
-        region = acts
+        region = torch.logit(acts.clamp(1e-30, 1.0 - 1e-7)) if logit else acts
         if acts.dim() > 3:  # a position / frequency axis
             region = acts[:, :, :, span(acts.shape[3], target.position)]
         chosen = list(target.channels) or list(range(acts.shape[2]))
@@ -58,7 +63,9 @@ def objective(target: Target, *, act_penalty: float = 0.0) -> Objective:
         if act_penalty <= 0.0 or len(chosen) == acts.shape[2]:
             return selected
         others = [c for c in range(acts.shape[2]) if c not in set(chosen)]
-        return selected - act_penalty * region[:, :, others].abs().mean()
+        rest = region[:, :, others]
+        # Log-odds: the others' own (lower is better); activations: their magnitude.
+        return selected - act_penalty * (rest.mean() if logit else rest.abs().mean())
 
     return value
 
@@ -275,7 +282,7 @@ def dream(
         return shape(x0, change, strength=strength, jump=jump)
 
     transform = compose(jitter(jitter_samples), time_mask(time_mask_fraction), freq_mask(freq_mask_fraction))
-    value = objective(target, act_penalty=act_penalty)
+    value = objective(target, act_penalty=act_penalty, logit=target.layer == ear.output_layer)
     fixed = objective(target)
     n = max(1, x0.shape[1] // ear.hop)
     count = n if frames is None else min(frames, n)
@@ -290,7 +297,7 @@ def dream(
     before = measured(x0) if measure else float("nan")
     scale = 1.0
     # The waveform's samples are in the input's units; the others' coordinates are unit-scale.
-    optimiser = torch.optim.Adam(p.parameters(), lr=lr * (rms if isinstance(p, WaveParam) else 1.0))
+    optimiser = ScaledAdam(list(p.parameters()), lr=lr * (rms if isinstance(p, WaveParam) else 1.0))
     for step_index in range(steps):
         x = shaped()
         acts = activations(ear, transform(x, g), target, frames=count, generator=g)
@@ -318,6 +325,35 @@ def dream(
     return DreamResult(
         result, result - x0.reshape(-1).numpy(), before, after, steps, time.perf_counter() - started
     )
+
+
+class ScaledAdam:
+    """Adam with one second moment for all coordinates: the step adapts to the unit's gradient
+    scale (one rate moves a unit whose gradients are 1e-6 and one whose are 1e3), but keeps the
+    gradient's shape. Per-coordinate Adam moves every coefficient about ``lr`` a step, however
+    little it matters: the change's spectrum would be the prior's, not the unit's."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.99)) -> None:
+        self.params, self.lr, self.betas = params, lr, betas
+        self.moments = [torch.zeros_like(q) for q in params]
+        self.square = 0.0
+        self.count = 0
+
+    def zero_grad(self) -> None:
+        for q in self.params:
+            q.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.count += 1
+        grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in self.params]
+        mean_square = sum(float(g.pow(2).sum()) for g in grads) / max(sum(g.numel() for g in grads), 1)
+        self.square = b2 * self.square + (1 - b2) * mean_square
+        scale = math.sqrt(self.square / (1 - b2**self.count)) + 1e-30
+        for q, m, g in zip(self.params, self.moments, grads, strict=True):
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            q.sub_(self.lr * m / (1 - b1**self.count) / scale)
 
 
 def dream_with(ear: Ear, audio: np.ndarray, target: Target, values: dict[str, Any], *, steps: int, **kw: Any) -> DreamResult:

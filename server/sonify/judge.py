@@ -109,3 +109,66 @@ def correlation(a: np.ndarray, b: np.ndarray, *, detrend: bool = True) -> float:
         la = la - np.polyval(np.polyfit(octave, la, 1), octave)
         lb = lb - np.polyval(np.polyfit(octave, lb, 1), octave)
     return float(np.corrcoef(la, lb)[0, 1])
+
+
+def peak_frequency(x: np.ndarray, sample_rate: int, n_fft: int = 4096, lowest: float = 30.0) -> float:
+    """The strongest spectral peak of ``x``, Hz: the bin whose level stands furthest above the
+    median of its surroundings (a third of an octave), refined by a parabola through its
+    neighbours. Prominence, not level: a 1/f spectrum (pink noise) has no peak at its low end."""
+    level = log_spectrum(x, n_fft)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    prominence = np.full(level.shape, -np.inf)
+    for i in range(1, level.size - 1):
+        if f[i] < lowest:
+            continue
+        lo, hi = np.searchsorted(f, f[i] * 2 ** (-1 / 6)), np.searchsorted(f, f[i] * 2 ** (1 / 6))
+        around = np.concatenate([level[max(lo, 1) : max(i - 1, 1)], level[i + 2 : max(hi, i + 3)]])
+        prominence[i] = level[i] - float(np.median(around)) if around.size else -np.inf
+    i = int(np.argmax(prominence))
+    a, b, c = level[i - 1], level[i], level[min(i + 1, level.size - 1)]
+    bend = a - 2 * b + c
+    offset = 0.5 * (a - c) / bend if bend < 0 else 0.0
+    return float((i + offset) * sample_rate / n_fft)
+
+
+def harmonic_pitch(x: np.ndarray, sample_rate: int, low: float = 30.0, high: float = 2100.0, n_fft: int = 4096) -> float:
+    """The pitch a spectrum implies, Hz, by subharmonic summation (Hermes 1988): the f0, on a
+    5-cent grid, whose first five harmonics stand furthest above their surroundings (weights
+    0.84^(h-1)). Plain DSP, independent of any ear: a tone whose second harmonic is its
+    strongest still has the pitch of its fundamental."""
+    level = log_spectrum(x, n_fft)
+    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    smooth = np.array([np.median(level[np.searchsorted(f, fi * 2 ** (-1 / 6)) : np.searchsorted(f, fi * 2 ** (1 / 6)) + 1])
+                       for fi in f])
+    prominence = np.maximum(level - smooth, 0.0)
+    prominence[f < low] = 0.0
+    candidates = low * 2.0 ** (np.arange(int(1200 * np.log2(high / low) / 5)) * 5 / 1200)
+    score = np.zeros(candidates.size)
+    for h in range(1, 6):
+        score += 0.84 ** (h - 1) * np.interp(h * candidates, f, prominence, right=0.0)
+    return float(candidates[int(np.argmax(score))])
+
+
+def _magnitudes(x: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    from .dsp import stft_frames
+
+    return np.abs(stft_frames(np.asarray(x, np.float32).reshape(-1), n_fft, hop))
+
+
+def spectral_flux(x: np.ndarray) -> float:
+    """How much the spectrum changes from frame to frame (onsets, hits): the mean rise of each
+    bin's magnitude, over the mean magnitude (so loudness alone does not count)."""
+    m = _magnitudes(x)
+    return float(np.maximum(np.diff(m, axis=0), 0.0).mean() / max(float(m.mean()), 1e-20))
+
+
+def harmonic_fraction(x: np.ndarray, width: int = 17) -> float:
+    """The share of energy that is steady in frequency over time (harmonic, as in median-filter
+    HPSS, Fitzgerald 2010): the time-median-filtered spectrogram's energy over the total."""
+    from scipy.ndimage import median_filter
+
+    m = _magnitudes(x)
+    steady = median_filter(m, size=(width, 1), mode="nearest")
+    percussive = median_filter(m, size=(1, width), mode="nearest")
+    h = steady**2 / np.maximum(steady**2 + percussive**2, 1e-30)
+    return float(np.sum(h * m**2) / max(float(np.sum(m**2)), 1e-30))
