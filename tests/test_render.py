@@ -201,6 +201,19 @@ def test_packed_pixel_maps_keep_what_the_shader_reads() -> None:
     assert (p[1, 2, 0] | p[1, 2, 1] << 8, p[1, 2, 2] | p[1, 2, 3] << 8) == (3, 7 + gl.ROW_WIDTH)
 
 
+def test_tiles_cover_exactly_the_busy_cells() -> None:
+    busy = np.zeros((100, 200), bool)
+    busy[40, 70] = True  # one pixel: the tile of columns 64-95, rows 32-63
+    busy[99, 199] = True  # the corner: a tile cut at the picture's edge
+    triangles = gl.tiles(busy, tile=32)
+    assert triangles.shape == (12, 2)
+    x = (triangles[:, 0] + 1) / 2 * 200
+    y = (triangles[:, 1] + 1) / 2 * 100
+    assert sorted(set(np.round(x[:6]).tolist())) == [64, 96] and sorted(set(np.round(y[:6]).tolist())) == [32, 64]
+    assert sorted(set(np.round(x[6:]).tolist())) == [192, 200] and sorted(set(np.round(y[6:]).tolist())) == [96, 100]
+    assert gl.tiles(np.zeros((10, 10), bool)).shape == (0, 2)
+
+
 def test_edges_between_lit_neurons_glow(renderer: Renderer) -> None:
     # Pixels where edges pass and no neuron is: brighter when both ends of the edge are lit.
     renderer.glow = 0.0

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import moderngl
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from .. import paths
 from ..errors import EarsightError
 from .context import GL_VERSION
+from .glow import SCALE
 from .state import RenderState
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,27 @@ def unpack_pixel(pixel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return p[..., 0] | (p[..., 1] << 8) | (p[..., 2] << 16), distance, p[..., 3] & 3
 
 
+TILE = 32
+"""Pixels per side of the tiles the layout view draws; the others are cleared."""
+
+
+def tiles(busy: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """(h, w) bool, bottom row first: where something may show -> (6k, 2) float32 clip-space
+    triangles covering the k tiles that hold any of it. The layout view runs its per-pixel pass
+    only there and clears the rest: on a software rasteriser a pixel costs the same lit or not."""
+    h, w = busy.shape
+    rows, cols = -(-h // tile), -(-w // tile)
+    padded = np.zeros((rows * tile, cols * tile), bool)
+    padded[:h, :w] = busy
+    used = np.asarray(padded.reshape(rows, tile, cols, tile).any(axis=(1, 3)))
+    r, c = np.nonzero(used)
+    x0, x1 = c * tile / w * 2 - 1, np.minimum((c + 1) * tile, w) / w * 2 - 1
+    y0, y1 = r * tile / h * 2 - 1, np.minimum((r + 1) * tile, h) / h * 2 - 1
+    corners = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x0, y1], 1),
+                        np.stack([x0, y1], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1)], axis=1)
+    return corners.reshape(-1, 2).astype(np.float32)
+
+
 def quad_indices(n: int) -> np.ndarray:
     """(6n,) int32 indices: two triangles per quad of :func:`quads`."""
     return (np.arange(n, dtype=np.int32)[:, None] * 4 + np.array([0, 1, 2, 2, 1, 3], np.int32)).reshape(-1)
@@ -231,6 +254,9 @@ class GLObjects:
             tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.paths = lay.n <= MAX_PATH_NEURONS
         gh, gw = state.glow.shape
+        self._presence = state.glow.presence  # rows bottom first, as GL's
+        self.tile_buf = ctx.buffer(reserve=24, dynamic=True)
+        self.n_tiles = 0
         self.glow_tex = ctx.texture((gw, gh), 4)
         self.glow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.glow_tex.repeat_x = self.glow_tex.repeat_y = False
@@ -304,7 +330,7 @@ class GLObjects:
         )
         self.vao_ends = ctx.vertex_array(pr["edge_ends"], [(self.ends_buf, "2f 4f", "in_position", "in_ends")])
         full = [(self.triangle, "2f", "in_position")]
-        self.vao_neurons = ctx.vertex_array(pr["neurons"], full)
+        self.vao_neurons = ctx.vertex_array(pr["neurons"], [(self.tile_buf, "2f", "in_position")])
         self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)
@@ -337,7 +363,18 @@ class GLObjects:
         pixel, pair = pack_pixels(ids, ends)
         self.pixel_tex.write(pixel.tobytes())
         self.pair_tex.write(pair.tobytes())
-
+        # Where something may show: a neuron, an edge, or a glow of at least a quarter of a grey
+        # level at the strongest glow setting (4).
+        glow = np.repeat(np.repeat(self._presence >= 1.0 / 1024, SCALE, axis=0), SCALE, axis=1)
+        gh, gw = glow.shape
+        busy = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
+        grown = np.zeros((max(h, gh), max(w, gw)), bool)
+        grown[:gh, :gw] = glow
+        busy |= binary_dilation(grown, iterations=SCALE)[:h, :w]
+        triangles = tiles(busy)
+        self.tile_buf.orphan(max(24, triangles.nbytes))
+        self.tile_buf.write(triangles.tobytes() or b"\0" * 24)
+        self.n_tiles = triangles.shape[0]
     def upload_glow(self, rgba: np.ndarray) -> None:
         """(rows, cols, 4) uint8 the glow's colours, bottom row first."""
         self.glow_tex.write(np.ascontiguousarray(rgba, np.uint8).tobytes())

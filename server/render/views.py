@@ -8,8 +8,9 @@
 - ``features``: a kaleidoscope whose ten parameters are the ``embed`` features (or the energy
   of each layer) through a random permutation that :meth:`RenderState.shuffle` redraws.
 
-Every view draws a full-screen triangle that writes every pixel of ``g.fbo``, so nothing is
-cleared first. Call them with the context current.
+The hallucination and features views draw a full-screen triangle that writes every pixel of
+``g.fbo``, so nothing is cleared first; the layout view clears and runs its per-pixel pass only
+on the tiles where something may show (:func:`~.gl.tiles`). Call them with the context current.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
     set_uniform(neurons, "u_edge_color", EDGE_COLOR)
     set_uniform(neurons, "u_path_strength", PATH_STRENGTH if g.paths else 0.0)
     set_uniform(neurons, "u_glow_on", state.glow_strength > 0)
-    g.vao_neurons.render(moderngl.TRIANGLES, vertices=3)
+    g.fbo.clear(*BACKGROUND)  # where nothing shows; the tiles where something may are drawn
+    g.vao_neurons.render(moderngl.TRIANGLES, vertices=g.n_tiles)
     if g.n_markers:
         markers = g.programs["markers"]
         set_uniform(markers, "u_scale", state.fit.scale)
