@@ -28,6 +28,7 @@ def test_cli_dream_and_auralise_write_files(tmp_path: Path) -> None:
     assert cli.run_dream(args) == 0
     audio, sr = soundfile.read(str(dreamed))
     assert sr == SR and audio.shape[0] == int(0.4 * SR) and np.isfinite(audio).all()
+    assert dreamed.with_suffix(".png").stat().st_size > 10000  # the spectrograms beside it
     with pytest.raises(BadRequest):  # never overwrite unless asked
         cli.run_dream(args)
     heard = folder / "aur.flac"

@@ -30,7 +30,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
             show(f"picture {name} at 1280x720: change mode (default) beside raw mode (baseline)", results[f"picture {name}"])
     if "stages" in args.only:
         results["stages"] = bench_stages(loadable or ears)
+    if "dream" in args.only:
+        from ..sonify.battery import bench_dreams
+
+        results["dream"] = bench_dreams(args.ears or ["crepe", "musicnn", "cpc"])
     if "layout" in args.only:  # the issue's benchmark net and every ear, beside networkx on the same full graph
         from ..layout import bench_layouts
 

@@ -85,3 +85,26 @@ def show_table(ear: str, rows: list[dict[str, Any]]) -> None:
     print(f"moved (>= 2 spreads, >= 3x noise) {sum(r['moved'] for r in rows)}/{n}; clean (+-3 dB, jump <= 1) "
           f"{sum(r['clean'] for r in rows)}/{n}; selective (>= 2x layer median) {sum(r['selective'] for r in rows)}/{n}; "
           f"distinct pairs {sum(d < DISTINCT for d in distinct) // 2}/{len(distinct) // 2}")
+
+
+HEAVY_STEPS = 16
+"""musicnn's steps cost a 3 s window each: the bench gives it fewer (the table says how many)."""
+
+
+def bench_dreams(ears: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """``earsight bench --only dream``: the battery table for every ear that loads."""
+    from ..ears import registry
+
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in ears:
+        try:
+            ear = registry.load(name)
+        except Exception as exc:  # an ear that cannot load here is reported, not fatal to the bench
+            print(f"\n== dream {name}: cannot load ({type(exc).__name__}: {exc})")
+            continue
+        heavy = ear.window > ear.sample_rate
+        steps = HEAVY_STEPS if heavy else None
+        rows = bench_dream(ear, per_layer=2, steps=steps)
+        show_table(f"{name} ({steps or defaults()['iterations']} steps)", rows)
+        results[name] = rows
+    return results

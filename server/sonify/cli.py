@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import BadRequest
 from .deconv import save_mask_png
 from .dream import DreamResult
+from .figures import save_dream_png
 from .files import sonify_file
 from .params import AUDIO_FORMATS, BY_NAME, PARAMS, defaults
 
@@ -67,8 +68,11 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     out, result = sonify_file(ear, audio, int(sr), mode, values)
     io.write(out_path, out, int(sr))
     if isinstance(result, DreamResult):
+        title = f"{args.ear} {args.layer}:{args.channel}: {result.rise_spreads:+.2f} spreads"
+        png = save_dream_png(audio, out, int(sr), out_path.with_suffix(".png"), title)
         print(f"{out_path}: {result.steps} steps in {result.seconds:.1f} s, activation {result.before:.4g} -> "
-              f"{result.after:.4g}: a rise of {result.rise_spreads:+.2f} spreads (raw {result.rise:+.4g})")
+              f"{result.after:.4g}: a rise of {result.rise_spreads:+.2f} spreads (raw {result.rise:+.4g}); "
+              f"spectrograms {png}")
     else:
         png = save_mask_png(result, out_path.with_suffix(".png"), f"{args.ear} {args.layer}:{args.channel}")
         print(f"{out_path}, mask {png} (peak {result.peak:.4g}{', the feature never fired' if result.peak == 0 else ''})")

@@ -321,6 +321,15 @@ def dream(
     if loudness_db is not None:  # by construction already (shape); kept as the last word
         out = torch.from_numpy(bound_loudness(x0.reshape(-1).numpy(), out.numpy(), loudness_db))
     after = measured(out.reshape(1, -1)) if measure else float("nan")
+    if measure and after < before:
+        # A line search back toward the input: the ascent saw random frames under random
+        # transforms; on the measured frames a fraction of its change may do better than all.
+        change = out - x0.reshape(-1)
+        for fraction in (0.7, 0.5, 0.3, 0.15):
+            trial = x0.reshape(-1) + fraction * change
+            value_at = measured(trial.reshape(1, -1))
+            if value_at > after:
+                out, after = trial, value_at
     result = out.numpy().astype(np.float32)
     return DreamResult(
         result, result - x0.reshape(-1).numpy(), before, after, steps, time.perf_counter() - started
