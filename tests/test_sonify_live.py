@@ -166,7 +166,7 @@ def test_live_sonification_has_no_clicks_and_keeps_time(live: tuple[App, Sonifie
     print(
         f"live {mode}: largest jump {jump:.4f} (input/body {own:.4f}, at seams {stats['seam_jump']:.4f}), "
         f"RMS {rms(steady):.3f}, rtf {stats['real_time_factor']:.2f}, steps/s {stats['steps_per_second']:.1f}, "
-        f"rise {stats['last_rise_spreads']:.3g} spreads, peak {stats['last_peak']:.3g}, late blocks {counts['late_blocks']} (baseline {baseline['late_blocks']} in 2 s), "
+        f"rise {stats['last_rise_spreads']:.3g} spreads, {stats['last_loudness_db']:+.2f} dB, change jump x{stats['last_jump']:.2f}, peak {stats['last_peak']:.3g}, late blocks {counts['late_blocks']} (baseline {baseline['late_blocks']} in 2 s), "
         f"underruns {counts['output_underruns']}, ran dry {stats['ran_dry']}, starved {stats['starved']}, behind {stats['behind']}"
     )
     assert son.counters["updates"] - updates >= 10, "the sonifier did not keep updating"
@@ -181,6 +181,9 @@ def test_live_sonification_has_no_clicks_and_keeps_time(live: tuple[App, Sonifie
     # sonifier (scaled to 3 s) plus 5 % of the blocks played.
     assert counts["late_blocks"] <= 2 * 1.5 * baseline["late_blocks"] + 0.05 * counts["blocks"]
     assert counts["output_underruns"] <= 2 and son.counters["ran_dry"] == dry_before
+    if mode == "dream":  # the offline criteria, measured live (by construction: shape, bound_loudness)
+        assert np.isfinite(stats["last_rise_spreads"])
+        assert float(stats["last_jump"]) <= 1.0 and abs(float(stats["last_loudness_db"])) <= 3.0
 
 
 def test_bad_values_raise_and_the_sonifier_keeps_running(live: tuple[App, Sonifier]) -> None:

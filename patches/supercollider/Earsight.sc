@@ -370,7 +370,7 @@ Earsight {
 //       name (string): a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)
 //       overwrite (integer, optional): 1: replace an existing file
 //   ~ear.send('/ear/sonify/status')  -> /ear/sonify/status.reply
-//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...
+//       Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump over the input's: above 1 a click), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...
 //   ~ear.send('/ear/sonify/layer', value)  -> /ear/done
 //       layer to sonify; empty: the server's selection (/ear/select)
 //       value (string): (default '')
@@ -496,7 +496,7 @@ Earsight {
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
-			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
+			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump over the input's: above 1 a click), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
 			["/ear/sonify/layer", "s", "/ear/done", "layer to sonify; empty: the server's selection (/ear/select)"],
 			["/ear/sonify/channel", "i", "/ear/done", "channel of that layer; -1: the selection's channels"],
 			["/ear/sonify/lr", "n", "/ear/done", "dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)"],

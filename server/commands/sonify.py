@@ -53,6 +53,8 @@ def _commands() -> tuple[Command, ...]:
         Command("/ear/sonify/status", (), _status, "/ear/sonify/status.reply",
                 "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, "
                 "in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), "
+                "last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump "
+                "over the input's: above 1 a click), "
                 "last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps "
                 "per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...", "sonify"),
     ]

@@ -29,6 +29,7 @@ from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError, NotFound
 from ..resample import resample
 from ..supervise import NICE_DREAM, Supervisor
+from .change import largest_jump, loudness_db
 from .deconv import apply_mask, auralise, auralise_with
 from .dream import dream, dream_with, resolve_param
 from .dsp import crossfade, soft_limit
@@ -144,6 +145,10 @@ class Sonifier:
         """The last measured dream's after - before."""
         self.last_rise_spreads = float("nan")
         """That rise in units of the target's spread on reference audio: the same yardstick for any unit."""
+        self.last_loudness_db = float("nan")
+        """The last measured dream's output RMS over its input's, dB (within 3 dB by construction)."""
+        self.last_jump = float("nan")
+        """The last measured dream's largest change jump over the input's (1 or less: no click)."""
         self.seam_jump = 0.0
         self.body_jump = 0.0
         self.steps_live: int | None = None
@@ -226,6 +231,8 @@ class Sonifier:
             "last_peak": self.last_peak,
             "last_rise": self.last_rise,
             "last_rise_spreads": self.last_rise_spreads,
+            "last_loudness_db": self.last_loudness_db,
+            "last_jump": self.last_jump,
             "seam_jump": self.seam_jump,
             "body_jump": self.body_jump,
             "queued": self.output.available(),
@@ -450,6 +457,8 @@ class Sonifier:
         if measure:
             result = replace(result, spread=spread(ear, target, wait=False))
             self.last_rise, self.last_rise_spreads = result.rise, result.rise_spreads
+            self.last_loudness_db = loudness_db(x, result.audio)
+            self.last_jump = largest_jump(result.delta) / max(largest_jump(x), 1e-12)
         self._delta = result.delta if np.isfinite(result.delta).all() else None
         self._delta_end = end
         return result.audio
