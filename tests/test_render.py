@@ -183,24 +183,6 @@ def test_bad_requests_are_refused(renderer: Renderer) -> None:
         renderer.update({"conv3": np.zeros(3, np.float32)})
 
 
-def test_packed_pixel_maps_keep_what_the_shader_reads() -> None:
-    ids = np.zeros((2, 3, 4), np.float32)
-    ids[..., 2] = 2.0  # no neuron
-    ids[0, 0] = (5, 2, 0.5, 2)  # neuron 5 + 2 * ROW_WIDTH, half a radius from its centre, two edges
-    ids[0, 1] = (1023, 20, 1.0, 7)  # at the rim; the edge count saturates at 3
-    ids[1, 2, 3] = 1  # an edge and no neuron
-    ends = np.zeros((2, 3, 4), np.float32)
-    ends[1, 2] = (3, 0, 7, 1)
-    pixel, pair = gl.pack_pixels(ids, ends)
-    index, distance, edges = gl.unpack_pixel(pixel)
-    assert index[0, 0] == 5 + 2 * gl.ROW_WIDTH and index[0, 1] == 1023 + 20 * gl.ROW_WIDTH
-    assert abs(distance[0, 0] - 0.5) <= 0.5 / (gl.NO_NEURON - 1) and distance[0, 1] == 1.0
-    assert distance[1, 2] == 2.0 and distance[1, 0] == 2.0, "no neuron"
-    assert edges.tolist() == [[2, 3, 0], [0, 0, 1]]
-    p = pair.astype(np.int64)
-    assert (p[1, 2, 0] | p[1, 2, 1] << 8, p[1, 2, 2] | p[1, 2, 3] << 8) == (3, 7 + gl.ROW_WIDTH)
-
-
 def test_tiles_cover_exactly_the_busy_cells() -> None:
     busy = np.zeros((100, 200), bool)
     busy[40, 70] = True  # one pixel: the tile of columns 64-95, rows 32-63

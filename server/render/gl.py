@@ -133,48 +133,6 @@ def edge_vertices(positions: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out.reshape(-1, 6)
 
 
-MAX_PATH_NEURONS = 1 << 16
-"""Edges between lit neurons shine only in layouts of fewer neurons (16 bits per end)."""
-
-
-NO_NEURON = 63
-"""The distance code of a pixel no neuron covers (see :func:`pack_pixels`)."""
-
-
-def pack_pixels(ids: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The baked maps (half floats, as rendered) packed into bytes for the per-frame pass.
-
-    ``ids`` (h, w, 4): (neuron texel x, y, distance from its centre in radii (2: none), edges
-    here); ``ends`` (h, w, 4): texels (x, y) of an edge's two neurons. Returns two (h, w, 4)
-    uint8 maps, in the same row order:
-
-    - pixel: bytes 0-2 the neuron's index (texel x + ROW_WIDTH * y, 24 bits); byte 3 the
-      distance in 62nds of a radius (6 bits; NO_NEURON: none) and the edges here, up to 3 (2 bits);
-    - pair: the two neurons of the edge here, 16 bits each (little end first).
-
-    Half the bytes of the half-float maps, and no conversion to decode them.
-    """
-    index = np.rint(ids[..., 0]).astype(np.int64) + ROW_WIDTH * np.rint(ids[..., 1]).astype(np.int64)
-    covered = ids[..., 2] <= 1.0
-    index = np.where(covered, index, 0)
-    distance = np.where(covered, np.clip(np.rint(ids[..., 2] * (NO_NEURON - 1)), 0, NO_NEURON - 1), NO_NEURON)
-    edges = np.clip(np.rint(ids[..., 3]), 0, 3).astype(np.int64)
-    pixel = np.stack([index & 255, (index >> 8) & 255, (index >> 16) & 255, distance.astype(np.int64) * 4 + edges], axis=-1)
-    a = np.rint(ends[..., 0]).astype(np.int64) + ROW_WIDTH * np.rint(ends[..., 1]).astype(np.int64)
-    b = np.rint(ends[..., 2]).astype(np.int64) + ROW_WIDTH * np.rint(ends[..., 3]).astype(np.int64)
-    a, b = np.clip(a, 0, MAX_PATH_NEURONS - 1), np.clip(b, 0, MAX_PATH_NEURONS - 1)
-    pair = np.stack([a & 255, a >> 8, b & 255, b >> 8], axis=-1)
-    return pixel.astype(np.uint8), pair.astype(np.uint8)
-
-
-def unpack_pixel(pixel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What neurons.glsl reads from a packed pixel map: (neuron index, distance in radii (2: none), edges)."""
-    p = pixel.astype(np.int64)
-    code = p[..., 3] >> 2
-    distance = np.where(code == NO_NEURON, 2.0, code / (NO_NEURON - 1))
-    return p[..., 0] | (p[..., 1] << 8) | (p[..., 2] << 16), distance, p[..., 3] & 3
-
-
 TILE = 32
 """Pixels per side of the tiles the layout view draws; the others are cleared."""
 
@@ -247,12 +205,6 @@ class GLObjects:
         self.ends_tex = ctx.texture(size, 4, dtype="f2")
         self.ends_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.ends_fbo = ctx.framebuffer(color_attachments=[self.ends_tex])
-        # Both maps packed into bytes (pack_pixels): what the per-frame pass reads.
-        self.pixel_tex = ctx.texture(size, 4, dtype="u1")  # integer texels: no conversion to decode
-        self.pair_tex = ctx.texture(size, 4, dtype="u1")
-        for tex in (self.pixel_tex, self.pair_tex):
-            tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
-        self.paths = lay.n <= MAX_PATH_NEURONS
         gh, gw = state.glow.shape
         self._presence = state.glow.presence  # rows bottom first, as GL's
         self.tile_buf = ctx.buffer(reserve=24, dynamic=True)
@@ -355,17 +307,13 @@ class GLObjects:
         self.overlay_tex.write(np.ascontiguousarray(rgba).tobytes())
         self.overlay_boxes = list(boxes)
 
-    def pack(self) -> None:
-        """Pack the baked index and edge-ends maps into the byte maps the per-frame pass reads."""
+    def find_tiles(self) -> None:
+        """After the maps are baked: the tiles the layout view draws (:func:`tiles`)."""
         h, w = self.ids_tex.height, self.ids_tex.width
-        ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4).astype(np.float32)
-        ends = np.frombuffer(self.ends_tex.read(), np.float16).reshape(h, w, 4).astype(np.float32)
-        pixel, pair = pack_pixels(ids, ends)
-        self.pixel_tex.write(pixel.tobytes())
-        self.pair_tex.write(pair.tobytes())
-        # Where something may show: a neuron, an edge, or a glow of at least a quarter of a grey
-        # level at the strongest glow setting (4).
-        glow = np.repeat(np.repeat(self._presence >= 1.0 / 1024, SCALE, axis=0), SCALE, axis=1)
+        ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4)
+        # Where something may show: a neuron, an edge, or a glow of at least one grey level at
+        # the default strength (four at the strongest).
+        glow = np.repeat(np.repeat(self._presence >= 1.0 / 255, SCALE, axis=0), SCALE, axis=1)
         gh, gw = glow.shape
         busy = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
         grown = np.zeros((max(h, gh), max(w, gw)), bool)

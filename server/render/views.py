@@ -20,7 +20,7 @@ from collections.abc import Callable
 import moderngl
 import numpy as np
 
-from .gl import MAX_PATH_NEURONS, ROW_WIDTH, GLObjects, set_uniform
+from .gl import ROW_WIDTH, GLObjects, set_uniform
 from .overlay import PATH_STRENGTH
 from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, RenderState
 
@@ -38,7 +38,7 @@ def vec4s(v: np.ndarray) -> list[tuple[float, ...]]:
 
 def bake(g: GLObjects, state: RenderState) -> None:
     """Draw what never changes while the layout stays: the neuron index map, the edge density
-    and the edge ends map; then pack them into bytes (:func:`~.gl.pack_pixels`)."""
+    and the edge ends map; then find the tiles where something may show (:func:`~.gl.tiles`)."""
     ctx = g.ctx
     fit = state.fit
     fbo = g.ids_fbo
@@ -63,27 +63,27 @@ def bake(g: GLObjects, state: RenderState) -> None:
     fbo.color_mask = (True, True, True, True)
     g.ends_fbo.use()
     g.ends_fbo.clear(0.0, 0.0, 0.0, 0.0)
-    if g.n_edges and state.layout.n <= MAX_PATH_NEURONS:
+    if g.n_edges:
         set_uniform(g.programs["edge_ends"], "u_scale", fit.scale)
         g.vao_ends.render(moderngl.LINES, vertices=2 * g.n_edges)
-    g.pack()
+    g.find_tiles()
 
 
 def draw_layout(g: GLObjects, state: RenderState) -> None:
     ctx = g.ctx
     g.upload_neurons(state.neuron_rgba())
-    g.pixel_tex.use(0)
+    g.ids_tex.use(0)
     g.act_tex.use(1)
-    g.pair_tex.use(3)
+    g.ends_tex.use(3)
     neurons = g.programs["neurons"]
     if state.glow_strength > 0:
         g.upload_glow(state.glow_rgba())
     g.glow_tex.use(5)
-    for name, value in (("u_pixels", 0), ("u_neurons", 1), ("u_pairs", 3), ("u_glow", 5)):
+    for name, value in (("u_ids", 0), ("u_neurons", 1), ("u_ends", 3), ("u_glow", 5)):
         set_uniform(neurons, name, value)
     set_uniform(neurons, "u_background", BACKGROUND)
     set_uniform(neurons, "u_edge_color", EDGE_COLOR)
-    set_uniform(neurons, "u_path_strength", PATH_STRENGTH if g.paths else 0.0)
+    set_uniform(neurons, "u_path_strength", PATH_STRENGTH)
     set_uniform(neurons, "u_glow_on", state.glow_strength > 0)
     g.fbo.clear(*BACKGROUND)  # where nothing shows; the tiles where something may are drawn
     g.vao_neurons.render(moderngl.TRIANGLES, vertices=g.n_tiles)
