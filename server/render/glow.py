@@ -31,13 +31,16 @@ class Glow:
         iy = np.clip((np.asarray(fy) * gh).astype(np.int64), 0, gh - 1)
         # Row 0 of a GL texture is the bottom of the picture.
         self.index = (gh - 1 - iy) * gw + ix
-        self.sigma = max(1.0, 3.0 * spacing_px / SCALE)
-        density = self._blur(np.bincount(self.index, minlength=gh * gw).astype(np.float32))
-        inside = density[density > 0]
+        self.sigma = max(1.0, 4.0 * spacing_px / SCALE)
+        counts = np.bincount(self.index, minlength=gh * gw).astype(np.float32)
+        density = self._blur(counts)
+        # "As dense as usual": the median where neurons are, not over the blur's long tails (a
+        # tail-weighted median would saturate the presence out to where the blur stops, a hard edge).
+        inside = density.reshape(-1)[counts > 0]
         typical = float(np.median(inside)) if inside.size else 1.0
         self.density = np.maximum(density, 1e-6 * typical)
         # Full glow where neurons are as dense as usual, fading to none far from any.
-        self.presence = np.clip(density / (0.5 * typical), 0.0, 1.0).astype(np.float32)
+        self.presence = np.clip(density / (0.2 * typical), 0.0, 1.0).astype(np.float32)
 
     def _blur(self, flat: np.ndarray) -> np.ndarray:
         return gaussian_filter(flat.reshape(self.shape), self.sigma, mode="constant").astype(np.float32)
