@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .blocks import Blocks
 from .forces import integrate, repulsion
+from .multilevel import normalise_axes
 from .screen import HEIGHT, WIDTH, fit_scale, pixel_size, pixels
 
 
@@ -356,12 +357,7 @@ def _simulate(
 
 def _normalise(pos: np.ndarray) -> np.ndarray:
     """Centre, turn the main axis horizontal, scale into [-1, 1], then give every neuron its pixel."""
-    pos = pos - pos.mean(axis=0)
-    if pos.shape[0] > 1:
-        _, _, vt = np.linalg.svd(pos, full_matrices=False)
-        pos = pos @ vt.T
-    scale = float(np.abs(pos).max()) if pos.size else 1.0
-    pos = pos / (scale if scale > 0 else 1.0)
+    pos = normalise_axes(pos)
     if pos.shape[0] > 1:
         pos = separate(pos)
         pos = (pos - pos.mean(axis=0)) / float(np.abs(pos - pos.mean(axis=0)).max())

@@ -138,14 +138,14 @@ def layout_graph(
         bar.set_postfix(nodes=nl, iterations=done)
         bar.update(1)
     bar.close()
-    return _normalise(pos)
+    return normalise_axes(pos).astype(np.float32)
 
 
-def _normalise(pos: np.ndarray) -> np.ndarray:
+def normalise_axes(pos: np.ndarray) -> np.ndarray:
     """Centre, turn the main axis horizontal (screens are wide) and scale into [-1, 1]."""
     pos = pos - pos.mean(axis=0)
     if pos.shape[0] > 1:
         _, _, vt = np.linalg.svd(pos, full_matrices=False)
         pos = pos @ vt.T
     scale = float(np.abs(pos).max()) if pos.size else 1.0
-    return (pos / (scale if scale > 0 else 1.0)).astype(np.float32)
+    return pos / (scale if scale > 0 else 1.0)
