@@ -1,8 +1,8 @@
 """``earsight bench --only picture``: does the picture move with the music? Measured, not judged by eye.
 
-For one ear, offline (every ear frame fed in order, the picture drawn at 30 frames a second of
-the sound's clock, as ``earsight render`` does), in each light mode (``change``, the default, and
-``raw``, the baseline):
+For one ear, offline (every ear frame fed in order, a picture drawn about 30 times a second of
+the sound's clock, as often as the ear's hop allows), in each light mode (``change``, the
+default, and ``raw``, the baseline), except the frame rate, which is measured live:
 
 - **silence vs music / clicks**: the mean absolute difference, in grey levels (0-255, over every
   pixel and colour), between a snapshot after 2.5 s of silence and one after 2.5 s more of the
