@@ -198,7 +198,7 @@ def test_light_settings_over_osc_change_the_picture_and_bad_values_fail(
     assert (renderer.mode, renderer.tau, renderer.gain, renderer.glow) == ("raw", 3.0, 2.0, 0.0), "refused values change nothing"
     osc.request("/ear/view/mode", "change")
     osc.request("/ear/view/labels", 1)
-    osc.request("/ear/view/glow", 1.0)
+    osc.request("/ear/view/glow", 1.5)
 
 
 def test_the_page_serves_frames_and_the_layout_and_a_click_selects(osc: OscClient, viewed: App) -> None:

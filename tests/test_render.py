@@ -50,7 +50,7 @@ def gl_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     r.view = "layout"
     r.colormap = "magma"
     r.mode = "change"
-    r.glow = 1.0
+    r.glow = 1.5
     r.labels = True
     r.select("conv1", [])
     assert r.ctx.error == "GL_NO_ERROR"

@@ -335,7 +335,7 @@ Earsight {
 //       seconds (number): 0-30; default 0.25
 //   ~ear.send('/ear/view/glow', strength)  -> /ear/done
 //       How brightly the space between neurons glows with their light.
-//       strength (number): 0-4; default 1, 0: none
+//       strength (number): 0-4; default 1.5, 0: none
 //   ~ear.send('/ear/view/labels', on)  -> /ear/done
 //       Layer labels and the legend (colour map and what full light means) over the layout view.
 //       on (integer): 1: layer labels and the legend on the picture, 0: off

@@ -87,7 +87,7 @@ COMMANDS: tuple[Command, ...] = tuple(
          "Light per deviation: at gain 1 a neuron 3 spreads off its level (change) or at the top of its layer's range (raw) is fully lit."),
         ("/ear/view/decay", (Arg("seconds", "n", "0-30; default 0.25"),), _number("decay"), "/ear/done",
          "Time constant of the light's fade (it rises at once)."),
-        ("/ear/view/glow", (Arg("strength", "n", "0-4; default 1, 0: none"),), _number("glow"), "/ear/done",
+        ("/ear/view/glow", (Arg("strength", "n", "0-4; default 1.5, 0: none"),), _number("glow"), "/ear/done",
          "How brightly the space between neurons glows with their light."),
         ("/ear/view/labels", (Arg("on", "i", "1: layer labels and the legend on the picture, 0: off"),), _labels, "/ear/done",
          "Layer labels and the legend (colour map and what full light means) over the layout view."),

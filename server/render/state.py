@@ -40,7 +40,7 @@ TAU = 1.0
 """Seconds: the default time constant of each neuron's running level and spread (``change`` mode)."""
 DECAY = 0.25
 """Seconds: the default time constant of the light's fade."""
-GLOW = 1.0
+GLOW = 1.5
 """The default strength of the glow around lit neurons (:mod:`.glow`)."""
 LIMITS = {"tau": (0.05, 600.0), "gain": (0.01, 100.0), "decay": (0.0, 30.0), "glow": (0.0, 4.0)}
 """Allowed range of each numeric picture setting."""
