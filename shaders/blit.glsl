@@ -1,5 +1,6 @@
 #version 330 core
-// Blit: draw a texture over the whole target, linearly filtered (scales low-resolution views up).
+// Blit: draw a texture over the whole target, linearly filtered (scales low-resolution views up),
+// with its alpha (an RGB texture reads as opaque), so blending can lay an overlay on top.
 
 #if defined VERTEX_SHADER
 
@@ -19,7 +20,7 @@ out vec4 f_color;
 
 void main() {
     // Explicit level 0: no derivatives to compute per pixel (a software rasteriser pays for them).
-    f_color = vec4(textureLod(u_image, v_uv, 0.0).rgb, 1.0);
+    f_color = textureLod(u_image, v_uv, 0.0);
 }
 
 #endif

@@ -297,7 +297,7 @@ def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
     assert Image.open(path).size == (W, H)
     before = renderer.draw().copy()
     assert sorted(renderer.reload_shaders()) == sorted(
-        ["neuron_ids", "neurons", "markers", "edges", "edge_ends", "overlay", "hallucination", "features", "blit"]
+        ["neuron_ids", "neurons", "markers", "edges", "edge_ends", "hallucination", "features", "blit"]
     )
     assert renderer.shader_error is None
     assert np.array_equal(renderer.draw(), before)

@@ -1,8 +1,8 @@
 """Where a neuron lands in the picture: layout positions fitted into pixels as the renderer fits them.
 
-The same arithmetic as ``render.state.ScreenFit`` (``of`` and ``fractions``), which the layout
-cannot import (the renderer imports the layout); ``tests/test_layout_screen.py`` holds the two
-together. Pure numpy.
+``render.state.ScreenFit.of`` takes its scale from :func:`fit_scale`; :func:`pixels` repeats
+``ScreenFit.fractions`` (two lines: the layout cannot import the renderer, which imports the
+layout), and ``tests/test_layout_screen.py`` holds the two together. Pure numpy.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ WIDTH, HEIGHT = 1280, 720
 
 
 def fit_scale(pos: np.ndarray, width: int = WIDTH, height: int = HEIGHT) -> tuple[float, float]:
-    """Layout units -> picture fractions * 2, (x, y): ``render.state.ScreenFit.of(...).scale``, the same arithmetic."""
+    """Layout units -> picture fractions * 2, (x, y): ``render.state.ScreenFit.of(...).scale``."""
     xr = float(np.abs(pos[:, 0]).max()) if pos.size else 1.0
     yr = float(np.abs(pos[:, 1]).max()) if pos.size else 1.0
     half_w, half_h = width / 2, height / 2

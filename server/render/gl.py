@@ -27,7 +27,7 @@ from .state import RenderState
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "edge_ends", "overlay", "hallucination", "features", "blit")
+PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "edge_ends", "hallucination", "features", "blit")
 ROW_WIDTH = 1024
 """Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
 
@@ -286,7 +286,6 @@ class GLObjects:
         self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)
-        self.vao_overlay = ctx.vertex_array(pr["overlay"], full)
 
     # ------------------------------------------------------------------------ uploads
 
@@ -303,8 +302,9 @@ class GLObjects:
 
     def upload_overlay(self, rgba: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> None:
         """(height, width, 4) uint8, top row first: labels and legend; ``boxes`` (x, y, w, h),
-        y up: where it is not transparent."""
-        self.overlay_tex.write(np.ascontiguousarray(rgba).tobytes())
+        y up: where it is not transparent. Stored bottom row first, as GL reads, so the blit
+        program draws it as it draws every other texture."""
+        self.overlay_tex.write(np.ascontiguousarray(rgba[::-1]).tobytes())
         self.overlay_boxes = list(boxes)
 
     def find_tiles(self) -> None:
@@ -323,6 +323,7 @@ class GLObjects:
         self.tile_buf.orphan(max(24, triangles.nbytes))
         self.tile_buf.write(triangles.tobytes() or b"\0" * 24)
         self.n_tiles = triangles.shape[0]
+
     def upload_glow(self, rgba: np.ndarray) -> None:
         """(rows, cols, 4) uint8 the glow's colours, bottom row first."""
         self.glow_tex.write(np.ascontiguousarray(rgba, np.uint8).tobytes())

@@ -2,7 +2,7 @@
 
 Neurons are small; the space between them is most of the picture. The glow fills it: the
 neurons' lights are splatted into a grid an eighth of the picture's size, blurred (Gaussian,
-about three neuron spacings wide), divided by the blurred neuron density (so a region shows its
+about four neuron spacings wide), divided by the blurred neuron density (so a region shows its
 neurons' mean light, not their count) and faded out where there are no neurons. The GL side
 upsamples it with linear filtering (neurons.glsl), so the cost per frame is a bincount and a
 small blur on the CPU and one texture read per pixel.

@@ -1,7 +1,7 @@
 """What is drawn over the layout view, computed without GL: the layer labels and the legend.
 
 They change only with the layout, the size, the colour map and the light settings, so they are
-drawn once into an RGBA image (PIL) that the ``overlay`` program blends over every frame, only
+drawn once into an RGBA image (PIL) that the ``blit`` program blends over every frame, only
 inside the boxes that hold them.
 """
 
@@ -17,10 +17,6 @@ from .state import colormap_texture_data, neuron_colors
 
 if TYPE_CHECKING:
     from .state import RenderState
-
-PATH_STRENGTH = 0.8
-"""How bright an edge between two fully lit neurons glows (``u_path_strength`` of neurons.glsl)."""
-
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .renderer import Renderer
-from .state import VIEWS, ScreenFit
+from .state import VIEWS
 
 if TYPE_CHECKING:
     from ..ears.base import Ear
@@ -136,16 +136,6 @@ def onset_following(ear: Ear, layout: Layout, mode: str, music: np.ndarray) -> f
     return float(np.corrcoef(change, onsets)[0, 1])
 
 
-def distinct_pixels(positions: np.ndarray, size: tuple[int, int] = SIZE) -> float:
-    """Fraction of neurons whose centre pixel (as the renderer places it) no other neuron shares."""
-    fit = ScreenFit.of(positions, *size)
-    fx, fy = fit.fractions(positions)
-    px = np.clip((fx * size[0]).astype(np.int64), 0, size[0] - 1)
-    py = np.clip((fy * size[1]).astype(np.int64), 0, size[1] - 1)
-    _, inverse, counts = np.unique(py * size[0] + px, return_inverse=True, return_counts=True)
-    return float((counts[inverse] == 1).mean())
-
-
 def viewer_fps(ear: Ear, seconds: float = 3.0) -> dict[str, float]:
     """Per view: pictures drawn a second by the live display (asked for 120) while the ear's newest
     frame arrives at the ear's rate and one viewer pulls the MJPEG stream; and the distinct
@@ -207,14 +197,14 @@ def viewer_fps(ear: Ear, seconds: float = 3.0) -> dict[str, float]:
 def bench_picture(ear: Ear, *, snapshots: Path | None = None) -> dict[str, float]:
     """The figures of the module docstring for ``ear``, in change mode and in raw mode (baseline);
     with ``snapshots`` (a folder), the silence, music and clicks pictures as PNGs."""
-    from ..layout import get_layout
+    from ..layout import distinct_pixel_fraction, get_layout
 
     layout = get_layout(ear, progress=False)
     sr = ear.sample_rate
     music = demo_music(sr, 10.0)
     clicks = click_train(sr, 2.5)
     drums = drum_loop(sr, 10.0)
-    out: dict[str, float] = {"neurons": float(layout.n), "distinct_pixels": distinct_pixels(layout.positions)}
+    out: dict[str, float] = {"neurons": float(layout.n), "distinct_pixels": distinct_pixel_fraction(layout.positions, *SIZE)}
     for mode in ("change", "raw"):
         out[f"{mode}_music_levels"] = level_difference(ear, layout, mode, music, "music", snapshots)
         out[f"{mode}_clicks_levels"] = level_difference(ear, layout, mode, clicks, "clicks", snapshots)

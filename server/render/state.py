@@ -18,6 +18,7 @@ import numpy as np
 from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError
 from ..layout import Layout
+from ..layout.screen import fit_scale
 from . import normalise
 from .glow import Glow
 from .normalise import MODES, RunningNorm, light, smooth
@@ -32,8 +33,10 @@ N_LATENT = 8
 BACKGROUND = (0.02, 0.02, 0.03)
 EDGE_COLOR = (0.035, 0.04, 0.055)
 HIGHLIGHT = (0.1, 1.0, 0.85)
+PATH_STRENGTH = 0.8
+"""How bright an edge between two fully lit neurons shines (``u_path_strength`` of neurons.glsl)."""
 SILENT_BRIGHTNESS = 0.35
-"""Brightness of a silent neuron in ``raw`` mode, so the structure stays visible (``u_floor`` of neurons.glsl)."""
+"""Brightness of a silent neuron in ``raw`` mode, so the structure stays visible (:func:`neuron_colors`' floor)."""
 DARK_BRIGHTNESS = 0.12
 """... and in ``change`` mode, where a silent neuron is one that did not change: the picture rests dark."""
 TAU = 1.0
@@ -117,16 +120,17 @@ class ScreenFit:
     def of(cls, positions: np.ndarray, width: int, height: int) -> ScreenFit:
         """Fit (n, 2) layout positions into a ``width`` x ``height`` picture."""
         p = positions
+        half_w, half_h = width / 2, height / 2
+        scale = fit_scale(p, width, height)  # the layout spreads neurons to their own pixels by it
+        pixels_per_unit = scale[0] * half_w
+        # Radius from the area each neuron gets on screen, so a big ear stays legible.
         xr = float(np.abs(p[:, 0]).max()) if p.size else 1.0
         yr = float(np.abs(p[:, 1]).max()) if p.size else 1.0
-        half_w, half_h = width / 2, height / 2
-        pixels_per_unit = 0.94 * min(half_w / max(xr, 1e-6), half_h / max(yr, 1e-6))
-        # Radius from the area each neuron gets on screen, so a big ear stays legible.
         area = 4 * xr * yr * pixels_per_unit**2
         radius_px = float(np.clip(0.6 * np.sqrt(area / max(p.shape[0], 1)), 2.0, 14.0))
         marker_px = max(2.2 * radius_px, 6.0)
         return cls(
-            scale=(pixels_per_unit / half_w, pixels_per_unit / half_h),
+            scale=scale,
             radius_px=radius_px,
             radius=(radius_px / half_w, radius_px / half_h),
             marker_radius=(marker_px / half_w, marker_px / half_h),
@@ -256,7 +260,7 @@ class RenderState:
         setattr(self, "glow_strength" if name == "glow" else name, v)
 
     def floor_brightness(self) -> float:
-        """Brightness of a neuron at rest (``u_floor`` of neurons.glsl)."""
+        """Brightness of a neuron at rest (:func:`neuron_colors`' floor)."""
         return DARK_BRIGHTNESS if self.mode == "change" else SILENT_BRIGHTNESS
 
     def time(self) -> float:

@@ -21,8 +21,7 @@ import moderngl
 import numpy as np
 
 from .gl import ROW_WIDTH, GLObjects, set_uniform
-from .overlay import PATH_STRENGTH
-from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, RenderState
+from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, PATH_STRENGTH, RenderState
 
 
 def mat4_blocks(w: np.ndarray) -> list[tuple[float, ...]]:
@@ -95,12 +94,12 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
         g.vao_markers.render(moderngl.TRIANGLES, vertices=6 * g.n_markers)
     if state.labels and g.overlay_boxes:
         g.overlay_tex.use(4)
-        set_uniform(g.programs["overlay"], "u_image", 4)
+        set_uniform(g.programs["blit"], "u_image", 4)
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
         for box in g.overlay_boxes:  # only where there is text: a full-screen blend costs a whole pass
             g.fbo.scissor = box
-            g.vao_overlay.render(moderngl.TRIANGLES, vertices=3)
+            g.vao_blit.render(moderngl.TRIANGLES, vertices=3)
         g.fbo.scissor = None  # type: ignore[assignment]  # None: the whole framebuffer
         ctx.disable(moderngl.BLEND)
 
