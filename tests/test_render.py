@@ -19,7 +19,7 @@ from earsight.ears.base import Ear
 from earsight.errors import BadRequest
 from earsight.layout import get_layout
 from earsight.render import HIGHLIGHT, Renderer, colormap_texture_data, gl, render_file
-from earsight.render.state import neuron_colors
+from earsight.render.state import BACKGROUND, neuron_colors
 
 W, H = 640, 360
 
@@ -196,6 +196,42 @@ def test_tiles_cover_exactly_the_busy_cells() -> None:
     assert gl.tiles(np.zeros((10, 10), bool)).shape == (0, 2)
 
 
+def bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(rows, cols, c) bottom row first -> (height, width, c) top row first, as GL samples it
+    linearly at pixel centres with clamped edges."""
+    rows, cols = image.shape[:2]
+    x = np.clip((np.arange(width) + 0.5) * cols / width - 0.5, 0, cols - 1)
+    y = np.clip((np.arange(height) + 0.5) * rows / height - 0.5, 0, rows - 1)
+    x0, y0 = np.minimum(x.astype(int), cols - 2), np.minimum(y.astype(int), rows - 2)
+    fx, fy = (x - x0)[None, :, None], (y - y0)[:, None, None]
+    im = image.astype(np.float64)
+    top = im[y0][:, x0] * (1 - fx) + im[y0][:, x0 + 1] * fx
+    bottom = im[y0 + 1][:, x0] * (1 - fx) + im[y0 + 1][:, x0 + 1] * fx
+    return (top * (1 - fy) + bottom * fy)[::-1]
+
+
+def test_tiles_with_only_the_glow_show_it(renderer: Renderer) -> None:
+    # Tiles without a neuron or an edge run the glow's own pass: there, the picture is the
+    # background plus the glow scaled up, as the full pass would draw it.
+    renderer.labels = False
+    lit_everything(renderer)
+    picture = renderer.draw().astype(np.float64)
+    g = renderer.gl
+    with renderer.ctx:
+        ids = np.frombuffer(g.ids_tex.read(), np.float16).reshape(H, W, 4)
+    structure = gl.tile_mask((ids[:, :, 2] <= 1.0) | (ids[:, :, 3] > 0.5))
+    corners = gl.tile_triangles(~structure, (H, W))
+    assert 0 < g.n_glow_tiles <= corners.shape[0], "the glow pass draws only tiles without neurons and edges"
+    glow = np.minimum(bilinear(renderer.state.glow_rgba()[..., :3], W, H) + 255 * np.array(BACKGROUND), 255)
+    only = np.zeros((H, W), bool)  # pixels of glow-only tiles, top row first
+    for r, c in zip(*np.nonzero(~structure), strict=True):
+        only[r * gl.TILE : (r + 1) * gl.TILE, c * gl.TILE : (c + 1) * gl.TILE] = True
+    only = only[::-1]
+    shown = glow[only].max(axis=1) > 4
+    assert shown.sum() > 1000, "the glow reaches beyond the neurons and edges"
+    assert np.abs(picture[only] - glow[only]).max() <= 2.0
+
+
 def test_edges_between_lit_neurons_glow(renderer: Renderer) -> None:
     # Pixels where edges pass and no neuron is: brighter when both ends of the edge are lit.
     renderer.glow = 0.0
@@ -297,7 +333,8 @@ def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
     assert Image.open(path).size == (W, H)
     before = renderer.draw().copy()
     assert sorted(renderer.reload_shaders()) == sorted(
-        ["neuron_ids", "neurons", "markers", "edges", "edge_ends", "hallucination", "features", "blit"]
+        ["neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "hallucination", "features",
+         "blit"]
     )
     assert renderer.shader_error is None
     assert np.array_equal(renderer.draw(), before)

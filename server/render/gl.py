@@ -27,7 +27,7 @@ from .state import RenderState
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "edge_ends", "hallucination", "features", "blit")
+PROGRAMS = ("neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "hallucination", "features", "blit")
 ROW_WIDTH = 1024
 """Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
 
@@ -137,21 +137,32 @@ TILE = 32
 """Pixels per side of the tiles the layout view draws; the others are cleared."""
 
 
-def tiles(busy: np.ndarray, tile: int = TILE) -> np.ndarray:
-    """(h, w) bool, bottom row first: where something may show -> (6k, 2) float32 clip-space
-    triangles covering the k tiles that hold any of it. The layout view runs its per-pixel pass
-    only there and clears the rest: on a software rasteriser a pixel costs the same lit or not."""
+def tile_mask(busy: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """(h, w) bool -> (rows, cols) bool: the tiles that hold any of it."""
     h, w = busy.shape
     rows, cols = -(-h // tile), -(-w // tile)
     padded = np.zeros((rows * tile, cols * tile), bool)
     padded[:h, :w] = busy
-    used = np.asarray(padded.reshape(rows, tile, cols, tile).any(axis=(1, 3)))
+    return np.asarray(padded.reshape(rows, tile, cols, tile).any(axis=(1, 3)))
+
+
+def tile_triangles(used: np.ndarray, size: tuple[int, int], tile: int = TILE) -> np.ndarray:
+    """(rows, cols) bool tiles of a (h, w) picture, bottom row first -> (6k, 2) float32
+    clip-space triangles covering the k tiles used."""
+    h, w = size
     r, c = np.nonzero(used)
     x0, x1 = c * tile / w * 2 - 1, np.minimum((c + 1) * tile, w) / w * 2 - 1
     y0, y1 = r * tile / h * 2 - 1, np.minimum((r + 1) * tile, h) / h * 2 - 1
     corners = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x0, y1], 1),
                         np.stack([x0, y1], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1)], axis=1)
     return corners.reshape(-1, 2).astype(np.float32)
+
+
+def tiles(busy: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """(h, w) bool, bottom row first: where something may show -> (6k, 2) float32 clip-space
+    triangles covering the k tiles that hold any of it. The layout view runs its per-pixel pass
+    only there and clears the rest: on a software rasteriser a pixel costs the same lit or not."""
+    return tile_triangles(tile_mask(busy, tile), busy.shape, tile)
 
 
 def quad_indices(n: int) -> np.ndarray:
@@ -205,10 +216,16 @@ class GLObjects:
         self.ends_tex = ctx.texture(size, 4, dtype="f2")
         self.ends_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.ends_fbo = ctx.framebuffer(color_attachments=[self.ends_tex])
+        # Both maps in one texel per pixel (pack_maps.glsl): what the layout view reads each frame.
+        self.map_tex = ctx.texture(size, 4, dtype="u4")
+        self.map_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.map_fbo = ctx.framebuffer(color_attachments=[self.map_tex])
         gh, gw = state.glow.shape
         self._presence = state.glow.presence  # rows bottom first, as GL's
-        self.tile_buf = ctx.buffer(reserve=24, dynamic=True)
+        self.tile_buf = ctx.buffer(reserve=24, dynamic=True)  # tiles with neurons or edges
         self.n_tiles = 0
+        self.glow_tile_buf = ctx.buffer(reserve=24, dynamic=True)  # tiles with only the glow
+        self.n_glow_tiles = 0
         self.glow_tex = ctx.texture((gw, gh), 4)
         self.glow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.glow_tex.repeat_x = self.glow_tex.repeat_y = False
@@ -283,9 +300,11 @@ class GLObjects:
         self.vao_ends = ctx.vertex_array(pr["edge_ends"], [(self.ends_buf, "2f 4f", "in_position", "in_ends")])
         full = [(self.triangle, "2f", "in_position")]
         self.vao_neurons = ctx.vertex_array(pr["neurons"], [(self.tile_buf, "2f", "in_position")])
+        self.vao_glow = ctx.vertex_array(pr["glow"], [(self.glow_tile_buf, "2f", "in_position")])
         self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)
+        self.vao_pack = ctx.vertex_array(pr["pack_maps"], full)
 
     # ------------------------------------------------------------------------ uploads
 
@@ -308,21 +327,28 @@ class GLObjects:
         self.overlay_boxes = list(boxes)
 
     def find_tiles(self) -> None:
-        """After the maps are baked: the tiles the layout view draws (:func:`tiles`)."""
+        """After the maps are baked: the tiles the layout view draws (:func:`tiles`). Tiles that
+        hold a neuron or an edge run the whole per-pixel pass; tiles where only the glow may show
+        run the glow's alone (a third of the cost); the rest are cleared."""
         h, w = self.ids_tex.height, self.ids_tex.width
         ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4)
-        # Where something may show: a neuron, an edge, or a glow of at least one grey level at
-        # the default strength (four at the strongest).
+        structure = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
+        # Where the glow may show: one grey level at the default strength (four at the strongest).
         glow = np.repeat(np.repeat(self._presence >= 1.0 / 255, SCALE, axis=0), SCALE, axis=1)
         gh, gw = glow.shape
-        busy = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
         grown = np.zeros((max(h, gh), max(w, gw)), bool)
         grown[:gh, :gw] = glow
-        busy |= binary_dilation(grown, iterations=SCALE)[:h, :w]
-        triangles = tiles(busy)
-        self.tile_buf.orphan(max(24, triangles.nbytes))
-        self.tile_buf.write(triangles.tobytes() or b"\0" * 24)
-        self.n_tiles = triangles.shape[0]
+        glowing = binary_dilation(grown, iterations=SCALE)[:h, :w]
+        full = tile_mask(structure)
+        self.n_tiles = self._write_tiles(self.tile_buf, full, (h, w))
+        self.n_glow_tiles = self._write_tiles(self.glow_tile_buf, tile_mask(glowing) & ~full, (h, w))
+
+    @staticmethod
+    def _write_tiles(buf: moderngl.Buffer, used: np.ndarray, size: tuple[int, int]) -> int:
+        triangles = tile_triangles(used, size)
+        buf.orphan(max(24, triangles.nbytes))
+        buf.write(triangles.tobytes() or b"\0" * 24)
+        return int(triangles.shape[0])
 
     def upload_glow(self, rgba: np.ndarray) -> None:
         """(rows, cols, 4) uint8 the glow's colours, bottom row first."""

@@ -10,7 +10,8 @@
 
 The hallucination and features views draw a full-screen triangle that writes every pixel of
 ``g.fbo``, so nothing is cleared first; the layout view clears and runs its per-pixel pass only
-on the tiles where something may show (:func:`~.gl.tiles`). Call them with the context current.
+on the tiles that hold a neuron or an edge, and the glow's alone on the tiles where only the
+glow may show (:func:`~.gl.tiles`). Call them with the context current.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def vec4s(v: np.ndarray) -> list[tuple[float, ...]]:
 
 def bake(g: GLObjects, state: RenderState) -> None:
     """Draw what never changes while the layout stays: the neuron index map, the edge density
-    and the edge ends map; then find the tiles where something may show (:func:`~.gl.tiles`)."""
+    and the edge ends map, packed into one map; then find the tiles where something may show
+    (:func:`~.gl.tiles`)."""
     ctx = g.ctx
     fit = state.fit
     fbo = g.ids_fbo
@@ -65,20 +67,25 @@ def bake(g: GLObjects, state: RenderState) -> None:
     if g.n_edges:
         set_uniform(g.programs["edge_ends"], "u_scale", fit.scale)
         g.vao_ends.render(moderngl.LINES, vertices=2 * g.n_edges)
+    g.map_fbo.use()
+    g.ids_tex.use(0)
+    g.ends_tex.use(1)
+    set_uniform(g.programs["pack_maps"], "u_ids", 0)
+    set_uniform(g.programs["pack_maps"], "u_ends", 1)
+    g.vao_pack.render(moderngl.TRIANGLES, vertices=3)
     g.find_tiles()
 
 
 def draw_layout(g: GLObjects, state: RenderState) -> None:
     ctx = g.ctx
     g.upload_neurons(state.neuron_rgba())
-    g.ids_tex.use(0)
+    g.map_tex.use(0)
     g.act_tex.use(1)
-    g.ends_tex.use(3)
     neurons = g.programs["neurons"]
     if state.glow_strength > 0:
         g.upload_glow(state.glow_rgba())
     g.glow_tex.use(5)
-    for name, value in (("u_ids", 0), ("u_neurons", 1), ("u_ends", 3), ("u_glow", 5)):
+    for name, value in (("u_map", 0), ("u_neurons", 1), ("u_glow", 5)):
         set_uniform(neurons, name, value)
     set_uniform(neurons, "u_background", BACKGROUND)
     set_uniform(neurons, "u_edge_color", EDGE_COLOR)
@@ -86,6 +93,11 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
     set_uniform(neurons, "u_glow_on", state.glow_strength > 0)
     g.fbo.clear(*BACKGROUND)  # where nothing shows; the tiles where something may are drawn
     g.vao_neurons.render(moderngl.TRIANGLES, vertices=g.n_tiles)
+    if state.glow_strength > 0 and g.n_glow_tiles:
+        glow = g.programs["glow"]
+        set_uniform(glow, "u_glow", 5)
+        set_uniform(glow, "u_background", BACKGROUND)
+        g.vao_glow.render(moderngl.TRIANGLES, vertices=g.n_glow_tiles)
     if g.n_markers:
         markers = g.programs["markers"]
         set_uniform(markers, "u_scale", state.fit.scale)
