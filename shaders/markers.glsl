@@ -1,6 +1,7 @@
 #version 330 core
 // Markers: the selected neurons drawn again on top, as larger discs in the highlight colour
-// with a dark rim, so they stand out on bright and dark neighbours alike.
+// with a dark rim, so they stand out on bright and dark neighbours alike. Drawn twice, rims then
+// centres, so where markers overlap no rim covers another marker's centre.
 
 #if defined VERTEX_SHADER
 
@@ -22,13 +23,14 @@ void main() {
 in vec2 v_corner;
 
 uniform vec3 u_highlight;
+uniform bool u_rims;  // the first pass: the whole discs, dark; the second: their centres
 
 out vec4 f_color;
 
 void main() {
     float r = length(v_corner);
-    if (r > 1.0) discard;
-    f_color = vec4(r > 0.75 ? vec3(0.0) : u_highlight, 1.0);
+    if (r > (u_rims ? 1.0 : 0.75)) discard;
+    f_color = vec4(u_rims ? vec3(0.0) : u_highlight, 1.0);
 }
 
 #endif

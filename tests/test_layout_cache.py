@@ -62,8 +62,9 @@ def test_crepe_layout_is_tidy(crepe: Ear) -> None:
     assert lay.key == L.layout_key(crepe)
     assert lay.n == sum(spec.size for spec in crepe.layers)
     assert tuple(lay.layer_names) == tuple(crepe.layer_names)
-    # A conv net's local wiring lays out far tighter than a random graph.
-    assert L.mean_edge_length(lay.positions, lay.edges) < 0.3 * L.mean_random_pair_length(lay.positions)
+    # Connected neurons end up closer than random pairs. Not by as much as in a net of small
+    # kernels: CREPE's kernels of 64 make conv3 onwards read every position of the layer before.
+    assert L.mean_edge_length(lay.positions, lay.edges) < 0.6 * L.mean_random_pair_length(lay.positions)
 
 
 @pytest.mark.parametrize("name", ["crepe", "musicnn", "cpc"])

@@ -32,13 +32,16 @@ class Layer:
     ``shape`` is the shape of one frame of this layer, e.g. ``(channels,)`` or
     ``(channels, frequencies)``; a *neuron* (unit) is one element. ``kind`` tells the
     layout how the layer connects to the one before it: "conv" (local in the last axis),
-    "dense" (all to all) or "recurrent".
+    "dense" (all to all) or "recurrent". ``kernel``, for a conv: how many positions of the layer
+    before one of its positions reads (the kernel, plus what a pooling after it adds; 0: not
+    declared, the layout assumes a kernel of 5).
     """
 
     name: str
     shape: tuple[int, ...]
     unit: str = "channel"
     kind: str = "conv"
+    kernel: int = 0
 
     @property
     def size(self) -> int:

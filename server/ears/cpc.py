@@ -306,9 +306,13 @@ class CPCEar(Ear):
         # The conv encoder weighs its whole window; its middle is a fair single number for
         # "where a sample weighs most". The GRU adds unbounded (fading) memory on top.
         self.latency = self.window // 2
+        # A strided conv's window starts at its output position times the stride; the layout
+        # centres windows between strides, so one more position makes them a superset of the real.
         layers = [
-            Layer(f"conv{i + 1}", (c, f), "channel", "conv")
-            for i, (c, f) in enumerate(zip(cfg.channels, cfg.freq_sizes, strict=True))
+            Layer(f"conv{i + 1}", (c, f), "channel", "conv", kernel=kf + (sf > 1))
+            for i, (c, f, (_, kf), (_, sf)) in enumerate(
+                zip(cfg.channels, cfg.freq_sizes, cfg.kernels, cfg.strides, strict=True)
+            )
         ]
         layers.append(Layer("z", (cfg.z_dim,), "unit", "dense"))
         layers.append(Layer("ar", (cfg.ar_dim,), "unit", "recurrent"))

@@ -50,6 +50,10 @@ _KERNELS = (512, 64, 64, 64, 64, 64)
 _STRIDES = (4, 1, 1, 1, 1, 1)
 _PADDING = ((254, 254),) + ((31, 32),) * 5
 _POSITIONS = (128, 64, 32, 16, 8, 4)
+# Positions of the layer before that one output position reads: its two pooled conv positions'
+# kernels (kernel + stride), plus one because the 'same' padding is not centred (31 before, 32
+# after): a superset of the real window, as the layout's centred windows need.
+_SPANS = tuple(k + s + 1 for k, s in zip(_KERNELS, _STRIDES, strict=True))
 _BN_EPS = 0.0010000000474974513  # Keras' 1e-3 as float32, kept exactly as converted
 
 
@@ -383,9 +387,9 @@ class Crepe(WindowedEar):
         )
         self.layers = (
             *(
-                Layer(name, (width, positions), unit="channel", kind="conv")
-                for name, width, positions in zip(
-                    self.net.blocks.keys(), CHANNELS[capacity], _POSITIONS, strict=True
+                Layer(name, (width, positions), unit="channel", kind="conv", kernel=span)
+                for name, width, positions, span in zip(
+                    self.net.blocks.keys(), CHANNELS[capacity], _POSITIONS, _SPANS, strict=True
                 )
             ),
             Layer("pitch", (BINS,), unit="pitch bin (20 cents)", kind="dense"),

@@ -9,11 +9,11 @@ members (for a group paired with itself: every pair within it). 14 M edges are a
 thousand pairs, and a spring force on a neuron from a whole group is exact from the group's
 centroid (:mod:`.grouped`).
 
-The layer tables carry no kernel sizes, so neighbourhoods come from shapes: an output
-position q of a layer with P positions reads, in an input of P' positions (stride
-r = P'/P), the positions within ``(kernel - 1 + r - 1) / 2`` of its centre (q + 0.5) r - 0.5:
-``kernel`` positions at stride 1 (p-2..p+2 for 5), ``kernel + r - 1`` when it downsamples
-(a strided conv, or a conv then pooling).
+An output position q of a layer with P positions reads, in an input of P' positions (stride
+r = P'/P), the ``span`` positions around its centre (q + 0.5) r - 0.5 (within ``(span - 1) / 2``
+of it). The span is what the ear declares (:attr:`Layer.kernel`: the kernel, plus what a pooling
+after it adds); a layer that declares none is taken as a kernel of 5 at stride 1 before any
+downsampling: ``5 + r - 1`` positions.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the layer table only: importing the ears would import torch
     from ..ears.base import Layer
 
 KERNEL = 5
-"""Window (in the input's positions at stride 1) of a conv layer: the ears declare none."""
+"""Kernel (in the input's positions at stride 1) of a conv layer whose ear declares none."""
 
 
 @dataclass(frozen=True)
@@ -123,18 +123,26 @@ def _rows_positions(layer: Layer) -> tuple[int, int]:
     return int(layer.shape[0]), 1
 
 
-def window(q: int, positions_in: int, positions_out: int, kernel: int = KERNEL) -> range:
+def span(positions_in: int, positions_out: int, declared: int = 0, kernel: int = KERNEL) -> float:
+    """How many input positions one output position reads: the ``declared`` span, or ``kernel``
+    at stride 1 widened by the downsampling (``kernel + r - 1``)."""
+    if declared > 0:
+        return float(declared)
+    return kernel + max(positions_in / positions_out - 1.0, 0.0)
+
+
+def window(q: int, positions_in: int, positions_out: int, kernel: int = KERNEL, declared: int = 0) -> range:
     """Input positions that output position ``q`` reads (see the module's docstring)."""
-    r = positions_in / positions_out
-    centre = (q + 0.5) * r - 0.5
-    half = (kernel - 1 + max(r - 1.0, 0.0)) / 2
+    centre = (q + 0.5) * positions_in / positions_out - 0.5
+    half = (span(positions_in, positions_out, declared, kernel) - 1) / 2
     lo = max(0, int(np.ceil(centre - half - 1e-9)))
     hi = min(positions_in - 1, int(np.floor(centre + half + 1e-9)))
     return range(lo, hi + 1)
 
 
 def connectivity(layers: Sequence[Layer], *, kernel: int = KERNEL) -> Blocks:
-    """The full connectivity of a layer table (``kind`` says how a layer reads the one before)."""
+    """The full connectivity of a layer table (``kind`` says how a layer reads the one before;
+    ``kernel`` stands for the kernel of conv layers that declare none)."""
     sizes = [layer.size for layer in layers]
     layer_of = np.repeat(np.arange(len(layers), dtype=np.int32), sizes)
     unit_of = np.concatenate([np.arange(s, dtype=np.int32) for s in sizes]) if sizes else np.zeros(0, np.int32)
@@ -148,7 +156,7 @@ def connectivity(layers: Sequence[Layer], *, kernel: int = KERNEL) -> Blocks:
         (_, p_in), (_, p_out) = shape[k - 1], shape[k]
         local = layers[k].kind == "conv" and p_in > 1 and p_out > 1
         for q in range(p_out):
-            reads = window(q, p_in, p_out, kernel) if local else range(p_in)
+            reads = window(q, p_in, p_out, kernel, layers[k].kernel) if local else range(p_in)
             pairs.extend((int(first[k - 1] + j), int(first[k] + q)) for j in reads)
     for k, layer in enumerate(layers):
         if layer.kind == "recurrent":  # every neuron to every other neuron of the layer

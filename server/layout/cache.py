@@ -103,7 +103,7 @@ class Layout:
 
 def layout_key(ear: Ear, seed: int = 0) -> str:
     """Hash of what a layout depends on: the layer table, the ear's fingerprint, the seed, the version."""
-    table = [(layer.name, list(layer.shape), layer.unit, layer.kind) for layer in ear.layers]
+    table = [(layer.name, list(layer.shape), layer.unit, layer.kind, layer.kernel) for layer in ear.layers]
     blob = json.dumps(
         {"v": LAYOUT_VERSION, "ear": ear.name, "layers": table, "seed": seed, "fingerprint": ear.fingerprint()},
         sort_keys=True,

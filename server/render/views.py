@@ -103,7 +103,9 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
         set_uniform(markers, "u_scale", state.fit.scale)
         set_uniform(markers, "u_radius", state.fit.marker_radius)
         set_uniform(markers, "u_highlight", HIGHLIGHT)
-        g.vao_markers.render(moderngl.TRIANGLES, vertices=6 * g.n_markers)
+        for rims in (True, False):
+            set_uniform(markers, "u_rims", rims)
+            g.vao_markers.render(moderngl.TRIANGLES, vertices=6 * g.n_markers)
     if state.labels and g.overlay_boxes:
         g.overlay_tex.use(4)
         set_uniform(g.programs["blit"], "u_image", 4)
