@@ -44,3 +44,22 @@ def test_every_shipped_neuron_has_a_pixel_of_its_own(name: str) -> None:
     layout = Layout.load(paths.models_dir() / f"{name}.layout.npz")
     pix = renderer_pixels(layout.positions, 1280, 720)
     assert np.unique(pix).shape[0] == layout.n
+
+
+def test_the_fit_fills_the_picture_stretching_one_axis_at_most_twice() -> None:
+    from earsight.layout.screen import MARGIN, MAX_STRETCH, fit
+
+    rng = np.random.default_rng(2)
+    # A square layout, off the origin: centred, and stretched to fill 16:9 (less than twice).
+    square = rng.uniform(0, 1, (500, 2)) + [3.0, -2.0]
+    fx, fy = ScreenFit.of(square, 1280, 720).fractions(square)
+    assert fx.min() == pytest.approx(0.03, abs=2e-3) and fx.max() == pytest.approx(0.97, abs=2e-3)
+    assert fy.min() == pytest.approx(0.03, abs=2e-3) and fy.max() == pytest.approx(0.97, abs=2e-3)
+    f = fit(square, 1280, 720)
+    assert 1.0 < (f.sx * 640) / (f.sy * 360) <= MAX_STRETCH  # pixels per unit, x against y
+    # A thin strip: as wide as the picture, and only twice as tall as an equal scale would make it.
+    strip = rng.uniform(-1, 1, (500, 2)) * [1.0, 0.05]
+    fx, fy = ScreenFit.of(strip, 1280, 720).fractions(strip)
+    assert np.ptp(fx) == pytest.approx(MARGIN, abs=2e-3)
+    equal = MARGIN * 640 / (np.ptp(strip[:, 0]) / 2)  # pixels per unit at an equal scale
+    assert np.ptp(fy) * 720 == pytest.approx(MAX_STRETCH * equal * np.ptp(strip[:, 1]), rel=1e-3)

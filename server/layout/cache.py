@@ -26,12 +26,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 """Bump when the graph or the simulation changes: old cached layouts are then rebuilt.
 
 2: the full connectivity (every input channel of a conv's window, dense all-to-all), laid out
 by group (:mod:`.grouped`), every neuron on a pixel of its own at 1280x720.
-3: springs pull as hard as a neuron's charge pushes (no busy neuron flung off its group)."""
+3: springs pull as hard as a neuron's charge pushes (no busy neuron flung off its group).
+4: every neuron on a pixel of its own in the picture's fit that fills the frame (``screen.fit``)."""
 
 DRAWN_EDGES = 200_000
 """Edges kept in a layout for drawing (a uniform sample of all of them): the renderer draws at most this many."""

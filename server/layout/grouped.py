@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .blocks import Blocks
 from .forces import integrate, repulsion
 from .multilevel import normalise_axes
-from .screen import HEIGHT, WIDTH, fit_scale, pixel_size, pixels
+from .screen import HEIGHT, WIDTH, fit, fractions, pixel_size, pixels
 
 
 @numba.njit(cache=True)
@@ -175,21 +175,19 @@ def own_pixels(pos: np.ndarray, width: int = WIDTH, height: int = HEIGHT) -> np.
         pix = pixels(pos, width, height)
         if np.unique(pix).shape[0] == pix.shape[0]:
             break
-        sx, sy = fit_scale(pos, width, height)
-        fx = (0.5 + 0.5 * pos[:, 0].astype(np.float64) * sx)
-        fy = (0.5 - 0.5 * pos[:, 1].astype(np.float64) * sy)
-        xr = float(np.abs(pos[:, 0]).max())
-        yr = float(np.abs(pos[:, 1]).max())
-        # Pixels whose centre lies strictly inside the extent.
-        x_lo = int(np.ceil((0.5 - 0.5 * xr * sx) * width)) + 1
-        x_hi = int(np.floor((0.5 + 0.5 * xr * sx) * width)) - 2
-        y_lo = int(np.ceil((0.5 - 0.5 * yr * sy) * height)) + 1
-        y_hi = int(np.floor((0.5 + 0.5 * yr * sy) * height)) - 2
+        f = fit(pos, width, height)
+        fx, fy = fractions(pos, f)
+        lo, hi = pos.min(axis=0).astype(np.float64), pos.max(axis=0).astype(np.float64)
+        # Pixels whose centre lies strictly inside the extent (y down in the picture).
+        x_lo = int(np.ceil((0.5 + 0.5 * (lo[0] - f.cx) * f.sx) * width)) + 1
+        x_hi = int(np.floor((0.5 + 0.5 * (hi[0] - f.cx) * f.sx) * width)) - 2
+        y_lo = int(np.ceil((0.5 - 0.5 * (hi[1] - f.cy) * f.sy) * height)) + 1
+        y_hi = int(np.floor((0.5 - 0.5 * (lo[1] - f.cy) * f.sy) * height)) - 2
         new = _free_pixels(pix, fx, fy, width, height, x_lo, x_hi, y_lo, y_hi)
         moved = new != pix
         px, py = new[moved] % width, new[moved] // width
-        pos[moved, 0] = ((px + 0.5) / width - 0.5) * 2 / sx
-        pos[moved, 1] = (0.5 - (py + 0.5) / height) * 2 / sy
+        pos[moved, 0] = ((px + 0.5) / width - 0.5) * 2 / f.sx + f.cx
+        pos[moved, 1] = (0.5 - (py + 0.5) / height) * 2 / f.sy + f.cy
     return pos
 
 

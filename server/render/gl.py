@@ -203,8 +203,9 @@ class GLObjects:
         self.act_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self._act_pad = np.zeros((ROW_WIDTH * rows, 4), np.uint8)
         self.triangle = ctx.buffer(np.array([-1, -1, 3, -1, -1, 3], np.float32).tobytes())
-        self.pos_buf = ctx.buffer(np.ascontiguousarray(lay.positions, np.float32).tobytes())
-        self.quad_buf = ctx.buffer(quads(lay.positions).tobytes())
+        centred = state.fit.centred(lay.positions)  # the shaders only scale
+        self.pos_buf = ctx.buffer(centred.tobytes())
+        self.quad_buf = ctx.buffer(quads(centred).tobytes())
         self.quad_ibo = ctx.buffer(quad_indices(lay.n).tobytes())
         self.sel_buf = ctx.buffer(reserve=64 * 20, dynamic=True)
         self.sel_ibo = ctx.buffer(reserve=64 * 24, dynamic=True)
@@ -234,7 +235,7 @@ class GLObjects:
             keep = np.random.default_rng(state.seed).choice(edges.shape[0], max_edges, replace=False)
             edges = edges[np.sort(keep)]
         self.n_edges = int(edges.shape[0])
-        self.ends_buf = ctx.buffer(edge_vertices(lay.positions, edges).tobytes() or b"\0" * 24)
+        self.ends_buf = ctx.buffer(edge_vertices(centred, edges).tobytes() or b"\0" * 24)
         self.edge_ibo = ctx.buffer(np.ascontiguousarray(edges, np.int32).tobytes() or b"\0" * 8)
         self.programs: dict[str, moderngl.Program] = {}
         self.shader_error: str | None = None
@@ -309,7 +310,7 @@ class GLObjects:
     # ------------------------------------------------------------------------ uploads
 
     def upload_selection(self, positions: np.ndarray) -> None:
-        """Markers at (s, 2) layout positions (s = 0: none)."""
+        """Markers at (s, 2) centred layout positions (``ScreenFit.centred``; s = 0: none)."""
         need = max(1, positions.shape[0])
         if self.sel_buf.size < need * 80:
             self.sel_buf.orphan(need * 80)

@@ -210,7 +210,7 @@ class Renderer:
                 return
             selected = self.state.selected
             self._dirty_selection = False
-        self.gl.upload_selection(self.layout.positions[selected])
+        self.gl.upload_selection(self.state.fit.centred(self.layout.positions[selected]))
 
     def render(self) -> None:
         """Draw the current view into the offscreen framebuffer (no read-back)."""

@@ -17,8 +17,7 @@ import numpy as np
 
 from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError
-from ..layout import Layout
-from ..layout.screen import fit_scale
+from ..layout import Layout, screen
 from . import normalise
 from .glow import Glow
 from .normalise import MODES, RunningNorm, light, smooth
@@ -105,10 +104,12 @@ def channel_units(ear: Ear, layer: str, channels: list[int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScreenFit:
-    """Layout space -> clip space: the whole layout visible, equal scale on both axes."""
+    """Layout space -> clip space: the whole layout visible, filling the picture (:func:`~earsight.layout.screen.fit`)."""
 
     scale: tuple[float, float]
     """Layout units -> clip units, (x, y)."""
+    centre: tuple[float, float]
+    """The layout point drawn at the picture's centre."""
     radius_px: float
     """A neuron's radius in pixels, from the area each neuron gets on screen."""
     radius: tuple[float, float]
@@ -121,24 +122,28 @@ class ScreenFit:
         """Fit (n, 2) layout positions into a ``width`` x ``height`` picture."""
         p = positions
         half_w, half_h = width / 2, height / 2
-        scale = fit_scale(p, width, height)  # the layout spreads neurons to their own pixels by it
-        pixels_per_unit = scale[0] * half_w
+        f = screen.fit(p, width, height)  # the layout spreads neurons to their own pixels by it
         # Radius from the area each neuron gets on screen, so a big ear stays legible.
-        xr = float(np.abs(p[:, 0]).max()) if p.size else 1.0
-        yr = float(np.abs(p[:, 1]).max()) if p.size else 1.0
-        area = 4 * xr * yr * pixels_per_unit**2
+        extent = np.ptp(p, axis=0) if p.size else np.zeros(2)
+        area = float(extent[0] * f.sx * half_w * extent[1] * f.sy * half_h)
         radius_px = float(np.clip(0.6 * np.sqrt(area / max(p.shape[0], 1)), 2.0, 14.0))
         marker_px = max(2.2 * radius_px, 6.0)
         return cls(
-            scale=scale,
+            scale=(f.sx, f.sy),
+            centre=(f.cx, f.cy),
             radius_px=radius_px,
             radius=(radius_px / half_w, radius_px / half_h),
             marker_radius=(marker_px / half_w, marker_px / half_h),
         )
 
+    def centred(self, positions: np.ndarray) -> np.ndarray:
+        """(n, 2) layout positions less the centre, float32: what the GL buffers hold (the
+        shaders multiply by ``scale``)."""
+        return np.ascontiguousarray(positions - np.array(self.centre), np.float32).reshape(-1, 2)
+
     def fractions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, 2) layout positions -> x, y as fractions of the picture, (n,) each, y down."""
-        return 0.5 + 0.5 * positions[:, 0] * self.scale[0], 0.5 - 0.5 * positions[:, 1] * self.scale[1]
+        return screen.fractions(positions, screen.Fit(*self.scale, *self.centre))
 
 
 class RenderState:
