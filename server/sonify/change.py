@@ -25,14 +25,17 @@ import torch
 ALPHA = 0.5
 """The prior's tilt: power falls as 1/f (pink), amplitude as f^-0.5. White (0) hisses on CREPE;
 steeper starves the mel ears' upper bands."""
-FLOOR_HZ = 100.0
-"""Below this the prior stops rising: rumble costs jump budget nothing but is not heard as a dream."""
+FLOOR_HZ = 150.0
+"""Below this the prior falls off, as a second-order high-pass: the change adds no rumble. Rumble is
+not heard as a dream, yet costs the jump budget nothing, and an ear that normalises each frame
+(CREPE) takes it as a level knob for everything else: dreams of CREPE's 883 Hz and 1766 Hz bins
+on pink noise spent their budget below 100 Hz and put their strongest peak near 600 Hz."""
 
 
 def prior(samples: int, sample_rate: int, alpha: float = ALPHA) -> torch.Tensor:
     """Weights of the rfft bins ``(samples // 2 + 1,)``: unit-variance coefficients give a change of RMS 1."""
     f = torch.fft.rfftfreq(samples, 1.0 / sample_rate)
-    w = 1.0 / f.clamp_min(FLOOR_HZ).pow(alpha)
+    w = (f / FLOOR_HZ).pow(2).clamp_max(1.0) / f.clamp_min(FLOOR_HZ).pow(alpha)
     w[0] = 0.0  # no DC: it is silent and costs headroom
     # Parseval for irfft: RMS^2 = 2 sum |W c|^2 / n^2 for unit-variance complex c (real and imag each 1/2).
     return w / torch.sqrt(2.0 * (w**2).sum() / samples**2).clamp_min(1e-20)
