@@ -341,7 +341,8 @@ def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
     assert Image.open(path).size == (W, H)
     before = renderer.draw().copy()
     assert sorted(renderer.reload_shaders()) == sorted(
-        ["neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "hallucination", "features",
+        ["neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination",
+         "features",
          "blit"]
     )
     assert renderer.shader_error is None

@@ -27,7 +27,7 @@ from .state import RenderState
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "hallucination", "features", "blit")
+PROGRAMS = ("neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination", "features", "blit")
 ROW_WIDTH = 1024
 """Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
 
@@ -148,10 +148,15 @@ def tile_mask(busy: np.ndarray, tile: int = TILE) -> np.ndarray:
 
 def tile_triangles(used: np.ndarray, size: tuple[int, int], tile: int = TILE) -> np.ndarray:
     """(rows, cols) bool tiles of a (h, w) picture, bottom row first -> (6k, 2) float32
-    clip-space triangles covering the k tiles used."""
+    clip-space triangles covering them: k rectangles, one per run of used tiles along a row (a
+    software rasteriser pays per triangle too)."""
     h, w = size
-    r, c = np.nonzero(used)
-    x0, x1 = c * tile / w * 2 - 1, np.minimum((c + 1) * tile, w) / w * 2 - 1
+    padded = np.zeros((used.shape[0], used.shape[1] + 2), bool)
+    padded[:, 1:-1] = used
+    edges = np.diff(padded.astype(np.int8), axis=1)
+    r, c0 = np.nonzero(edges == 1)  # a run starts (row-major order, as the ends)
+    _, c1 = np.nonzero(edges == -1)  # ... and ends before this column
+    x0, x1 = c0 * tile / w * 2 - 1, np.minimum(c1 * tile, w) / w * 2 - 1
     y0, y1 = r * tile / h * 2 - 1, np.minimum((r + 1) * tile, h) / h * 2 - 1
     corners = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x0, y1], 1),
                         np.stack([x0, y1], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1)], axis=1)
@@ -185,7 +190,7 @@ class GLObjects:
         lay = state.layout
         width, height = state.width, state.height
         size = (width, height)
-        self.fbo = ctx.simple_framebuffer(size, components=3)
+        self.fbo = ctx.simple_framebuffer(size, components=4)
         # Half floats: texel coordinates below 2048 are exact, and half the bytes per pixel to read.
         self.ids_tex = ctx.texture(size, 4, dtype="f2")
         self.ids_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
@@ -225,7 +230,7 @@ class GLObjects:
         self._presence = state.glow.presence  # rows bottom first, as GL's
         self.tile_buf = ctx.buffer(reserve=24, dynamic=True)  # tiles with neurons or edges
         self.n_tiles = 0
-        self.glow_tile_buf = ctx.buffer(reserve=24, dynamic=True)  # tiles with only the glow
+        self.glow_tile_buf = ctx.buffer(reserve=24, dynamic=True)  # tiles where anything may show
         self.n_glow_tiles = 0
         self.glow_tex = ctx.texture((gw, gh), 4)
         self.glow_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
@@ -238,6 +243,8 @@ class GLObjects:
         self.ends_buf = ctx.buffer(edge_vertices(centred, edges).tobytes() or b"\0" * 24)
         self.edge_ibo = ctx.buffer(np.ascontiguousarray(edges, np.int32).tobytes() or b"\0" * 8)
         self.programs: dict[str, moderngl.Program] = {}
+        self.cppn_set: tuple[object, object] | None = None
+        """(program, weights) whose constant uniforms the hallucination program holds."""
         self.shader_error: str | None = None
         self._mtimes: dict[str, float] = {}
         self._last_check = 0.0
@@ -306,6 +313,7 @@ class GLObjects:
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)
         self.vao_pack = ctx.vertex_array(pr["pack_maps"], full)
+        self.vao_mark = ctx.vertex_array(pr["mark_structure"], full)
 
     # ------------------------------------------------------------------------ uploads
 
@@ -328,9 +336,10 @@ class GLObjects:
         self.overlay_boxes = list(boxes)
 
     def find_tiles(self) -> None:
-        """After the maps are baked: the tiles the layout view draws (:func:`tiles`). Tiles that
-        hold a neuron or an edge run the whole per-pixel pass; tiles where only the glow may show
-        run the glow's alone (a third of the cost); the rest are cleared."""
+        """After the maps are baked: the tiles the layout view draws (:func:`tiles`). The glow
+        pass runs on every tile where something may show; the neuron pass, on top of it, only on
+        tiles that hold a neuron or an edge (and there only where one is: the depth test against
+        :func:`mark_structure`); the rest are cleared."""
         h, w = self.ids_tex.height, self.ids_tex.width
         ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4)
         structure = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
@@ -342,7 +351,7 @@ class GLObjects:
         glowing = binary_dilation(grown, iterations=SCALE)[:h, :w]
         full = tile_mask(structure)
         self.n_tiles = self._write_tiles(self.tile_buf, full, (h, w))
-        self.n_glow_tiles = self._write_tiles(self.glow_tile_buf, tile_mask(glowing) & ~full, (h, w))
+        self.n_glow_tiles = self._write_tiles(self.glow_tile_buf, tile_mask(glowing) | full, (h, w))
 
     @staticmethod
     def _write_tiles(buf: moderngl.Buffer, used: np.ndarray, size: tuple[int, int]) -> int:

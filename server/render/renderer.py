@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 from ..ears.base import Ear
@@ -56,7 +57,8 @@ class Renderer:
         self.width, self.height = self.state.width, self.state.height
         self._lock = threading.Lock()  # guards state shared with other threads (selection, last frame)
         self._gl_lock = threading.RLock()  # one GL user at a time; each makes our context current
-        self._last = np.zeros((self.height, self.width, 3), np.uint8)
+        self._rgba = np.zeros((self.height, self.width, 4), np.uint8)  # the last frame, top row first
+        self._last = self._rgba[:, :, :3]
         self._dirty_selection = False
         self._dirty_colormap = False
         self._dirty_overlay = True
@@ -226,16 +228,18 @@ class Renderer:
         views.DRAW[self.state.view](self.gl, self.state)
 
     def draw(self) -> np.ndarray:
-        """Render the current view; returns (height, width, 3) uint8, top row first."""
+        """Render the current view; returns (height, width, 3) uint8, top row first (a view of
+        the RGBA frame: four bytes a pixel are read back and encoded without conversion)."""
         with self._gl_lock, self.ctx:
             self._render()
             context.finish(self.ctx)  # the wait for the rasteriser, with the GIL free
-            data = self.gl.fbo.read(components=3, alignment=1)
+            data = self.gl.fbo.read(components=4, alignment=1)
             if self._window:
                 context.present(self.ctx, self.gl.fbo)
-        image = np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]
+        rgba = np.ascontiguousarray(np.frombuffer(data, np.uint8).reshape(self.height, self.width, 4)[::-1])
         with self._lock:
-            self._last = np.ascontiguousarray(image)
+            self._rgba = rgba
+            self._last = rgba[:, :, :3]
             self._frame_no += 1
         return self._last
 
@@ -248,13 +252,12 @@ class Renderer:
         """The last drawn frame as JPEG bytes (any thread; no GL), encoded once per frame and quality
         however many viewers ask."""
         with self._lock:
-            frame, key = self._last, (self._frame_no, quality)
+            frame, key = self._rgba, (self._frame_no, quality)
         cached = self._jpeg_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        buf = io.BytesIO()
-        Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
-        data = buf.getvalue()
+        # simplejpeg lets go of the GIL while it encodes: the render thread draws on meanwhile.
+        data = simplejpeg.encode_jpeg(frame, quality=quality, colorspace="RGBX", colorsubsampling="420")
         self._jpeg_cache = (key, data)  # one assignment: another thread sees the old pair or the new
         return data
 

@@ -9,9 +9,9 @@
   of each layer) through a random permutation that :meth:`RenderState.shuffle` redraws.
 
 The hallucination and features views draw a full-screen triangle that writes every pixel of
-``g.fbo``, so nothing is cleared first; the layout view clears and runs its per-pixel pass only
-on the tiles that hold a neuron or an edge, and the glow's alone on the tiles where only the
-glow may show (:func:`~.gl.tiles`). Call them with the context current.
+``g.fbo``, so nothing is cleared first; the layout view clears, draws the glow on the tiles
+where something may show (:func:`~.gl.tiles`), and its neuron pass over it only where a neuron
+or an edge is. Call them with the context current.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 import moderngl
 import numpy as np
 
+from . import context
 from .gl import ROW_WIDTH, GLObjects, set_uniform
 from .state import BACKGROUND, EDGE_COLOR, HIGHLIGHT, PATH_STRENGTH, RenderState
 
@@ -55,6 +56,7 @@ def bake(g: GLObjects, state: RenderState) -> None:
         ctx.disable(moderngl.BLEND)
     fbo.color_mask = (True, True, True, False)
     ctx.enable(moderngl.DEPTH_TEST)
+    ctx.depth_func = "<"  # the nearest centre keeps the pixel (the layout view leaves ">" set)
     ids = g.programs["neuron_ids"]
     set_uniform(ids, "u_row_width", ROW_WIDTH)
     set_uniform(ids, "u_scale", fit.scale)
@@ -73,31 +75,47 @@ def bake(g: GLObjects, state: RenderState) -> None:
     set_uniform(g.programs["pack_maps"], "u_ids", 0)
     set_uniform(g.programs["pack_maps"], "u_ends", 1)
     g.vao_pack.render(moderngl.TRIANGLES, vertices=3)
+    # The marks the neuron pass tests against: depth 0 where a neuron or an edge is, 1 elsewhere,
+    # in the picture's own depth buffer, which nothing else writes or clears.
+    g.fbo.use()
+    g.fbo.depth_mask = True
+    g.fbo.color_mask = (False, False, False, False)
+    g.fbo.clear(depth=1.0)
+    ctx.enable(moderngl.DEPTH_TEST)
+    ctx.depth_func = "<="
+    g.map_tex.use(0)
+    set_uniform(g.programs["mark_structure"], "u_map", 0)
+    g.vao_mark.render(moderngl.TRIANGLES, vertices=3)
+    ctx.disable(moderngl.DEPTH_TEST)
+    g.fbo.color_mask = (True, True, True, True)
+    g.fbo.depth_mask = False
     g.find_tiles()
 
 
 def draw_layout(g: GLObjects, state: RenderState) -> None:
     ctx = g.ctx
     g.upload_neurons(state.neuron_rgba())
-    g.map_tex.use(0)
-    g.act_tex.use(1)
-    neurons = g.programs["neurons"]
-    if state.glow_strength > 0:
-        g.upload_glow(state.glow_rgba())
-    g.glow_tex.use(5)
-    for name, value in (("u_map", 0), ("u_neurons", 1), ("u_glow", 5)):
-        set_uniform(neurons, name, value)
-    set_uniform(neurons, "u_background", BACKGROUND)
-    set_uniform(neurons, "u_edge_color", EDGE_COLOR)
-    set_uniform(neurons, "u_path_strength", PATH_STRENGTH)
-    set_uniform(neurons, "u_glow_on", state.glow_strength > 0)
-    g.fbo.clear(*BACKGROUND)  # where nothing shows; the tiles where something may are drawn
-    g.vao_neurons.render(moderngl.TRIANGLES, vertices=g.n_tiles)
+    g.fbo.clear(*BACKGROUND)  # where nothing shows (the depth marks stay: depth_mask is off)
     if state.glow_strength > 0 and g.n_glow_tiles:
+        g.upload_glow(state.glow_rgba())
+        g.glow_tex.use(5)
         glow = g.programs["glow"]
         set_uniform(glow, "u_glow", 5)
         set_uniform(glow, "u_background", BACKGROUND)
         g.vao_glow.render(moderngl.TRIANGLES, vertices=g.n_glow_tiles)
+    g.map_tex.use(0)
+    g.act_tex.use(1)
+    neurons = g.programs["neurons"]
+    set_uniform(neurons, "u_map", 0)
+    set_uniform(neurons, "u_neurons", 1)
+    set_uniform(neurons, "u_edge_color", EDGE_COLOR)
+    set_uniform(neurons, "u_path_strength", PATH_STRENGTH)
+    # Only where a neuron or an edge is (its mark, depth 0, lies behind the pass's 0.5), over the glow.
+    ctx.enable(moderngl.DEPTH_TEST | moderngl.BLEND)
+    ctx.depth_func = ">"
+    ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+    g.vao_neurons.render(moderngl.TRIANGLES, vertices=g.n_tiles)
+    ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
     if g.n_markers:
         markers = g.programs["markers"]
         set_uniform(markers, "u_scale", state.fit.scale)
@@ -123,10 +141,12 @@ def draw_hallucination(g: GLObjects, state: RenderState) -> None:
     latent = state.latent
     program = g.programs["hallucination"]
     w = state.cppn
-    set_uniform(program, "u_w1", mat4_blocks(w["w1"]))
+    if g.cppn_set != (program, w):  # the weights stay while the seed and program do: set them once
+        set_uniform(program, "u_w1", mat4_blocks(w["w1"]))
+        set_uniform(program, "u_w2", mat4_blocks(w["w2"]))
+        set_uniform(program, "u_w3", mat4_blocks(w["w3"]))
+        g.cppn_set = (program, w)
     set_uniform(program, "u_b1", vec4s(w["w1z"] @ latent))
-    set_uniform(program, "u_w2", mat4_blocks(w["w2"]))
-    set_uniform(program, "u_w3", mat4_blocks(w["w3"]))
     set_uniform(program, "u_zoom", 1.2 + 0.8 * float(latent[-1]))
     set_uniform(program, "u_time", state.time())
     set_uniform(program, "u_aspect", state.width / state.height)
@@ -134,6 +154,9 @@ def draw_hallucination(g: GLObjects, state: RenderState) -> None:
     # The CPPN is smooth: render it small and let linear filtering scale it up.
     g.small_fbo.use()
     g.vao_halluc.render(moderngl.TRIANGLES, vertices=3)
+    # The blit reads what this pass draws: wait for the rasteriser here, with the GIL free
+    # (the next draw call would wait for it holding the GIL, and every other thread with it).
+    context.finish(g.ctx)
     g.fbo.use()
     g.small_tex.use(1)
     set_uniform(g.programs["blit"], "u_image", 1)
