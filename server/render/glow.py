@@ -4,14 +4,14 @@ Neurons are small; the space between them is most of the picture. The glow fills
 neurons' lights are splatted into a grid an eighth of the picture's size, blurred (Gaussian,
 about four neuron spacings wide), divided by the blurred neuron density (so a region shows its
 neurons' mean light, not their count) and faded out where there are no neurons. The GL side
-upsamples it with linear filtering (neurons.glsl), so the cost per frame is a bincount and a
+upsamples it with linear filtering (glow.glsl), so the cost per frame is a bincount and a
 small blur on the CPU and one texture read per pixel.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.fft import irfft2, next_fast_len, rfft2
 
 SCALE = 8
 """Picture pixels per glow pixel along each axis."""
@@ -32,6 +32,15 @@ class Glow:
         # Row 0 of a GL texture is the bottom of the picture.
         self.index = (gh - 1 - iy) * gw + ix
         self.sigma = max(1.0, 4.0 * spacing_px / SCALE)
+        # The blur as one FFT product (scipy's FFT runs on one thread unless asked; BLAS products would wake
+        # BLAS threads that fight the rasteriser's): zero-padded, so the same numbers as
+        # gaussian_filter with mode="constant", and the same cost however wide the blur.
+        reach = int(4.0 * self.sigma + 0.5)  # gaussian_filter's default truncation
+        taps = np.exp(-0.5 * (np.arange(-reach, reach + 1) / self.sigma) ** 2)
+        taps /= taps.sum()
+        self._fft_shape = (next_fast_len(gh + 2 * reach, real=True), next_fast_len(gw + 2 * reach, real=True))
+        self._reach = reach
+        self._kernel = rfft2(np.outer(taps, taps).astype(np.float32), s=self._fft_shape)
         counts = np.bincount(self.index, minlength=gh * gw).astype(np.float32)
         density = self._blur(counts)
         # "As dense as usual": the median where neurons are, not over the blur's long tails (a
@@ -43,7 +52,11 @@ class Glow:
         self.presence = np.clip(density / (0.2 * typical), 0.0, 1.0).astype(np.float32)
 
     def _blur(self, flat: np.ndarray) -> np.ndarray:
-        return gaussian_filter(flat.reshape(self.shape), self.sigma, mode="constant").astype(np.float32)
+        gh, gw = self.shape
+        r = self._reach
+        image = flat.reshape(self.shape).astype(np.float32)
+        full = irfft2(rfft2(image, s=self._fft_shape) * self._kernel, s=self._fft_shape)
+        return full[r : r + gh, r : r + gw].astype(np.float32)
 
     def __call__(self, light: np.ndarray) -> np.ndarray:
         """(n,) lights in [0, 1] -> (rows, cols) float32 glow in [0, 1], bottom row first."""
