@@ -177,7 +177,7 @@ def test_the_layout_fits_the_picture(state: RenderState, layout: Layout) -> None
         px, py = state.pixel_of(i)
         assert abs(px - x[i] * 640) <= 1 and abs(py - y[i] * 360) <= 1
     fit = ScreenFit.of(layout.positions, 640, 360)
-    assert 2.0 <= fit.radius_px <= 14.0 and fit.marker_radius[0] > fit.radius[0]
+    assert 2.0 <= fit.radius_px <= 10.0 and fit.marker_radius[0] > fit.radius[0]
 
 
 def test_bad_settings_are_refused(state: RenderState, crepe: Ear, layout: Layout) -> None:

@@ -126,7 +126,7 @@ class ScreenFit:
         # Radius from the area each neuron gets on screen, so a big ear stays legible.
         extent = np.ptp(p, axis=0) if p.size else np.zeros(2)
         area = float(extent[0] * f.sx * half_w * extent[1] * f.sy * half_h)
-        radius_px = float(np.clip(0.6 * np.sqrt(area / max(p.shape[0], 1)), 2.0, 14.0))
+        radius_px = float(np.clip(0.6 * np.sqrt(area / max(p.shape[0], 1)), 2.0, 10.0))
         marker_px = max(2.2 * radius_px, 6.0)
         return cls(
             scale=(f.sx, f.sy),
