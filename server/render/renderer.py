@@ -37,7 +37,7 @@ class Renderer:
 
     max_edges = 200_000
     """Edges drawn at most (a random subset); they are drawn once per layout, not per frame."""
-    halluc_scale = 0.2
+    halluc_scale = 0.15
     """The CPPN is smooth: it runs at this fraction of the resolution and is scaled up."""
 
     def __init__(
