@@ -2,7 +2,7 @@
 // Mark where neurons and edges are: depth 0 there, 1 elsewhere, baked once per layout into the
 // picture's depth buffer. Each frame the layout view's neuron pass (neurons.glsl) tests against
 // it and a software rasteriser skips shading every 4x4 block with neither: only the glow
-// (glow.glsl) shows there.
+// (the blit program, views.draw_layout) shows there.
 
 #if defined VERTEX_SHADER
 

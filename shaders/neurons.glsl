@@ -2,7 +2,7 @@
 // Neurons: every pixel looks up which neuron covers it, how many edges pass there and the two
 // ends of an edge there (one texel of the packed map, pack_maps.glsl), and that neuron's colour
 // and light (computed on the CPU: a software rasteriser pays for every colour-map lookup per
-// pixel), and paints a disc that grows with the light over the glow (drawn first, glow.glsl).
+// pixel), and paints a disc that grows with the light over the glow (blitted first).
 // The edges show faintly, and an edge whose two neurons are lit shines with the dimmer one's
 // colour. One to four texture reads per pixel, whatever the number of neurons and edges: a
 // software rasteriser pays far more per triangle than per texel, so nothing here is drawn as

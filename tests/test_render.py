@@ -218,8 +218,8 @@ def bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def test_tiles_with_only_the_glow_show_it(renderer: Renderer) -> None:
-    # Tiles without a neuron or an edge run the glow's own pass: there, the picture is the
-    # background plus the glow scaled up, as the full pass would draw it.
+    # Tiles without a neuron or an edge run only the glow's pass: there, the picture is the
+    # background plus the glow, scaled up.
     renderer.labels = False
     lit_everything(renderer)
     picture = renderer.draw().astype(np.float64)
@@ -229,7 +229,9 @@ def test_tiles_with_only_the_glow_show_it(renderer: Renderer) -> None:
     structure = gl.tile_mask((ids[:, :, 2] <= 1.0) | (ids[:, :, 3] > 0.5))
     corners = gl.tile_triangles(~structure, (H, W))
     assert 0 < g.n_glow_tiles <= corners.shape[0], "the glow pass draws only tiles without neurons and edges"
-    glow = np.minimum(bilinear(renderer.state.glow_rgba()[..., :3], W, H) + 255 * np.array(BACKGROUND), 255)
+    # The background is added to each glow texel (to 8 bits, at most 255), then scaled up.
+    texels = np.minimum(renderer.state.glow_rgba()[..., :3] + np.round(255 * np.array(BACKGROUND)), 255)
+    glow = bilinear(texels, W, H)
     only = np.zeros((H, W), bool)  # pixels of glow-only tiles, top row first
     for r, c in zip(*np.nonzero(~structure), strict=True):
         only[r * gl.TILE : (r + 1) * gl.TILE, c * gl.TILE : (c + 1) * gl.TILE] = True
@@ -341,9 +343,8 @@ def test_snapshot_and_reload(renderer: Renderer, tmp_path: Path) -> None:
     assert Image.open(path).size == (W, H)
     before = renderer.draw().copy()
     assert sorted(renderer.reload_shaders()) == sorted(
-        ["neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination",
-         "features",
-         "blit"]
+        ["neuron_ids", "neurons", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination",
+         "features", "blit"]
     )
     assert renderer.shader_error is None
     assert np.array_equal(renderer.draw(), before)

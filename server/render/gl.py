@@ -27,7 +27,7 @@ from .state import RenderState
 
 log = logging.getLogger(__name__)
 
-PROGRAMS = ("neuron_ids", "neurons", "glow", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination", "features", "blit")
+PROGRAMS = ("neuron_ids", "neurons", "markers", "edges", "edge_ends", "pack_maps", "mark_structure", "hallucination", "features", "blit")
 ROW_WIDTH = 1024
 """Width of the activation texture: neuron i is texel (i % ROW_WIDTH, i // ROW_WIDTH)."""
 
@@ -308,7 +308,7 @@ class GLObjects:
         self.vao_ends = ctx.vertex_array(pr["edge_ends"], [(self.ends_buf, "2f 4f", "in_position", "in_ends")])
         full = [(self.triangle, "2f", "in_position")]
         self.vao_neurons = ctx.vertex_array(pr["neurons"], [(self.tile_buf, "2f", "in_position")])
-        self.vao_glow = ctx.vertex_array(pr["glow"], [(self.glow_tile_buf, "2f", "in_position")])
+        self.vao_glow = ctx.vertex_array(pr["blit"], [(self.glow_tile_buf, "2f", "in_position")])
         self.vao_halluc = ctx.vertex_array(pr["hallucination"], full)
         self.vao_features = ctx.vertex_array(pr["features"], full)
         self.vao_blit = ctx.vertex_array(pr["blit"], full)

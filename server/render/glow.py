@@ -4,7 +4,7 @@ Neurons are small; the space between them is most of the picture. The glow fills
 neurons' lights are splatted into a grid an eighth of the picture's size, blurred (Gaussian,
 about four neuron spacings wide), divided by the blurred neuron density (so a region shows its
 neurons' mean light, not their count) and faded out where there are no neurons. The GL side
-upsamples it with linear filtering (glow.glsl), so the cost per frame is a bincount and a
+upsamples it with linear filtering (the blit program), so the cost per frame is a bincount and a
 small blur on the CPU and one texture read per pixel.
 """
 

@@ -97,11 +97,12 @@ def draw_layout(g: GLObjects, state: RenderState) -> None:
     g.upload_neurons(state.neuron_rgba())
     g.fbo.clear(*BACKGROUND)  # where nothing shows (the depth marks stay: depth_mask is off)
     if state.glow_strength > 0 and g.n_glow_tiles:
-        g.upload_glow(state.glow_rgba())
+        # The background added here, once per glow texel: the pass is then a plain blit, scaled up.
+        rgba = state.glow_rgba()
+        rgba[..., :3] = np.minimum(rgba[..., :3] + np.round(255 * np.array(BACKGROUND)), 255)
+        g.upload_glow(rgba)
         g.glow_tex.use(5)
-        glow = g.programs["glow"]
-        set_uniform(glow, "u_glow", 5)
-        set_uniform(glow, "u_background", BACKGROUND)
+        set_uniform(g.programs["blit"], "u_image", 5)
         g.vao_glow.render(moderngl.TRIANGLES, vertices=g.n_glow_tiles)
     g.map_tex.use(0)
     g.act_tex.use(1)
