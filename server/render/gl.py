@@ -339,7 +339,7 @@ class GLObjects:
         """After the maps are baked: the tiles the layout view draws (:func:`tiles`). The glow
         pass runs on every tile where something may show; the neuron pass, on top of it, only on
         tiles that hold a neuron or an edge (and there only where one is: the depth test against
-        :func:`mark_structure`); the rest are cleared."""
+        the marks of mark_structure.glsl); the rest are cleared."""
         h, w = self.ids_tex.height, self.ids_tex.width
         ids = np.frombuffer(self.ids_tex.read(), np.float16).reshape(h, w, 4)
         structure = (ids[..., 2] <= 1.0) | (ids[..., 3] > 0.5)
