@@ -70,3 +70,23 @@ def test_the_benchmark_net_is_the_issues() -> None:
     assert blocks.n == 28_864
     assert 13_800_000 < blocks.m < 14_000_000
     assert blocks.pairs.shape[0] < 2000, "13.9 M edges kept as a few group pairs"
+
+
+def test_declared_kernels_hold_the_ears_real_windows() -> None:
+    # The ears' layer tables declare what one position reads; the layout's centred windows must
+    # hold every position the real layer reads (a superset by at most one).
+    from earsight.ears import registry
+
+    crepe = {layer.name: layer for layer in registry.load("crepe").layers}
+    # CREPE conv2: 'same' conv of kernel 64 (31 before, 32 after) on 128 positions, then a max-pool
+    # of 2: output q reads 2q - 31 .. 2q + 1 + 32.
+    for q in range(64):
+        real = set(range(max(0, 2 * q - 31), min(128, 2 * q + 34)))
+        laid = set(window(q, 128, 64, declared=crepe["conv2"].kernel))
+        assert real <= laid and len(laid - real) <= 1
+    cpc = {layer.name: layer for layer in registry.load("cpc").layers}
+    # The CPC encoder's conv2: kernel 3 along frequency, stride 2, padding 1, on 40 bins: q reads 2q - 1 .. 2q + 1.
+    for q in range(20):
+        real = set(range(max(0, 2 * q - 1), min(40, 2 * q + 2)))
+        laid = set(window(q, 40, 20, declared=cpc["conv2"].kernel))
+        assert real <= laid and len(laid - real) <= 1
