@@ -243,8 +243,6 @@ class GLObjects:
         self.ends_buf = ctx.buffer(edge_vertices(centred, edges).tobytes() or b"\0" * 24)
         self.edge_ibo = ctx.buffer(np.ascontiguousarray(edges, np.int32).tobytes() or b"\0" * 8)
         self.programs: dict[str, moderngl.Program] = {}
-        self.cppn_set: tuple[object, object] | None = None
-        """(program, weights) whose constant uniforms the hallucination program holds."""
         self.shader_error: str | None = None
         self._mtimes: dict[str, float] = {}
         self._last_check = 0.0

@@ -142,12 +142,10 @@ def draw_hallucination(g: GLObjects, state: RenderState) -> None:
     latent = state.latent
     program = g.programs["hallucination"]
     w = state.cppn
-    if g.cppn_set != (program, w):  # the weights stay while the seed and program do: set them once
-        set_uniform(program, "u_w1", mat4_blocks(w["w1"]))
-        set_uniform(program, "u_w2", mat4_blocks(w["w2"]))
-        set_uniform(program, "u_w3", mat4_blocks(w["w3"]))
-        g.cppn_set = (program, w)
+    set_uniform(program, "u_w1", mat4_blocks(w["w1"]))
     set_uniform(program, "u_b1", vec4s(w["w1z"] @ latent))
+    set_uniform(program, "u_w2", mat4_blocks(w["w2"]))
+    set_uniform(program, "u_w3", mat4_blocks(w["w3"]))
     set_uniform(program, "u_zoom", 1.2 + 0.8 * float(latent[-1]))
     set_uniform(program, "u_time", state.time())
     set_uniform(program, "u_aspect", state.width / state.height)

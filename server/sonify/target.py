@@ -85,7 +85,7 @@ def activations(
     ``k`` frames of the time region: all of them, or for an ear that hears in windows,
     ``frames`` drawn at random (without replacement) for a cheaper, stochastic step. Any other
     ear runs over the whole signal whatever it keeps, so it keeps every frame: a subset would
-    only add noise (a CPC dream moved 16 of 36 battery units with every frame, 12 with 8).
+    only add noise (CPC dreams moved 15 of 36 battery units with every frame, 12 with 8).
     Frame ``j`` ends at sample ``(j + 1) * hop``.
     """
     batch, samples = audio.shape
