@@ -98,11 +98,13 @@ class OscClient:
                     return args
         raise AssertionError(f"no {address} within {timeout} s")
 
-    def request(self, address: str, *args: object, reply: str = "/ear/done", types: str | None = None) -> list[object]:
+    def request(
+        self, address: str, *args: object, reply: str = "/ear/done", types: str | None = None, timeout: float = 15.0
+    ) -> list[object]:
         """Send a command and return its answer; a /ear/fail fails the test with its reason."""
         self.drain()
         self.send(address, *args, types=types)
-        deadline = time.monotonic() + 15.0
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for addr, values in self.receive(0.5):
                 if addr == "/ear/fail" and values and values[0] == address:
