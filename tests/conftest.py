@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +24,18 @@ from earsight.app import App, AppConfig  # noqa: E402
 from earsight.audio import AudioConfig, Source  # noqa: E402
 from earsight.ears import registry  # noqa: E402
 from earsight.ears.base import Ear  # noqa: E402
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0, every: float = 0.02) -> bool:
+    """Poll ``condition`` every ``every`` s until it holds (True) or ``timeout`` s pass (False):
+    a loaded machine does things later, not less, so tests wait for what they ask for."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
 
 TEST_THREADS = tuple(int(n) for n in os.environ.get("EARSIGHT_TEST_THREADS", "1,2").split(","))
 """Torch thread counts the numerical tests run under (each test once per count): a bound that

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OscClient, make_server
+from conftest import OscClient, make_server, wait_until
 from PIL import Image
 
 from earsight.app import App
@@ -131,12 +131,14 @@ def test_snapshots_follow_the_input(osc: OscClient, tmp_path: Path) -> None:
     quiet = snapshot(osc, tmp_path / "silence.png")
     osc.request("/ear/input", "test", "clicks", 20.0)
     time.sleep(1.0)
-    end = time.monotonic() + 20  # a busy machine hears the clicks later: wait for them, not for a time
-    while True:
-        clicks = snapshot(osc, tmp_path / "clicks.png")
-        if np.abs(clicks - quiet).mean() > 1.0 or time.monotonic() > end:
-            break
-        time.sleep(0.5)
+    shots: list[np.ndarray] = []
+
+    def differs() -> bool:  # a busy machine hears the clicks later: wait for them, not for a time
+        shots.append(snapshot(osc, tmp_path / "clicks.png"))
+        return bool(np.abs(shots[-1] - quiet).mean() > 1.0)
+
+    wait_until(differs, timeout=20, every=0.5)
+    clicks = shots[-1]
     assert quiet.shape == clicks.shape == (720, 1280, 3)
     assert np.abs(clicks - quiet).mean() > 1.0  # mean difference per pixel channel, 0-255
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import OscClient, free_port
+from conftest import OscClient, free_port, wait_until
 
 from earsight.cli import running_server
 
@@ -45,13 +45,15 @@ def dump(
         time.sleep(0.3)
         for command in commands:
             oscsend(port, *command)  # type: ignore[arg-type]
-        end = time.monotonic() + deadline
-        while True:
+        lines: list[str] = []
+
+        def read() -> bool:
             # oscdump prints "<timetag> <address> <types> <values...>"
-            lines = [line.split(" ", 1)[1] if not line.startswith("/") else line for line in out.read_text().splitlines()]
-            if enough(lines) or time.monotonic() > end:
-                return lines
-            time.sleep(0.1)
+            lines[:] = [line.split(" ", 1)[1] if not line.startswith("/") else line for line in out.read_text().splitlines()]
+            return enough(lines)
+
+        wait_until(read, timeout=deadline, every=0.1)
+        return lines
     finally:
         proc.terminate()
         proc.wait(5)
@@ -88,12 +90,14 @@ def test_the_view_page_of_the_default_server_shows_the_picture(served: int) -> N
     assert isinstance(url, str)
     # the first frames may come before the ear's first activations (a dark picture is a small JPEG):
     # wait for the lit one, on a loaded machine too
-    end = time.monotonic() + 30
-    while True:
-        jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=30).read()
-        if len(jpeg) > 5000 or time.monotonic() > end:
-            break
-        time.sleep(0.5)
+    frames: list[bytes] = []
+
+    def lit() -> bool:
+        frames.append(urllib.request.urlopen(url + "frame.jpg", timeout=30).read())
+        return len(frames[-1]) > 5000
+
+    wait_until(lit, timeout=30, every=0.5)
+    jpeg = frames[-1]
     assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 5000, len(jpeg)
 
 
