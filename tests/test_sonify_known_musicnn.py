@@ -14,6 +14,7 @@ from earsight.ears.base import Ear
 from earsight.errors import NotFound
 from earsight.sonify import dream as sd
 from earsight.sonify.judge import harmonic_fraction, judge, spectral_flux
+from earsight.sonify.params import defaults
 from earsight.sonify.signals import drum_loop, piano_chord
 from earsight.sonify.target import Target
 
@@ -28,15 +29,11 @@ def musicnn_ear() -> Ear:
         pytest.skip(f"musicnn: not available ({exc})")
 
 
-STEPS = 12
-"""musicnn's steps are heavy (a 3 s window each): enough for these two tags."""
-
-
 def _tag_dream(ear: Ear, x: np.ndarray, tag: str) -> tuple[np.ndarray, float, float, float]:
     assert ear.labels is not None
     k = ear.labels.index(tag)
     target = Target("tags", (k,))
-    out = sd.dream(ear, x, target, steps=STEPS, frames=None, seed=k)
+    out = sd.dream(ear, x, target, steps=int(defaults()["iterations"]), seed=k)  # the defaults, as a user gets them
     v = judge(ear, x, out.audio, target)
     before = float(ear.analyse(x)["tags"][:, k].mean())
     after = float(ear.analyse(out.audio)["tags"][:, k].mean())

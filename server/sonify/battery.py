@@ -20,11 +20,14 @@ from .target import Target
 
 
 def sample_units(ear: Ear, per_layer: int, seed: int = 0) -> list[Target]:
-    """``per_layer`` live units (a spread on reference audio) of every conv layer, drawn at random."""
+    """``per_layer`` live units (a spread on reference audio) of every conv layer, drawn at random.
+
+    musicnn's mid-end (cnn1-3) are convolutions over time too, summarised per channel over the
+    window (so declared dense, for the layout): a layer of channels counts."""
     rng = np.random.default_rng(seed)
     units = []
     for layer in ear.layers:
-        if layer.kind != "conv":
+        if layer.kind != "conv" and layer.unit != "channel":
             continue
         live = np.flatnonzero(layer_spreads(ear, layer.name) > 1e-6)
         for c in sorted(rng.choice(live, min(per_layer, live.size), replace=False)):
@@ -87,10 +90,6 @@ def show_table(ear: str, rows: list[dict[str, Any]]) -> None:
           f"distinct pairs {sum(d < DISTINCT for d in distinct) // 2}/{len(distinct) // 2}")
 
 
-HEAVY_STEPS = 16
-"""musicnn's steps cost a 3 s window each: the bench gives it fewer (the table says how many)."""
-
-
 def bench_dreams(ears: list[str]) -> dict[str, list[dict[str, Any]]]:
     """``earsight bench --only dream``: the battery table for every ear that loads."""
     from ..ears import registry
@@ -102,9 +101,7 @@ def bench_dreams(ears: list[str]) -> dict[str, list[dict[str, Any]]]:
         except Exception as exc:  # an ear that cannot load here is reported, not fatal to the bench
             print(f"\n== dream {name}: cannot load ({type(exc).__name__}: {exc})")
             continue
-        heavy = ear.window > ear.sample_rate
-        steps = HEAVY_STEPS if heavy else None
-        rows = bench_dream(ear, per_layer=2, steps=steps)
-        show_table(f"{name} ({steps or defaults()['iterations']} steps)", rows)
+        rows = bench_dream(ear, per_layer=2)
+        show_table(f"{name} ({defaults()['iterations']} steps)", rows)
         results[name] = rows
     return results

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .deconv import auralise_with
-from .dream import dream_with
+from .dream import auto_frames, dream_with
 from .live import Sonifier
 from .params import defaults
 from .target import target_from
@@ -56,5 +56,5 @@ def bench_sonify(ear_name: str, seconds: float = 2.0) -> dict[str, float | str]:
         "live_auralise_rtf": live_auralise,
         "window_s": window.shape[0] / ear.sample_rate,
         "chunk_s": chunk,
-        "frames_per_step": float(values["frames"]),
+        "frames_per_step": float(int(values["frames"]) or auto_frames(ear)),
     }
