@@ -90,6 +90,17 @@ def test_auto_parameterisation_is_the_change(crepe: Ear) -> None:
         sd.resolve_param(crepe, "pixels")
 
 
+@pytest.mark.parametrize(("name", "frames"), [("crepe", 8), ("musicnn", 1)])
+def test_auto_frames_hold_half_a_second_of_audio(name: str, frames: int) -> None:
+    """frames=0 (the default) reads as many of the ear's windows a step as half a second holds:
+    eight of CREPE's 64 ms, one of musicnn's 3 s (a step on all seven cost 16 steps' time)."""
+    try:
+        ear = registry.load(name)
+    except (NotFound, ImportError, FileNotFoundError) as exc:
+        pytest.skip(f"{name}: not available ({exc})")
+    assert sd.auto_frames(ear) == frames
+
+
 @pytest.mark.parametrize("name", ["crepe", "musicnn", "cpc"])
 def test_declared_front_end_is_what_the_ear_computes(name: str) -> None:
     """Each ear declares its front end; the deconvnet's mode watches for an FFT on a run."""
