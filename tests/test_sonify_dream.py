@@ -19,6 +19,7 @@ from earsight.errors import BadRequest, NotFound
 from earsight.sonify import dream as sd
 from earsight.sonify.deconv import DeconvMode
 from earsight.sonify.judge import judge
+from earsight.sonify.signals import drum_loop
 from earsight.sonify.target import Target, activations
 
 pytestmark = pytest.mark.usefixtures("torch_threads")
@@ -88,6 +89,19 @@ def test_auto_parameterisation_is_the_change(crepe: Ear) -> None:
     assert sd.resolve_param(crepe, "spectrum") == "spectrum"
     with pytest.raises(BadRequest):
         sd.resolve_param(crepe, "pixels")
+
+
+def test_a_long_input_is_dreamed_throughout(crepe: Ear) -> None:
+    """Eight seconds of drum loop at the defaults: every 2 s quarter rises, not the few frames 64
+    steps of 8 would touch (then the quarters rose +0.9 to +1.9 spreads; reading each frame about
+    five times, +6.0 to +6.5)."""
+    x = drum_loop(8.0, crepe.sample_rate)
+    target = Target("conv2", (15,))
+    out = sd.dream(crepe, x, target, steps=64, measure=False)
+    quarter = 2 * crepe.sample_rate
+    rises = [judge(crepe, x[i : i + quarter], out.audio[i : i + quarter], target).rise for i in range(0, x.size, quarter)]
+    print("crepe conv2:15, 8 s drum loop, rise per 2 s:", " ".join(f"{r:+.2f}" for r in rises), f"({out.seconds:.1f} s)")
+    assert len(rises) == 4 and min(rises) >= 3.0
 
 
 @pytest.mark.parametrize(("name", "frames"), [("crepe", 8), ("musicnn", 1)])

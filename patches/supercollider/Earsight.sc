@@ -387,7 +387,7 @@ Earsight {
 //       dream: gradient steps for a render or an offline file
 //       value (integer): 1-2000 (default 64)
 //   ~ear.send('/ear/sonify/frames', value)  -> /ear/done
-//       dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1; an ear that hears the whole signal at once uses every frame)
+//       dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame
 //       value (integer): 0-512 (default 0)
 //   ~ear.send('/ear/sonify/mix', value)  -> /ear/done
 //       0 plays the input, 1 the sonification, between: both
@@ -502,7 +502,7 @@ Earsight {
 			["/ear/sonify/lr", "n", "/ear/done", "dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)"],
 			["/ear/sonify/steps", "i", "/ear/done", "dream: gradient steps per live update"],
 			["/ear/sonify/iterations", "i", "/ear/done", "dream: gradient steps for a render or an offline file"],
-			["/ear/sonify/frames", "i", "/ear/done", "dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1; an ear that hears the whole signal at once uses every frame)"],
+			["/ear/sonify/frames", "i", "/ear/done", "dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame"],
 			["/ear/sonify/mix", "n", "/ear/done", "0 plays the input, 1 the sonification, between: both"],
 			["/ear/sonify/strength", "n", "/ear/done", "dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)"],
 			["/ear/sonify/param", "s", "/ear/done", "dream: what is optimised: change (a change added to the input, as pink-weighted Fourier coefficients), wave (its samples) or spectrum (a gain per STFT bin); auto: change"],

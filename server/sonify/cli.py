@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     for name in values:
         if hasattr(args, name):
             values[name] = BY_NAME[name].coerce(getattr(args, name))
-    out, result = sonify_file(ear, audio, int(sr), mode, values)
+    out, result = sonify_file(ear, audio, int(sr), mode, values, progress=True)
     io.write(out_path, out, int(sr))
     if isinstance(result, DreamResult):
         title = f"{args.ear} {args.layer}:{args.channel}: {result.rise_spreads:+.2f} spreads"

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 
 
 def sonify_file(
-    ear: Ear, audio: np.ndarray, sample_rate: int, mode: str, values: dict[str, Any], selection: Selection | None = None
+    ear: Ear, audio: np.ndarray, sample_rate: int, mode: str, values: dict[str, Any], selection: Selection | None = None,
+    *, progress: bool = False,
 ) -> tuple[np.ndarray, DreamResult | Auralisation]:
     """Offline: ``audio (samples,)`` at ``sample_rate`` -> the sonification at the same rate, mixed by ``mix``.
 
     Dream adds the change, upsampled, to the original (the original keeps its highs); auralise
-    resynthesises at the ear's rate and comes back to ``sample_rate``.
+    resynthesises at the ear's rate and comes back to ``sample_rate``. ``progress``: the dream's bar.
     """
     if mode not in ("dream", "auralise"):
         raise BadRequest(f"mode must be dream or auralise, got {mode!r}")
@@ -37,7 +38,7 @@ def sonify_file(
     at_ear = resample(x, sample_rate, ear.sample_rate, aligned=True).astype(np.float32)
     result: DreamResult | Auralisation
     if mode == "dream":
-        dreamed = replace(dream_with(ear, at_ear, target, values, steps=int(values["iterations"])), spread=spread(ear, target))
+        dreamed = replace(dream_with(ear, at_ear, target, values, steps=int(values["iterations"]), progress=progress), spread=spread(ear, target))
         result = dreamed
         change = resample(dreamed.delta, ear.sample_rate, sample_rate, aligned=True)[: x.shape[0]]
         wet = x + np.pad(change, (0, x.shape[0] - change.shape[0])).astype(np.float32)

@@ -451,7 +451,10 @@ class Sonifier:
                 steps = afford
         # Measuring the gain costs two forward passes: every eighth update is enough for stats().
         measure = self.counters["updates"] % 8 == 0
-        result = dream_with(ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure)
+        # visits=0: a window is read over many updates (the change is carried over), not in one.
+        result = dream_with(
+            ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure, visits=0.0
+        )
         self._step_seconds += result.seconds
         self.counters["steps"] += steps
         if measure:
