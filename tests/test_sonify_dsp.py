@@ -67,3 +67,23 @@ def test_overlap_add_restores_the_signal() -> None:
     inner = slice(n_fft, (spec.shape[0] - 1) * hop)  # where windows fully overlap
     assert np.allclose(y[inner], x[inner], atol=1e-5)
     assert dsp.stft_hop(160, 1024) == 160 and dsp.stft_hop(8192, 512) == 128
+
+
+def test_a_live_change_carries_on_where_it_left_off() -> None:
+    """The warm start moves the last change into the past and continues it into the new audio
+    (its own last chunk again); the joint is a crossfade, not the step a plain copy would make."""
+    from earsight.sonify.change import carry, largest_jump
+
+    rng = np.random.default_rng(3)
+    previous = np.cumsum(rng.standard_normal(4800)).astype(np.float32) * 1e-3  # a wandering change
+    previous += np.linspace(0.0, 0.5, previous.size, dtype=np.float32)  # its start and end far apart
+    out = carry(previous, 3200, 4800, fade=64)
+    assert out.shape == (4800,)
+    np.testing.assert_array_equal(out[: 1600 - 64], previous[3200 : 4800 - 64])  # the past, moved
+    np.testing.assert_array_equal(out[1600:], np.resize(previous[1600:], 3200))  # continued: its last 3200 again
+    step = abs(float(previous[-1] - previous[1600]))  # where a plain copy would join
+    assert step > 20 * largest_jump(previous)
+    assert largest_jump(out[1600 - 64 : 1600 + 1]) <= 2 * largest_jump(previous) + 0.05 * step
+    # More new audio than the change held: the continuation repeats; none: nothing moves.
+    assert carry(previous[:100], 300, 400).shape == (400,)
+    np.testing.assert_array_equal(carry(previous, 0, 4800), previous)

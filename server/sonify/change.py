@@ -65,6 +65,30 @@ class ChangeParam(torch.nn.Module):
         return (torch.fft.irfft(coefficients, n=self.samples) * self.rms).reshape(1, -1)
 
 
+def carry(previous: np.ndarray, shift: int, length: int, fade: int = 64) -> np.ndarray:
+    """A live dream's warm start: ``previous`` moved ``shift`` samples into the past, and the
+    newly arrived end filled with its own last ``shift`` samples once more, ``(length,)``.
+
+    Zeros there would give new audio only the few steps of one update (a live rise of 0.14
+    spreads where 64 steps offline give 4); a unit that wants a texture wants it next chunk too,
+    so the continued change starts where the last left off and the steps refine it. Over the
+    ``fade`` samples before the joint the moved past crossfades into what preceded the repeated
+    part, so the joint is not a step (the dream's shaping bounds every jump in any case).
+    """
+    prev = np.asarray(previous, np.float32).reshape(-1)
+    n = prev.shape[0]
+    out = np.zeros(length, np.float32)
+    keep = min(max(n - shift, 0), length)
+    out[:keep] = prev[shift : shift + keep]
+    if 0 < keep < length and 0 < shift <= n:
+        out[keep:] = np.resize(prev[n - shift :], length - keep)  # repeats when more arrived than there was
+        f = min(fade, keep, n - shift)
+        if f > 0 and keep == n - shift:  # the moved past ends where the repeated part began
+            w = (0.5 - 0.5 * np.cos(np.pi * np.arange(1, f + 1) / (f + 1))).astype(np.float32)
+            out[keep - f : keep] = (1.0 - w) * out[keep - f : keep] + w * prev[n - shift - f : n - shift]
+    return out
+
+
 def largest_jump(x: torch.Tensor | np.ndarray) -> float:
     """The largest sample-to-sample step of a signal: what a click is."""
     a = np.asarray(x.detach() if isinstance(x, torch.Tensor) else x, np.float64).reshape(-1)

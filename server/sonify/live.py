@@ -29,7 +29,7 @@ from ..ears.base import Ear
 from ..errors import BadRequest, EarsightError, NotFound
 from ..resample import resample
 from ..supervise import NICE_DREAM, Supervisor
-from .change import largest_jump, loudness_db
+from .change import carry, largest_jump, loudness_db
 from .deconv import apply_mask, auralise, auralise_with
 from .dream import dream, dream_with, resolve_param
 from .dsp import crossfade, soft_limit
@@ -436,12 +436,7 @@ class Sonifier:
         if self._delta is not None and resolve_param(ear, str(values["param"])) in ("change", "wave"):
             # The previous change, moved by how far the input advanced: its past carries over.
             shift = int(round((end - self._delta_end) * ear.sample_rate / sr_in))
-            d = np.zeros_like(x)
-            keep = self._delta.shape[0] - shift
-            if 0 < keep:
-                n = min(keep, x.shape[0])
-                d[:n] = self._delta[shift : shift + n]
-            delta = d
+            delta = carry(self._delta, shift, x.shape[0]) if shift < self._delta.shape[0] else None
         asked = int(values["steps"])
         steps = min(asked, self.steps_live or asked)
         if self._step_seconds > 0:  # what the step rate measured so far affords in the budget
