@@ -385,7 +385,7 @@ Earsight {
 //       value (integer): 1-64 (default 2)
 //   ~ear.send('/ear/sonify/iterations', value)  -> /ear/done
 //       dream: gradient steps for a render or an offline file
-//       value (integer): 1-2000 (default 64)
+//       value (integer): 1-2000 (default 128)
 //   ~ear.send('/ear/sonify/frames', value)  -> /ear/done
 //       dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame
 //       value (integer): 0-512 (default 0)

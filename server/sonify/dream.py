@@ -44,8 +44,8 @@ frames, musicnn's 3 s windows one. A step on one of musicnn's windows costs an e
 eight, and 64 such steps raise a unit more than 16 steps on every window in the same time
 (timbral:218 on pink: +2.4 against +1.3 spreads)."""
 VISITS = 5.0
-"""With ``frames`` 0, a dream reads each frame of the region about this many times over its steps
-(as 64 steps of 8 frames read each of a second's 100): a longer input takes more frames a step,
+"""With ``frames`` 0, a dream reads each frame of the region at least about this many times over its
+steps (64 steps of 8 frames read each of a second's 100 five times): a longer input takes more frames a step,
 so a whole song is dreamed, not the few seconds 512 random frames would touch (a 20 s drum loop
 rose +0.21 spreads with 8 frames a step, where one second rose +6.7)."""
 MEASURE_FRAMES = 16

@@ -58,7 +58,7 @@ PARAMS: tuple[Param, ...] = (
     Param("channel", "i", -1, "channel of that layer; -1: the selection's channels", (-1, 65535)),
     Param("lr", "n", 0.05, "dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)", (0.0, 2.0)),
     Param("steps", "i", 2, "dream: gradient steps per live update", (1, 64)),
-    Param("iterations", "i", 64, "dream: gradient steps for a render or an offline file", (1, 2000)),
+    Param("iterations", "i", 128, "dream: gradient steps for a render or an offline file", (1, 2000)),
     Param("frames", "i", 0, "dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame", (0, 512)),
     Param("mix", "n", 1.0, "0 plays the input, 1 the sonification, between: both", (0.0, 1.0)),
     Param("strength", "n", 1.0, "dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)", (0.0, 8.0)),
