@@ -7,6 +7,7 @@ import pytest
 from sonify_signals import rms, tone
 
 from earsight.sonify import dsp
+from earsight.sonify.change import carry, largest_jump
 
 
 def db(a: np.ndarray, b: np.ndarray) -> float:
@@ -72,8 +73,6 @@ def test_overlap_add_restores_the_signal() -> None:
 def test_a_live_change_carries_on_where_it_left_off() -> None:
     """The warm start moves the last change into the past and continues it into the new audio
     (its own last chunk again); the joint is a crossfade, not the step a plain copy would make."""
-    from earsight.sonify.change import carry, largest_jump
-
     rng = np.random.default_rng(3)
     previous = np.cumsum(rng.standard_normal(4800)).astype(np.float32) * 1e-3  # a wandering change
     previous += np.linspace(0.0, 0.5, previous.size, dtype=np.float32)  # its start and end far apart

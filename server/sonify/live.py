@@ -434,7 +434,7 @@ class Sonifier:
         sr_in = self.sample_rate
         delta = None
         if self._delta is not None and resolve_param(ear, str(values["param"])) in ("change", "wave"):
-            # The previous change, moved by how far the input advanced: its past carries over.
+            # The previous change, moved by how far the input advanced and continued into the new audio.
             shift = int(round((end - self._delta_end) * ear.sample_rate / sr_in))
             delta = carry(self._delta, shift, x.shape[0]) if shift < self._delta.shape[0] else None
         asked = int(values["steps"])
