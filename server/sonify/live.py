@@ -94,6 +94,9 @@ class Sonifier:
 
     MARGIN = 0.005
     """Seconds at the newest end of each version never played: the resampler's edge lives there."""
+    VISITS = 0.0
+    """The dream's ``visits`` in an update: none, since a window is read over many updates (the
+    change is carried over), not in one; more frames a step would only slow the update."""
     BUDGET = 0.6
     """Of its chunk's duration, what one dream update may take before the steps are cut: the rest
     is for the ear, the picture and the jitter of a shared machine."""
@@ -446,9 +449,9 @@ class Sonifier:
                 steps = afford
         # Measuring the gain costs two forward passes: every eighth update is enough for stats().
         measure = self.counters["updates"] % 8 == 0
-        # visits=0: a window is read over many updates (the change is carried over), not in one.
         result = dream_with(
-            ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure, visits=0.0
+            ear, x, target, values, steps=steps, delta=delta, seed=self.counters["updates"], measure=measure,
+            visits=self.VISITS,
         )
         self._step_seconds += result.seconds
         self.counters["steps"] += steps
