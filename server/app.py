@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import memory
 from .audio import AudioConfig, AudioEngine, Source
 from .audio.ring import Ring
 from .commands import COMMANDS, Dispatcher
 from .ears import registry
+from .errors import EarsightError
 from .osc import Incoming, OscServer
 from .paths import Folders
 from .supervise import Supervisor
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from .display import Display
     from .embed import EmbedFitter
     from .listen import Listener
+    from .match.live import Matching
     from .sonify.live import Sonifier
     from .state import EarState
     from .streams import Streams
@@ -80,6 +84,7 @@ class App:
         self.fitter: EmbedFitter | Any = None
         self.listener: Listener | Any = None
         self.sonifier: Sonifier | Any = None
+        self.matching: Matching | Any = None
         self.display: Display | None = None
         self.dispatcher: Dispatcher | Any = None
         self.xrun_monitor: Any = None
@@ -103,6 +108,7 @@ class App:
 
         from .embed import EmbedFitter
         from .listen import Listener, prepare
+        from .match.live import Matching
         from .sonify.live import Sonifier
         from .state import EarState
         from .streams import Streams
@@ -126,10 +132,12 @@ class App:
             state, recent=self.recent, output=self.audio.output, set_mix=self.audio.set_mix,
             sample_rate=config.audio.sample_rate, block=config.audio.block,
         )
+        self.matching = Matching(self.audio, config.audio.sample_rate,
+                                 self._view_pixels if config.view_port is not None else None)
         self.dispatcher = Dispatcher(
             COMMANDS,
             {"server": self, "streams": self.streams, "state": state, "embed": self.fitter, "ear": self.listener,
-             "audio": self.audio, "view": None, "sonify": self.sonifier},
+             "audio": self.audio, "view": None, "sonify": self.sonifier, "match": self.matching},
             self.osc.reply, route=self.streams.route,
             unavailable={"view": "no view: start the server with --view-port"},
             folders=Folders(config.out_dir, config.allow_dirs),
@@ -144,6 +152,7 @@ class App:
                 log.warning("cannot count JACK xruns: %s", exc)
         self.listener.start(self.supervisor)
         self.sonifier.start(self.supervisor)
+        self.matching.start(self.supervisor)
         if config.view_port is not None:
             from .display import Display
 
@@ -163,7 +172,7 @@ class App:
 
     def stop(self) -> None:
         self._stopping.set()
-        for part in (self.sonifier, self.listener, self.osc, self.display):
+        for part in (self.matching, self.sonifier, self.listener, self.osc, self.display):
             if part is not None:
                 try:
                     part.stop()
@@ -182,6 +191,12 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _view_pixels(self) -> np.ndarray:
+        """The view's picture now, for /ear/match view."""
+        if self.display is None:
+            raise EarsightError("no view: start the server with --view-port")
+        return self.display.pixels()
 
     def _handle(self, item: Incoming) -> None:
         self.dispatcher.handle(item)

@@ -34,6 +34,7 @@ STAGE_COMMANDS = {
     "render": ("earsight.render", "render the activation picture of a file to a video"),
     "dream": ("earsight.sonify.cli", "dream: optimise a file so chosen neurons respond more"),
     "auralise": ("earsight.sonify.cli", "auralise: listen to one feature map through the original phase"),
+    "match": ("earsight.match.cli", "the ambient bed a picture chooses: list the best beds, write one to a file"),
 }
 
 

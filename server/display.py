@@ -213,6 +213,10 @@ class Display:
         result = self._on_gl_thread(lambda r: r.snapshot(path))
         return Path(result)
 
+    def pixels(self) -> np.ndarray:
+        """Draw now: the picture as (height, width, 3) uint8 RGB."""
+        return np.ascontiguousarray(self._on_gl_thread(lambda r: r.draw()))  # a copy: the frame is reused
+
     def set_size(self, width: int, height: int) -> None:
         if not (64 <= width <= 3840 and 64 <= height <= 2160):
             raise BadRequest(f"size must be within 64x64 and 3840x2160, got {width}x{height}")

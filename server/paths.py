@@ -65,15 +65,30 @@ class Folders:
 
     def input(self, name: str) -> Path:
         """An existing file to read, inside an allowed folder."""
-        from .errors import BadRequest, NotFound
+        from .errors import NotFound
+
+        path = self._readable(name, "files")
+        if not path.is_file():
+            raise NotFound(f"no such file: {name}")
+        return path
+
+    def folder(self, name: str) -> Path:
+        """An existing folder to read from, inside an allowed folder."""
+        from .errors import NotFound
+
+        path = self._readable(name, "folders")
+        if not path.is_dir():
+            raise NotFound(f"no such folder: {name}")
+        return path
+
+    def _readable(self, name: str, what: str) -> Path:
+        from .errors import BadRequest
 
         path = Path(name).expanduser()
         path = (path if path.is_absolute() else self.allowed[0] / path).resolve()
         if not any(path.is_relative_to(folder) for folder in self.allowed):
             folders = ", ".join(str(f) for f in self.allowed)
-            raise BadRequest(f"{name}: files are read only under {folders} (--allow-dir)")
-        if not path.is_file():
-            raise NotFound(f"no such file: {name}")
+            raise BadRequest(f"{name}: {what} are read only under {folders} (--allow-dir)")
         return path
 
 

@@ -21,9 +21,11 @@ LONGEST_PAUSE = 2.0
 HEALTHY_AFTER = 10.0
 """A loop that ran this long before failing starts again without waiting."""
 NICE_DREAM = 5
+NICE_MATCH = 5
 NICE_PICTURE = 10
-"""Nice values of work that degrades on purpose when the machine is behind: the live dream, then the
-picture (the display loop, Mesa's rasterizer threads, the web server) first. The ear worker and the
+"""Nice values of work that degrades on purpose when the machine is behind: the live dream and the
+image match (a picture's bed comes a little later), then the picture (the display loop, Mesa's
+rasterizer threads, the web server) first. The ear worker and the
 OSC threads keep 0; the audio process runs real-time."""
 
 

@@ -34,8 +34,8 @@ BACKENDS = ("jack", "portaudio", "manual")
 # Counters the audio process publishes (int64, shared memory).
 STAT_FIELDS = ("blocks", "late_blocks", "output_underruns", "source_changes")
 # Settings the server writes and the callback applies (float64, shared memory): no message, no wait.
-CONTROL_FIELDS = ("gain", "dry", "wet", "onset_threshold")
-CONTROL_DEFAULTS = {"gain": 1.0, "dry": 1.0, "wet": 1.0, "onset_threshold": 9.0}
+CONTROL_FIELDS = ("gain", "dry", "wet", "onset_threshold", "bed", "bed_in")
+CONTROL_DEFAULTS = {"gain": 1.0, "dry": 1.0, "wet": 1.0, "onset_threshold": 9.0, "bed": 1.0, "bed_in": 0.0}
 
 
 @dataclass(frozen=True)
@@ -115,12 +115,22 @@ class _Graph:
         # reads it (objects run in the order they were made): a device source adds no block.
         self.device = pyo.Mix(pyo.Input(chnl=0), voices=2) if duplex else None
         self.fader = pyo.InputFader(self._keep(self._make(source, None)))
+        # The ambient bed (earsight.match): slots of looping tables, each with a gain ramp; a new
+        # bed fades in on the slot that fell silent longest ago while the others fade out, each from
+        # where its ramp is now, so a change during a crossfade is as smooth as any.
+        self.bed_slots = [_BedSlot(pyo, sr) for _ in range(BED_SLOTS)]
+        self.bed_next = 0
         self.applied = controls.values()
-        gain, dry, wet, _ = (float(v) for v in self.applied)
+        gain, dry, wet, _, bed, bed_in = (float(v) for v in self.applied)
         self.gain = pyo.SigTo(gain, time=0.02, init=gain)
         self.dry = pyo.SigTo(dry, time=0.02, init=dry)
         self.wet = pyo.SigTo(wet, time=0.02, init=wet)
-        stereo = self.fader * self.gain
+        self.bed = pyo.SigTo(bed, time=0.05, init=bed)
+        self.bed_in = pyo.SigTo(bed_in, time=0.05, init=bed_in)
+        bed_out = pyo.Mix([slot.out for slot in self.bed_slots], voices=2) * self.bed
+        # bed_in 1: the bed is part of what the ear hears (and reaches the output as dry input);
+        # 0: it only reaches the output, and the ear never hears it.
+        stereo = self.fader * self.gain + bed_out * self.bed_in
         mono = pyo.Mix(stereo, voices=1, mul=0.5)
         self.in_table = pyo.DataTable(1 << 15)
         self.in_buf = np.asarray(self.in_table.getBuffer())
@@ -130,7 +140,7 @@ class _Graph:
         self.out_bufs = [np.asarray(t.getBuffer()) for t in self.out_tables]
         self.count = pyo.Count(pyo.Trig().play(), min=0, max=n_out)
         sonified = [pyo.TableIndex(t, self.count) for t in self.out_tables]
-        self.mix = (stereo * self.dry + pyo.Mix(sonified, voices=2) * self.wet).out()
+        self.mix = (stereo * self.dry + pyo.Mix(sonified, voices=2) * self.wet + bed_out * (1 - self.bed_in)).out()
         self.mon_tables = [pyo.DataTable(1 << 15) for _ in range(2)]
         self.mon_bufs = [np.asarray(t.getBuffer()) for t in self.mon_tables]
         self.mon_fill = [pyo.TableFill(self.mix[ch], t) for ch, t in enumerate(self.mon_tables)]
@@ -181,7 +191,8 @@ class _Graph:
         self.last_time = now
         settings = self.controls.values()
         if (settings != self.applied).any():
-            self.gain.value, self.dry.value, self.wet.value, threshold = (float(v) for v in settings)
+            self.gain.value, self.dry.value, self.wet.value, threshold, self.bed.value, self.bed_in.value = (
+                float(v) for v in settings)
             self.blocks.onsets.threshold = threshold
             self.applied = settings
         got = self.out.read_into(self.block)
@@ -205,20 +216,7 @@ class _Graph:
         pyo = self.pyo
         if source.kind in ("file", "demo"):
             assert audio is not None, "file audio arrives decoded, in shared memory"
-            block = SharedArray(*audio)
-            try:
-                data = block.array  # (frames, 2)
-                n = data.shape[0]
-                table = pyo.DataTable(n, chnls=2)
-                bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
-                step = self.config.sample_rate // 2
-                for start in range(0, n, step):  # in slices, letting the audio thread in between
-                    for ch in range(2):
-                        bufs[ch][start : start + step] = data[start : start + step, ch]
-                    time.sleep(0)
-                del bufs, data
-            finally:
-                block.close()
+            table = self._table(audio)
             obj = pyo.TableRead(table, freq=table.getRate(), loop=1).play()
             self.objects = [table, obj]
             return obj
@@ -242,6 +240,34 @@ class _Graph:
         self.objects = [silence]
         return pyo.Mix(silence, voices=2)
 
+    def _set_bed(self, audio: tuple[tuple[int, ...], str, str] | None, fade: float) -> None:
+        """Fade every slot out and, unless ``audio`` is None, the bed in shared memory in."""
+        for slot in self.bed_slots:
+            slot.fade(0.0, fade)
+        if audio is not None:
+            slot = self.bed_slots[self.bed_next]
+            self.bed_next = (self.bed_next + 1) % len(self.bed_slots)
+            slot.load(self._table(audio))
+            slot.fade(1.0, fade)
+
+    def _table(self, audio: tuple[tuple[int, ...], str, str]) -> Any:
+        """A stereo pyo table filled from shared memory, in slices, letting the audio thread in between."""
+        block = SharedArray(*audio)
+        try:
+            data = block.array  # (frames, 2)
+            n = data.shape[0]
+            table = self.pyo.DataTable(n, chnls=2)
+            bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
+            step = self.config.sample_rate // 2
+            for start in range(0, n, step):
+                for ch in range(2):
+                    bufs[ch][start : start + step] = data[start : start + step, ch]
+                time.sleep(0)
+            del bufs, data
+        finally:
+            block.close()
+        return table
+
     def handle(self, message: tuple[Any, ...]) -> bool:
         """Apply one control message from the parent; False ends the process."""
         kind = message[0]
@@ -253,6 +279,8 @@ class _Graph:
             elif kind == "source":
                 self.fader.setInput(self._keep(self._make(message[1], message[2])), fadetime=0.02)
                 self.stats.add("source_changes")
+            elif kind == "bed":
+                self._set_bed(message[1], max(0.01, float(message[2])))
             else:
                 raise EarsightError(f"unknown audio message {kind!r}")
         except Exception as exc:  # answer the parent; the graph keeps playing
@@ -286,6 +314,34 @@ class _Graph:
             self.server.shutdown()
         except Exception as exc:  # shutting down: log, nothing else to do
             log.warning("audio shutdown: %s", exc)
+
+
+BED_SLOTS = 4
+"""Beds that can sound at once: the parent starts at most one per quarter of a crossfade, so the
+slot a new bed takes has been silent for at least a whole fade."""
+
+
+class _BedSlot:
+    """One looping stereo table and its gain: ``g`` ramps linearly, the amplitude is ``sqrt(g)``, so
+    two complementary ramps keep the power of uncorrelated beds constant (an equal-power fade)."""
+
+    def __init__(self, pyo: Any, sr: int) -> None:
+        self.table = pyo.DataTable(sr // 10, chnls=2)  # silence until a bed is loaded
+        self.reader = pyo.TableRead(self.table, freq=self.table.getRate(), loop=1).play()
+        self.ramp = pyo.SigTo(0.0, time=1.0, init=0.0)
+        self.out = self.reader * pyo.Sqrt(self.ramp)
+        self.old: list[Any] = []
+
+    def load(self, table: Any) -> None:
+        self.old = [self.table]  # pyo frees a table with its last reference: not while it is read
+        self.table = table
+        self.reader.setTable(table)
+        self.reader.setFreq(table.getRate())
+        self.reader.reset()
+
+    def fade(self, target: float, seconds: float) -> None:
+        self.ramp.setTime(seconds)
+        self.ramp.setValue(target)
 
 
 def _since(buf: np.ndarray, last: int, pos: int) -> np.ndarray:

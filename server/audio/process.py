@@ -180,6 +180,27 @@ class AudioEngine:
         self.source = source
         return source
 
+    def set_bed(self, data: np.ndarray | None, fade: float) -> None:
+        """Crossfade the ambient bed over ``fade`` seconds to ``data`` ((frames, 2) float32 at the
+        server's rate, looped) or, with None, to silence."""
+        if not (np.isfinite(fade) and 0.0 <= fade <= 60.0):
+            raise BadRequest(f"fade must be in [0, 60] s, got {fade:g}")
+        if data is None:
+            self._call("bed", None, fade)
+            return
+        block = SharedArray.of(np.ascontiguousarray(data, dtype=np.float32))
+        try:
+            self._call("bed", block.spec(), fade, timeout=60.0)
+        finally:
+            block.close()
+
+    def set_bed_level(self, level: float, into_input: bool) -> None:
+        """The bed's gain, and whether the ear hears it (part of the input) or only the output does."""
+        if not (np.isfinite(level) and 0.0 <= level <= 4.0):
+            raise BadRequest(f"level must be in [0, 4], got {level:g}")
+        self._controls.set("bed", float(level))
+        self._controls.set("bed_in", 1.0 if into_input else 0.0)
+
     def wait_input(self, timeout: float) -> None:
         """Until the audio process has written input (or ``timeout`` s): no polling, no fixed sleep."""
         ready, _, _ = select.select([self._wake], [], [], timeout)

@@ -13,6 +13,8 @@ Not a test: it prints what this machine does. Sections:
 - fuzz: hostile datagrams at 10,000/s with pings between: pings answered, fails, restarts, memory.
 - soak: full load (streams, a viewer, a live dream, an OSC flood) for --seconds: memory growth,
   xruns, restarts, counters.
+- match: a 1280x720 picture matched on one core beside the network's forward pass; crossfades
+  between beds: the largest step beside the beds' own, and JACK xruns while pictures change the bed.
 - picture: does the picture move with the music (:mod:`earsight.render.picture`): silence vs
   music and clicks in grey levels, onset following, distinct pixels, fps per view with a viewer;
   the light's change mode beside the raw mode (the baseline).
@@ -30,7 +32,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream", "match")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
@@ -111,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         for title, figures in bench_layouts(ears).items():
             results[f"layout {title}"] = figures
             show(f"layout: {title} (full connectivity; ours vs networkx.spring_layout)", figures)
+    if "match" in args.only:  # a picture's match on one core; crossfades' clicks and xruns
+        from ..match.bench import bench_match
+
+        results.update(bench_match())
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)
