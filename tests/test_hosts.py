@@ -15,6 +15,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,10 @@ from types import ModuleType
 
 import pytest
 from conftest import OscClient, free_port, load_patchdoc
+from PIL import Image
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
+from skimage import data
 
 from earsight.app import App
 from earsight.features import STREAMS
@@ -266,6 +269,10 @@ def _sample(feeders: Feeders, box_id: str, index: int) -> object:
             return 0.5
     if source.get("maxclass") == "live.menu":
         return source["saved_attribute_attributes"]["valueof"]["parameter_enum"][0]
+    if source.get("text", "").startswith("conformpath"):  # a file dropped on the device: a picture
+        path = Path(tempfile.gettempdir()) / "earsight-test-dropped.png"
+        Image.fromarray(data.coffee()).save(path)
+        return str(path)
     return 0
 
 
@@ -294,7 +301,9 @@ def test_max_device_messages_are_accepted_by_the_server(server: App, fresh: OscC
                 if words[0] == "/ear/notify":
                     listen = ("127.0.0.1", int(args[0]))  # type: ignore[call-overload]
                     args[0] = fresh.port  # the device listens on 9001; here the test client does
-                fresh.request(words[0], *args, reply=patchdoc.BY_ADDRESS[words[0]].reply)
+                # a match may synthesise the sound library first (seconds, on a fresh machine)
+                fresh.request(words[0], *args, reply=patchdoc.BY_ADDRESS[words[0]].reply,
+                              timeout=180.0 if words[0] == "/ear/match" else 15.0)
                 sent += 1
         assert sent >= 8
     finally:

@@ -104,7 +104,8 @@ def test_changes_faster_than_a_fade_stay_smooth(audio: AudioEngine, two_beds: tu
 def _noise_bed(seed: int) -> np.ndarray:
     """A steady bed at the level: its RMS over any 50 ms is the level, within a fraction of a dB."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((2 * SR, 2)) * 10 ** (bedaudio.LEVEL_DB / 20)).astype(np.float32)
+    frames = int(bedaudio.BED_SECONDS * SR)
+    return (rng.standard_normal((frames, 2)) * 10 ** (bedaudio.LEVEL_DB / 20)).astype(np.float32)
 
 
 def test_level_and_the_ears_input(audio: AudioEngine) -> None:
@@ -130,6 +131,8 @@ def test_level_and_the_ears_input(audio: AudioEngine) -> None:
             audio.set_bed_level(5.0, False)
         with pytest.raises(BadRequest):
             audio.set_bed(a, -1.0)
+        with pytest.raises(BadRequest, match="a bed is 20 s of stereo"):
+            audio.set_bed(a[:1000], 1.0)
     finally:
         audio.set_bed_level(1.0, into_input=False)
         audio.set_bed(None, 0.05)

@@ -36,19 +36,22 @@ def _lib(tmp_path, lengths: dict[str, float]) -> library.Library:
 
 def test_a_bed_is_level_matched_and_weighted_by_power(tmp_path) -> None:
     lib = _lib(tmp_path, {"a": 2.0, "b": 2.0})
-    ra, rb = (bedaudio.read(s.path, 8000) for s in lib.sounds)
+    ra = bedaudio.read(lib.sounds[0].path, 8000).astype(np.float64)
     for weights in ((0.8, 0.2), (0.5, 0.5)):
         out = bedaudio.mix(beds.Bed(("a", "b"), weights, 0.0), lib, 8000).astype(np.float64)
-        rms_db = 10 * np.log10(np.mean(out**2))
-        assert rms_db == pytest.approx(bedaudio.LEVEL_DB, abs=0.01)
+        assert out.shape == (int(bedaudio.BED_SECONDS * 8000), 2)
+        assert 10 * np.log10(np.mean(out**2)) == pytest.approx(bedaudio.LEVEL_DB, abs=0.01)
+        out = out[4000 : 4000 + ra.shape[0]]  # away from the joint: sound a's second repeat, in step
+        ra_here = np.roll(ra, -4000, axis=0)
         # each sound's share of the power is its weight (they are uncorrelated noises)
-        share_a = np.mean(out * ra) ** 2 / (np.mean(out**2) * np.mean(ra.astype(np.float64) ** 2))
+        share_a = np.mean(out * ra_here) ** 2 / (np.mean(out**2) * np.mean(ra_here**2))
         assert share_a == pytest.approx(weights[0], abs=0.03)
 
 
 def test_a_bed_of_unequal_lengths_loops_without_a_jump(tmp_path) -> None:
-    lib = _lib(tmp_path, {"a": 3.0, "b": 1.3})
+    lib = _lib(tmp_path, {"a": 30.0, "b": 1.3})  # one longer than a bed, one shorter
     out = bedaudio.mix(beds.Bed(("a", "b"), (0.5, 0.5), 0.0), lib, 8000)
+    assert out.shape == (int(bedaudio.BED_SECONDS * 8000), 2)
     assert np.abs(out[0] - out[-1]).max() <= np.abs(np.diff(out, axis=0)).max()
     assert np.abs(out).max() <= bedaudio.PEAK
     longer = bedaudio.extend(out, 3 * out.shape[0] + 17)

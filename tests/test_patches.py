@@ -21,6 +21,7 @@ from conftest import load_patchdoc
 from earsight.commands import BY_ADDRESS, COMMANDS
 from earsight.ears import registry
 from earsight.features import STREAMS
+from earsight.paths import Folders
 
 patchdoc = load_patchdoc()
 ROOT = patchdoc.PATCHES
@@ -187,7 +188,8 @@ def test_max_patcher_is_well_formed_and_speaks_the_table() -> None:
 def test_max_controls_are_live_parameters() -> None:
     boxes = patchdoc.max_boxes(max_doc()["patcher"])
     params = {b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b for b in boxes if b["maxclass"].startswith("live.")}
-    assert set(params) == {"Ear", "Layer", "Channel", "Dry/Wet", "Dream"}
+    assert set(params) == {"Ear", "Layer", "Channel", "Dry/Wet", "Dream", "Image"}
+    assert params["Image"]["maxclass"] == "live.drop"
     assert params["Ear"]["maxclass"] == "live.menu"
     assert params["Layer"]["maxclass"] == "live.menu"
     assert params["Channel"]["maxclass"] == "live.numbox"
@@ -232,6 +234,46 @@ def test_max_dials_drive_the_mix_and_the_sonifier() -> None:
     assert {"/ear/sonify dream", "/ear/sonify off", "/ear/sonify/strength $1", "udpsend 127.0.0.1 9000"} <= dream
     assert not any(t.startswith("s ") for t in dream)  # no longer parked on a send
     assert {"/ear/output/mix $1 $2", "udpsend 127.0.0.1 9000"} <= _max_reached(patcher, dials["Dry/Wet"])
+
+
+def max_match_problems(patcher: dict) -> list[str]:  # type: ignore[type-arg]
+    """What is missing from the device's picture match: a drop zone whose path, made POSIX, goes
+    through ``/ear/match $1`` to the server; an ``/ear/match/off`` message; the comment."""
+    boxes = patchdoc.max_boxes(patcher)
+    drops = [b["id"] for b in boxes if b["maxclass"] in ("live.drop", "dropfile")]
+    if not drops:
+        return ["no live.drop or dropfile"]
+    problems = []
+    reached = _max_reached(patcher, drops[0])
+    for needed in ("conformpath slash boot", "/ear/match $1", "udpsend 127.0.0.1 9000"):
+        if needed not in reached:
+            problems.append(f"the drop zone does not reach [{needed}]")
+    off = [b["id"] for b in boxes if b["maxclass"] == "message" and b.get("text") == "/ear/match/off"]
+    if not off or "udpsend 127.0.0.1 9000" not in _max_reached(patcher, off[0]):
+        problems.append("no /ear/match/off message into udpsend")
+    if not any(b["maxclass"] == "comment" and "drop an image" in b.get("text", "") for b in boxes):
+        problems.append("no comment saying what to drop")
+    return problems
+
+
+def test_max_drop_zone_sends_the_picture_to_match() -> None:
+    patcher = max_doc()["patcher"]
+    assert max_match_problems(patcher) == []
+    drop = next(b for b in patchdoc.max_boxes(patcher) if b["maxclass"] == "live.drop")
+    assert drop.get("presentation") == 1  # the user sees it on the device
+    off = next(b for b in patchdoc.max_boxes(patcher) if b.get("text") == "/ear/match/off")
+    assert off.get("presentation") == 1
+    assert patchdoc.check_call("/ear/match", [patchdoc.Placeholder("any")]) is None
+
+
+def test_max_match_check_catches_a_broken_chain() -> None:
+    patcher = max_doc()["patcher"]
+    ids = {b["id"]: b for b in patchdoc.max_boxes(patcher)}
+    broken = dict(patcher, lines=[
+        line for line in patcher["lines"]
+        if ids[line["patchline"]["source"][0]].get("text") != "conformpath slash boot"
+    ])
+    assert "the drop zone does not reach [/ear/match $1]" in max_match_problems(broken)
 
 
 def _mutate_max(patches: Path, change: Callable[[dict], None]) -> list[str]:  # type: ignore[type-arg]
@@ -281,6 +323,15 @@ def test_max_check_catches_an_unknown_command(patches: Path) -> None:
     assert any("/ear/stream/all is not a command" in problem for problem in _mutate_max(patches, change))
 
 
+def test_max_check_catches_a_match_with_two_pictures(patches: Path) -> None:
+    def change(p: dict) -> None:  # type: ignore[type-arg]
+        for b in p["boxes"]:
+            if b["box"].get("text") == "/ear/match $1":
+                b["box"]["text"] = "/ear/match $1 $2"
+
+    assert any("/ear/match" in problem for problem in _mutate_max(patches, change))
+
+
 # ---------------------------------------------------------------- Pd
 
 
@@ -310,6 +361,30 @@ def test_pd_help_messages_are_commands() -> None:
     ear = next(b for b in boxes if b.atoms[:1] == ["earsight"])
     wired = [b for b in boxes if b.kind == "msg" and any(c[1] == b.index and c[3] == ear.index for c in cords)]
     assert len(wired) >= 10
+
+
+def pd_wired_messages(path: Path) -> list[list[str]]:
+    """The messages of the help patch's message boxes wired into ``[earsight]``."""
+    boxes, cords = patchdoc.parse_pd(path.read_text())
+    ear = next(b for b in boxes if b.atoms[:1] == ["earsight"])
+    wired = [b for b in boxes if b.kind == "msg" and any(c[0] == b.canvas == ear.canvas and c[1] == b.index and c[3] == ear.index for c in cords)]
+    return [words for b in wired for words in patchdoc.pd_messages(b.atoms)]
+
+
+def test_pd_help_matches_a_picture() -> None:
+    messages = pd_wired_messages(ROOT / "puredata" / "earsight-help.pd")
+    matches = [m for m in messages if m[0] == "match"]
+    assert ["match", "view"] in matches
+    assert any(len(m) == 2 and m[1] != "view" and m[1].endswith((".png", ".jpg")) for m in matches)  # a file
+    assert ["match/off"] in messages
+    for words in matches + [["match/off"]]:
+        assert patchdoc.check_call(f"/ear/{words[0]}", [patchdoc.atom(w) for w in words[1:]]) is None, words
+
+
+def test_pd_check_catches_a_bad_match_message(patches: Path) -> None:
+    path = patches / "puredata" / "earsight-help.pd"
+    path.write_text(path.read_text().replace("match view;", "match view now;", 1))
+    assert any("match view now" in p for p in patchdoc.check_pd(path))
 
 
 def test_pd_check_catches_a_bad_message(patches: Path) -> None:
@@ -372,8 +447,81 @@ def test_sc_class_declares_every_method_the_readme_uses() -> None:
     assert used <= declared, used - declared
 
 
+class FakeTop:
+    """A TOP as the script uses it: ``save(path)`` writes the frame."""
+
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    def save(self, path: str) -> str:
+        Path(path).write_bytes(b"\xff\xd8 a frame")
+        self.saved.append(path)
+        return path
+
+
+class FakeOut:
+    """The OSC Out DAT: remembers what it sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[object]]] = []
+
+    def sendOSC(self, address: str, args: list[object]) -> None:  # noqa: N802 - TouchDesigner's name
+        self.sent.append((address, list(args)))
+
+
+def test_td_match_image_saves_the_frame_where_the_server_reads_and_sends_match(tmp_path: Path) -> None:
+    td = load_td_script()
+    top, out = FakeTop(), FakeOut()
+    message = td.match_image(top, str(tmp_path), out=out)
+    assert message == ("/ear/match", [str(tmp_path / td.MATCH_FILE)])
+    assert out.sent == [message]
+    assert patchdoc.check_call(*message) is None
+    # the server, allowed that folder, finds the file the TOP wrote
+    assert Folders(allowed=[tmp_path]).input(message[1][0]) == (tmp_path / td.MATCH_FILE).resolve()
+    # a server that mounts the folder elsewhere gets its own path
+    assert td.match_image(top, str(tmp_path), "/srv/td-share/") == ("/ear/match", ["/srv/td-share/" + td.MATCH_FILE])
+    assert top.saved == [str(tmp_path / td.MATCH_FILE)] * 2
+
+
+def test_td_match_execute_dat_matches_every_few_seconds(tmp_path: Path) -> None:
+    td = load_td_script()
+    text = td.match_execute_text("/project1/moviefilein1", 5, str(tmp_path))
+    top, out = FakeTop(), FakeOut()
+    clock = type("AbsTime", (), {"seconds": 0.0})()
+    storage: dict[str, object] = {}
+    me = type("Me", (), {"fetch": staticmethod(lambda key, default=None: storage.get(key, default)),
+                         "store": staticmethod(storage.__setitem__)})()
+    ops = {"/project1/moviefilein1": top, "earsight_out": out}
+    scope: dict[str, object] = {"absTime": clock, "me": me, "op": ops.__getitem__}
+    exec(compile(text, "earsight_match", "exec"), scope)  # as the Execute DAT runs it
+    for second in (0.0, 1.0, 4.9, 5.0, 7.0, 10.5):
+        clock.seconds = second  # type: ignore[attr-defined]
+        scope["onFrameStart"](int(second * 60))  # type: ignore[operator]
+    assert out.sent == [("/ear/match", [str(tmp_path / td.MATCH_FILE)])] * 3  # at 0, 5 and 10.5 s
+    assert len(top.saved) == 3 and (tmp_path / td.MATCH_FILE).is_file()
+    for address, args in out.sent:
+        assert patchdoc.check_call(address, args) is None
+    readme = (ROOT / "touchdesigner" / "README.md").read_text()
+    for setting in ("MATCH_TOP", "MATCH_FOLDER", "MATCH_SERVER_FOLDER", "MATCH_EVERY"):
+        assert f"`{setting}`" in readme and hasattr(td, setting)
+    assert "--allow-dir" in readme.split("patchdoc:begin")[0]  # the hand-written part says where
+
+
+def test_sc_class_matches_a_picture() -> None:
+    sc = (ROOT / "supercollider" / "Earsight.sc").read_text()
+    methods = dict(re.findall(r"^\t(\w+) \{(.*?)^\t\}", sc, re.M | re.S))
+    assert re.match(r" \|image, action\|", methods["match"])
+    assert "'/ear/match'" in methods["match"] and "action.value" in methods["match"]
+    assert "'/ear/match/off'" in methods["matchOff"]
+    assert re.match(r" \|seconds", methods["matchFollow"]) and "'/ear/match/follow'" in methods["matchFollow"]
+    readme = (ROOT / "supercollider" / "README.md").read_text()
+    assert "~ear.match(" in readme.split("patchdoc:begin")[0]
+
+
 def test_from_your_host_section_covers_every_host() -> None:
     text = (ROOT / "README.md").read_text()
     assert text.startswith("## From your host")
     for host in ("Max for Live", "SuperCollider", "Pure Data", "TouchDesigner"):
         assert f"### {host}" in text
+        section = text.split(f"### {host}")[1].split("###")[0]
+        assert "Match a picture" in section, host  # how to match a picture

@@ -1421,6 +1421,143 @@
       22
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-70",
+     "maxclass": "live.drop",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      ""
+     ],
+     "parameter_enable": 1,
+     "legend": "drop an image",
+     "presentation": 1,
+     "presentation_rect": [
+      8,
+      64,
+      140,
+      60
+     ],
+     "varname": "Image",
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "Image",
+       "parameter_shortname": "Image",
+       "parameter_type": 4,
+       "parameter_invisible": 1
+      }
+     },
+     "patching_rect": [
+      900,
+      420,
+      140,
+      50
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-71",
+     "maxclass": "newobj",
+     "text": "conformpath slash boot",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "outlettype": [
+      "",
+      "int"
+     ],
+     "patching_rect": [
+      900,
+      480,
+      135,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-72",
+     "maxclass": "message",
+     "text": "/ear/match $1",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      900,
+      510,
+      100,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-73",
+     "maxclass": "message",
+     "text": "/ear/match/off",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "presentation": 1,
+     "presentation_rect": [
+      152,
+      88,
+      90,
+      18
+     ],
+     "patching_rect": [
+      1060,
+      510,
+      100,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-74",
+     "maxclass": "comment",
+     "text": "drop an image: the bed follows it",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "presentation": 1,
+     "presentation_rect": [
+      152,
+      64,
+      220,
+      18
+     ],
+     "patching_rect": [
+      1050,
+      420,
+      200,
+      20
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-75",
+     "maxclass": "comment",
+     "text": "the path goes to the server as POSIX (/Users/...): the image must be in a folder it reads (earsight serve --allow-dir DIR)",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1050,
+      450,
+      220,
+      50
+     ]
+    }
    }
   ],
   "lines": [
@@ -2236,6 +2373,54 @@
      ],
      "destination": [
       "obj-69",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-70",
+      0
+     ],
+     "destination": [
+      "obj-71",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-71",
+      0
+     ],
+     "destination": [
+      "obj-72",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-72",
+      0
+     ],
+     "destination": [
+      "obj-4",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-73",
+      0
+     ],
+     "destination": [
+      "obj-4",
       0
      ]
     }

@@ -241,6 +241,29 @@ Earsight {
 		this.request('/ear/view/url', [], { |answer, ok| action.value(if(ok) { answer[0].asString } { nil }, ok) })
 	}
 
+	// ------------------------------------------------------------ a picture chooses the sound
+
+	// Match a picture to a bed of ambient sounds; the best bed crossfades in. `image`: a file in a
+	// folder the server allows (earsight serve --allow-dir; relative names: under the first), or
+	// \view: the server's own picture. action.(bed, ok): bed is the best bed's reply (rank 1),
+	// [1, divergence, coverage, sound, weight, sound, weight, ...]; when ok is false, [address, reason].
+	match { |image, action|
+		var old = timeout;
+		timeout = max(timeout, 120);  // the first match loads the image classifier
+		this.request('/ear/match', [image.asString.standardizePath], { |answer, ok| action.value(answer, ok) });
+		timeout = old;
+	}
+
+	// Match the view's picture again every `seconds` (1-3600; 0: stop following).
+	matchFollow { |seconds, action|
+		this.request('/ear/match/follow', [seconds.asFloat], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Fade the bed out and stop following the view.
+	matchOff { |action|
+		this.request('/ear/match/off', [], { |answer, ok| action.value(ok, answer) })
+	}
+
 	// ------------------------------------------------------------ the table
 
 	*replyOf { |address|
@@ -449,6 +472,28 @@ Earsight {
 //   ~ear.send('/ear/sonify/wet', value)  -> /ear/done
 //       output level of the sonification
 //       value (number): 0-4 (default 1.0)
+//   ~ear.send('/ear/match', image)  -> /ear/match.reply
+//       Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting.
+//       image (string): an image file (png, jpg, ...) in an allowed folder (--allow-dir), or view: the picture the server draws now
+//   ~ear.send('/ear/match/follow', seconds)  -> /ear/done
+//       Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade.
+//       seconds (number): 1-3600; 0: off
+//   ~ear.send('/ear/match/off')  -> /ear/done
+//       Fade the bed out and stop following the view.
+//   ~ear.send('/ear/match/library', folder)  -> /ear/done
+//       The sounds to match from: every audio file with a sidecar .txt naming the ImageNet classes it evokes (class names, #index or #first-last, or words of class names; a number after an entry weighs it). Answers /ear/done /ear/match/library <folder> <sounds>. default: the synthesised library.
+//       folder (string): a folder in an allowed folder (--allow-dir), or default
+//   ~ear.send('/ear/match/level', level)  -> /ear/done
+//       The bed's gain in the output (beside /ear/output/mix's dry and wet; the bed plays at -26 dBFS RMS at 1).
+//       level (number): 0-4, default 1
+//   ~ear.send('/ear/match/input', on)  -> /ear/done
+//       Whether the bed is mixed into what the ear listens to (then it reaches the output as dry input).
+//       on (integer): 1: the ear hears the bed too; 0 (default): only the output has it
+//   ~ear.send('/ear/match/fade', seconds)  -> /ear/done
+//       Length of the crossfade from one bed to the next (equal power: the level does not dip).
+//       seconds (number): 0.05-60, default 3
+//   ~ear.send('/ear/match/status')  -> /ear/match/status.reply
+//       Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms.
 // Streams (Earsight:stream, values with the default ear crepe):
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
@@ -523,6 +568,14 @@ Earsight {
 			["/ear/sonify/stride", "i", "/ear/done", "auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)"],
 			["/ear/sonify/dry", "n", "/ear/done", "output level of the input passed through"],
 			["/ear/sonify/wet", "n", "/ear/done", "output level of the sonification"],
+			["/ear/match", "s", "/ear/match.reply", "Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting."],
+			["/ear/match/follow", "n", "/ear/done", "Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade."],
+			["/ear/match/off", "", "/ear/done", "Fade the bed out and stop following the view."],
+			["/ear/match/library", "s", "/ear/done", "The sounds to match from: every audio file with a sidecar .txt naming the ImageNet classes it evokes (class names, #index or #first-last, or words of class names; a number after an entry weighs it). Answers /ear/done /ear/match/library <folder> <sounds>. default: the synthesised library."],
+			["/ear/match/level", "n", "/ear/done", "The bed's gain in the output (beside /ear/output/mix's dry and wet; the bed plays at -26 dBFS RMS at 1)."],
+			["/ear/match/input", "i", "/ear/done", "Whether the bed is mixed into what the ear listens to (then it reaches the output as dry input)."],
+			["/ear/match/fade", "n", "/ear/done", "Length of the crossfade from one bed to the next (equal power: the level does not dip)."],
+			["/ear/match/status", "", "/ear/match/status.reply", "Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms."],
 		]
 	}
 

@@ -15,9 +15,14 @@ It builds, beside the Text DAT:
 and sends ``/ear/notify LISTEN_PORT flat``, the selection and ``/ear/stream <name> <rate> LISTEN_PORT``,
 then, where set below, the sonification (``/ear/sonify/<param> <value>``, ``/ear/sonify <mode>``),
 the output mix (``/ear/output/mix <dry> <wet>``) and what the picture shows (``/ear/view <name>``).
+With MATCH_TOP set it also builds ``earsight_match``, an Execute DAT that saves that TOP's frame
+into MATCH_FOLDER every MATCH_EVERY seconds and sends ``/ear/match <path>``: the picture chooses
+the server's ambient bed of sounds.
 Outside TouchDesigner the file imports as plain Python: ``commands()`` lists what it sends and
 ``FLAT_CHANNELS`` names the channels to expect (the tests compare both with a running server).
 """
+
+import os
 
 HOST = "127.0.0.1"
 """The machine running ``earsight serve`` (start it with --host 0.0.0.0 to reach it over the network)."""
@@ -40,6 +45,18 @@ MIX = None
 """The server's output levels (dry, wet), 0-4 each: (0.3, 1.0) to hear the dream; None leaves them."""
 VIEW = None
 """What the Web Render TOP shows: "layout", "hallucination" or "features"; None leaves it."""
+MATCH_TOP = None
+"""A TOP whose picture chooses the server's ambient bed (/ear/match), e.g. "moviefilein1" (a path
+from the COMP the script builds in); None: no matching."""
+MATCH_FOLDER = None
+"""Where that TOP's frame is saved (as MATCH_FILE): a folder the server reads, i.e. one of its
+``earsight serve --allow-dir`` folders or inside one. The server must see the file: TouchDesigner
+on the same machine, or a shared folder."""
+MATCH_SERVER_FOLDER = None
+"""MATCH_FOLDER as the server sees it, when it mounts the share under another path; None: the same."""
+MATCH_EVERY = 10.0
+"""Seconds between matches (each new bed crossfades in); 0: match once, when the script runs."""
+MATCH_FILE = "earsight_match.jpg"
 
 # The channels each stream gives with the server's default ear and the selection above
 # (other ears name their layers and labels differently).
@@ -82,6 +99,49 @@ def commands(listen_port=LISTEN_PORT, sonify=None, sonify_params=None, mix=None,
     return out
 
 
+def match_paths(folder, server_folder=None, name=MATCH_FILE):
+    """Where the frame is saved, and that file's path as the server reads it (``/ear/match <path>``)."""
+    local = os.path.join(os.path.abspath(os.path.expanduser(folder)), name)
+    if server_folder is None:
+        return local, local
+    return local, server_folder.rstrip("/\\") + "/" + name
+
+
+def match_image(top, folder, server_folder=None, out=None, name=MATCH_FILE):
+    """Save ``top``'s current frame into ``folder`` and send ``/ear/match <path>`` through ``out``
+    (the OSC Out DAT; None: send nothing). ``folder`` must be one the server reads (--allow-dir);
+    ``server_folder``: the same folder as the server sees it. Returns ``(address, [path])``."""
+    local, remote = match_paths(folder, server_folder, name)
+    top.save(local)
+    message = ("/ear/match", [remote])
+    if out is not None:
+        out.sendOSC(*message)
+    return message
+
+
+def match_execute_text(top, every, folder, server_folder=None, name=MATCH_FILE):
+    """The Execute DAT ``earsight_match``: on frame start, every ``every`` seconds, save the frame
+    of ``top`` (an operator path) and send ``/ear/match <path>`` through ``earsight_out``."""
+    local, remote = match_paths(folder, server_folder, name)
+    return "\n".join([
+        "# written by earsight_td.py (run it again to change): the picture chooses the server's bed",
+        f"TOP = {str(top)!r}",
+        f"EVERY = {float(every)!r}",
+        f"SAVE_AS = {local!r}",
+        f"SEND = {remote!r}",
+        "",
+        "",
+        "def onFrameStart(frame):",
+        "    now = absTime.seconds",
+        "    if now - me.fetch('earsight_last', -1e9) >= EVERY:",
+        "        me.store('earsight_last', now)",
+        "        op(TOP).save(SAVE_AS)",
+        "        op('earsight_out').sendOSC('/ear/match', [SEND])",
+        "    return",
+        "",
+    ])
+
+
 def _set(operator, names, value):
     """Set the first parameter of ``names`` the operator has (names differ between builds)."""
     for name in names:
@@ -95,7 +155,7 @@ def _set(operator, names, value):
 
 def build(base):  # pragma: no cover - runs inside TouchDesigner only
     """Create (or re-create) the operators inside the COMP ``base`` and subscribe."""
-    names = ["earsight_out", "earsight_in", "earsight_view"] + [f"earsight_{s}" for s in FLAT_CHANNELS]
+    names = ["earsight_out", "earsight_in", "earsight_view", "earsight_match"] + [f"earsight_{s}" for s in FLAT_CHANNELS]
     for name in names:
         old = base.op(name)
         if old is not None:
@@ -121,6 +181,19 @@ def build(base):  # pragma: no cover - runs inside TouchDesigner only
     for address, args in commands():
         out.sendOSC(address, args)
     print(f"earsight: listening on {LISTEN_PORT} for {', '.join(STREAMS)} from {HOST}:{OSC_PORT}")
+    if MATCH_TOP and MATCH_FOLDER:
+        top = base.op(MATCH_TOP)
+        if top is None:
+            print(f"earsight: no TOP {MATCH_TOP!r} in {base.path}: nothing to match")
+        elif MATCH_EVERY > 0:
+            timer = base.create(executeDAT, "earsight_match")  # noqa: F821
+            timer.text = match_execute_text(top.path, MATCH_EVERY, MATCH_FOLDER, MATCH_SERVER_FOLDER)
+            _set(timer, ["framestart"], True)
+            _set(timer, ["active"], True)
+            timer.nodeX, timer.nodeY = 0, 400
+            print(f"earsight: matching {top.path} every {MATCH_EVERY:g} s")
+        else:
+            match_image(top, MATCH_FOLDER, MATCH_SERVER_FOLDER, out)
 
 
 try:

@@ -118,7 +118,7 @@ class _Graph:
         # The ambient bed (earsight.match): slots of looping tables, each with a gain ramp; a new
         # bed fades in on the slot that fell silent longest ago while the others fade out, each from
         # where its ramp is now, so a change during a crossfade is as smooth as any.
-        self.bed_slots = [_BedSlot(pyo, sr) for _ in range(BED_SLOTS)]
+        self.bed_slots = [_BedSlot(pyo, int(BED_SECONDS * sr)) for _ in range(BED_SLOTS)]
         self.bed_next = 0
         self.applied = controls.values()
         gain, dry, wet, _, bed, bed_in = (float(v) for v in self.applied)
@@ -247,7 +247,11 @@ class _Graph:
         if audio is not None:
             slot = self.bed_slots[self.bed_next]
             self.bed_next = (self.bed_next + 1) % len(self.bed_slots)
-            slot.load(self._table(audio))
+            block = SharedArray(*audio)
+            try:
+                slot.load(block.array)
+            finally:
+                block.close()
             slot.fade(1.0, fade)
 
     def _table(self, audio: tuple[tuple[int, ...], str, str]) -> Any:
@@ -319,25 +323,33 @@ class _Graph:
 BED_SLOTS = 4
 """Beds that can sound at once: the parent starts at most one per quarter of a crossfade, so the
 slot a new bed takes has been silent for at least a whole fade."""
+BED_SECONDS = 20.0
+"""Every bed is a loop of this length. Its slots' tables are made once, when the graph is built:
+making a 20 s stereo table holds the GIL for about 7 ms, longer than a block, which the audio
+thread needs for its callback (an xrun per bed, measured); filling one takes slices of 50 us."""
 
 
 class _BedSlot:
     """One looping stereo table and its gain: ``g`` ramps linearly, the amplitude is ``sqrt(g)``, so
     two complementary ramps keep the power of uncorrelated beds constant (an equal-power fade)."""
 
-    def __init__(self, pyo: Any, sr: int) -> None:
-        self.table = pyo.DataTable(sr // 10, chnls=2)  # silence until a bed is loaded
+    def __init__(self, pyo: Any, frames: int) -> None:
+        self.table = pyo.DataTable(frames, chnls=2)  # silence until a bed is loaded
+        self.bufs = [np.asarray(self.table.getBuffer(ch)) for ch in range(2)]
         self.reader = pyo.TableRead(self.table, freq=self.table.getRate(), loop=1).play()
         self.ramp = pyo.SigTo(0.0, time=1.0, init=0.0)
         self.out = self.reader * pyo.Sqrt(self.ramp)
-        self.old: list[Any] = []
 
-    def load(self, table: Any) -> None:
-        self.old = [self.table]  # pyo frees a table with its last reference: not while it is read
-        self.table = table
-        self.reader.setTable(table)
-        self.reader.setFreq(table.getRate())
-        self.reader.reset()
+    def load(self, data: np.ndarray) -> None:
+        """Copy a bed in (the slot is silent), in slices, letting the audio thread in between."""
+        n = self.bufs[0].shape[0]
+        if data.shape != (n, 2):
+            raise EarsightError(f"a bed must be ({n}, 2) frames, got {data.shape}")
+        step = 24000
+        for start in range(0, n, step):
+            for ch in range(2):
+                self.bufs[ch][start : start + step] = data[start : start + step, ch]
+            time.sleep(0)
 
     def fade(self, target: float, seconds: float) -> None:
         self.ramp.setTime(seconds)

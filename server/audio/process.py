@@ -26,7 +26,15 @@ import numpy as np
 from ..errors import BadRequest, EarsightError
 from . import io
 from .blockstreams import BlockSubscription
-from .graph import BACKENDS, CONTROL_DEFAULTS, CONTROL_FIELDS, STAT_FIELDS, AudioConfig, audio_main
+from .graph import (
+    BACKENDS,
+    BED_SECONDS,
+    CONTROL_DEFAULTS,
+    CONTROL_FIELDS,
+    STAT_FIELDS,
+    AudioConfig,
+    audio_main,
+)
 from .ring import Ring
 from .shared import Controls, Counters, SharedArray
 from .sources import Source, demo_files, validate_source
@@ -181,13 +189,16 @@ class AudioEngine:
         return source
 
     def set_bed(self, data: np.ndarray | None, fade: float) -> None:
-        """Crossfade the ambient bed over ``fade`` seconds to ``data`` ((frames, 2) float32 at the
-        server's rate, looped) or, with None, to silence."""
+        """Crossfade the ambient bed over ``fade`` seconds to ``data`` (:data:`BED_SECONDS` of stereo
+        at the server's rate, looped) or, with None, to silence."""
         if not (np.isfinite(fade) and 0.0 <= fade <= 60.0):
             raise BadRequest(f"fade must be in [0, 60] s, got {fade:g}")
         if data is None:
             self._call("bed", None, fade)
             return
+        frames = int(BED_SECONDS * self.config.sample_rate)
+        if data.shape != (frames, 2):
+            raise BadRequest(f"a bed is {BED_SECONDS:g} s of stereo: ({frames}, 2) frames, got {data.shape}")
         block = SharedArray.of(np.ascontiguousarray(data, dtype=np.float32))
         try:
             self._call("bed", block.spec(), fade, timeout=60.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import io
+from ..audio.graph import BED_SECONDS
 from .beds import Bed
 from .library import Library
 from .synth import loop
@@ -18,9 +19,7 @@ LEVEL_DB = -26.0
 PEAK = 0.9
 """No sample of a bed above this: a bed of three peaky sounds is turned down instead (rarely)."""
 FADE = 0.5
-"""Seconds of the joint that makes a bed of sounds of different lengths loop seamlessly."""
-LONGEST = 60.0
-"""A bed loops after at most this many seconds (longer sounds are cut, their joint smoothed)."""
+"""Seconds of the joint that makes a bed of sounds of other lengths loop seamlessly."""
 
 _cache: OrderedDict[tuple[str, int, float], np.ndarray] = OrderedDict()
 _lock = threading.Lock()
@@ -34,7 +33,7 @@ def read(path: Path, sample_rate: int) -> np.ndarray:
             _cache.move_to_end(key)
             return _cache[key]
     data, _ = io.read(path, sample_rate)
-    data = data[: int(LONGEST * sample_rate)]
+    data = data[: int(2 * BED_SECONDS * sample_rate)]  # (no more is ever played)
     stereo = np.repeat(data, 2, axis=1) if data.shape[1] == 1 else data[:, :2]
     stereo = stereo.astype(np.float32) / (np.sqrt(np.mean(stereo.astype(np.float64) ** 2)) + 1e-12)
     with _lock:
@@ -45,21 +44,25 @@ def read(path: Path, sample_rate: int) -> np.ndarray:
 
 
 def mix(bed: Bed, library: Library, sample_rate: int, level_db: float = LEVEL_DB) -> np.ndarray:
-    """The bed as one seamless loop, (frames, 2) float32, at ``level_db`` RMS.
+    """The bed as one seamless loop of :data:`BED_SECONDS`, (frames, 2) float32, at ``level_db`` RMS.
 
     Each sound's amplitude is the square root of its weight, so its share of the power is its
-    weight (the sounds are uncorrelated). Shorter sounds repeat; where the bed's loop joins, it is
-    crossfaded, so only a bed of equal-length loops (the default library) needs no joint.
+    weight (the sounds are uncorrelated). Shorter sounds repeat, longer ones are cut; unless every
+    sound is a loop of exactly that length (the default library's), the bed's own joint is
+    crossfaded.
     """
     by_name = {s.name: s for s in library.sounds}
     sounds = [read(by_name[name].path, sample_rate) for name in bed.sounds]
-    n = max(s.shape[0] for s in sounds)
-    out = np.zeros((n, 2), np.float64)
+    n = int(BED_SECONDS * sample_rate)
+    fade = int(FADE * sample_rate)
+    seamless = all(s.shape[0] == n for s in sounds)
+    total = n if seamless else n + fade  # loop() takes the fade off again
+    out = np.zeros((total, 2), np.float64)
     for sound, w in zip(sounds, bed.weights, strict=True):
-        reps = -(-n // sound.shape[0])
-        out += np.sqrt(w) * np.tile(sound, (reps, 1))[:n]
-    if any(s.shape[0] != n for s in sounds):
-        out = loop(out, min(int(FADE * sample_rate), n // 4))
+        reps = -(-total // sound.shape[0])
+        out += np.sqrt(w) * np.tile(sound, (reps, 1))[:total]
+    if not seamless:
+        out = loop(out, fade)
     out *= 10 ** (level_db / 20) / (np.sqrt(np.mean(out**2)) + 1e-12)
     peak = float(np.abs(out).max())
     if peak > PEAK:

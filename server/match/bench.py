@@ -6,7 +6,7 @@
   during the fades over the larger of the two beds' own largest steps (an equal-power fade
   cannot exceed sqrt 2);
 - xruns: a server on JACK (48 kHz, 256) crossfading between pictures' beds every 1.5 s, against
-  JACK's idle and busy baselines.
+  JACK's idle and busy baselines and the same server for as long with no picture.
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def bench_xruns(pictures: list[Path], changes: int = 10) -> dict[str, Any]:
                 sock.sendto(message("/ear/match/library", "default"), served.address)
                 time.sleep(3.0)  # the network and the library load
                 before = monitor.count
+                time.sleep(1.5 * changes)
+                alone = monitor.count - before  # the server playing the demo, no picture: a baseline
+                before = monitor.count
                 t0 = time.monotonic()
                 for i in range(changes):
                     sock.sendto(message("/ear/match", str(pictures[i % len(pictures)])), served.address)
@@ -141,6 +144,7 @@ def bench_xruns(pictures: list[Path], changes: int = 10) -> dict[str, Any]:
             jackd.terminate()
             jackd.wait(5)
     rows: dict[str, Any] = xrun_rows(baselines, 5.0, loaded, seconds, f"{changes} matches and crossfades")
+    rows[f"JACK xruns in {seconds:.0f} s of the server alone, no picture (baseline)"] = float(alone)
     rows["server's xruns (its own count)"] = status.get("xruns")
     return rows
 

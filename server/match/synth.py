@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from ..audio.graph import BED_SECONDS
+
 SR = 48000
-SECONDS = 20.0
-"""Every default sound is a 20 s loop."""
+SECONDS = BED_SECONDS
+"""Every default sound is a loop as long as a bed: a bed of them needs no joint of its own."""
 FADE = 1.0
 """Seconds of the loop's crossfade (its tail into its head)."""
 CREST = 5.0
