@@ -21,7 +21,7 @@ from pythonosc.osc_packet import OscPacket
 os.environ.setdefault("PYO_GUI_WX", "0")
 
 from earsight.app import App, AppConfig  # noqa: E402
-from earsight.audio import AudioConfig, Source  # noqa: E402
+from earsight.audio import AudioConfig, AudioEngine, Source  # noqa: E402
 from earsight.ears import registry  # noqa: E402
 from earsight.ears.base import Ear  # noqa: E402
 
@@ -199,3 +199,15 @@ def xvfb() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def audio() -> Iterator[AudioEngine]:
+    """The audio process alone (pyo's manual backend, in real time, 48 kHz), listening to silence;
+    one per test module."""
+    engine = AudioEngine(AudioConfig(backend="manual", sample_rate=48000), Source("silence"))
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()

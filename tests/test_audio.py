@@ -7,7 +7,6 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +17,6 @@ from earsight.audio import AudioConfig, AudioEngine, Source, validate_source
 from earsight.errors import BadRequest, NotFound
 
 SR = 48000
-
-
-@pytest.fixture(scope="module")
-def audio() -> Iterator[AudioEngine]:
-    engine = AudioEngine(AudioConfig(backend="manual", sample_rate=SR), Source("silence"))
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 def listen(engine: AudioEngine, source: Source, seconds: float = 0.5) -> np.ndarray:

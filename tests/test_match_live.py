@@ -14,21 +14,11 @@ from conftest import OscClient, make_server, wait_until
 from PIL import Image
 from skimage import data
 
-from earsight.audio import AudioConfig, AudioEngine, Source
+from earsight.audio import AudioEngine, Source
 from earsight.errors import BadRequest
 from earsight.match import bedaudio, beds, library
 
 SR = 48000
-
-
-@pytest.fixture(scope="module")
-def audio() -> Iterator[AudioEngine]:
-    engine = AudioEngine(AudioConfig(backend="manual", sample_rate=SR), Source("silence"))
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 def record(engine: AudioEngine, seconds: float) -> np.ndarray:
@@ -88,17 +78,29 @@ def test_a_crossfade_keeps_the_power(audio: AudioEngine) -> None:
 
 
 def test_changes_faster_than_a_fade_stay_smooth(audio: AudioEngine, two_beds: tuple[np.ndarray, np.ndarray]) -> None:
-    """A new bed in the middle of a crossfade ramps every slot from where it is: no jump."""
+    """New beds in the middle of crossfades: every slot ramps from where it is, and a change that
+    would need a slot still heard waits for one to fall silent, so no bed is loaded under the ear."""
+    from earsight.audio.graph import BED_SLOTS
+
     a, b = two_beds
+    audio.set_bed(None, 0.01)
+    time.sleep(0.1)
     audio.monitor.read()
-    for bed in (a, b, a, b):
+    got: list[np.ndarray] = []
+    t0 = time.monotonic()
+    for bed in (a, b, a, b, a, b):
         audio.set_bed(bed, 1.0)
-        time.sleep(0.25)
-    played = record(audio, 1.5).astype(np.float64)
+        got.append(audio.monitor.read())
+    waited = time.monotonic() - t0
+    got.append(record(audio, 1.5))
     audio.set_bed(None, 0.1)
+    played = np.concatenate(got).astype(np.float64)
+    # the fourth change found every slot sounding or fading: it waited for the first change's fade
+    assert waited >= 1.0 - 0.05
     own = max(np.abs(np.diff(a, axis=0)).max(), np.abs(np.diff(b, axis=0)).max())
-    # any number of fading slots: each contributes at most its own step; four at most sound at once
-    assert np.abs(np.diff(played, axis=0)).max() <= 2.0 * own + 0.01
+    # at most BED_SLOTS beds sound at once, each at an amplitude of at most 1, each step at most own
+    ramp_step = np.sqrt(1.0 / SR) * max(np.abs(a).max(), np.abs(b).max())
+    assert np.abs(np.diff(played, axis=0)).max() <= BED_SLOTS * (own + ramp_step)
 
 
 def _noise_bed(seed: int) -> np.ndarray:
@@ -227,3 +229,36 @@ def test_the_views_picture_chooses_the_bed_and_follow_repeats_it() -> None:
     finally:
         c.close()
         app.stop()
+
+
+def test_newer_pictures_supersede_older_and_the_order_holds(audio: AudioEngine, tmp_path: Path) -> None:
+    """Pictures queued behind a busy worker: only the newest before an off is matched, the rest are
+    answered as superseded, and an off between pictures stays between them."""
+    from earsight.commands.base import Request
+    from earsight.match.live import Matching
+    from earsight.paths import Folders
+    from earsight.supervise import Supervisor
+
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
+    Image.fromarray(data.stereo_motorcycle()[0]).save(tmp_path / "moto.png")
+    said: list[tuple[str, str, list[object]]] = []
+
+    def request(name: str) -> Request:
+        return Request(name, ("127.0.0.1", 1), ("127.0.0.1", 1), lambda to, a, args: said.append((name, a, list(args))),
+                       Folders(tmp_path, (tmp_path,)))
+
+    matching = Matching(audio, SR)
+    for name, kind, path in (("first", "image", "coffee.png"), ("second", "image", "moto.png"), ("off", "off", None),
+                             ("third", "image", "moto.png")):
+        matching.request(kind, request(name), tmp_path / path if path else None)
+    matching.start(Supervisor())  # started after the queue filled: as if busy with something before
+    try:
+        assert wait_until(lambda: any(n == "third" and a == "/ear/match.reply" for n, a, _ in said), timeout=120)
+    finally:
+        matching.stop()
+        audio.set_bed(None, 0.05)
+    order = [(n, a) for n, a, args in said if a != "/ear/match.reply" or args[0] == 1]
+    assert order == [("first", "/ear/fail"), ("second", "/ear/match.reply"), ("off", "/ear/done"),
+                     ("third", "/ear/match.reply")], order
+    assert said[0][2] == ["first", "superseded by a later /ear/match"]
+    assert matching.counters["superseded"] == 1 and matching.counters["changes"] == 2

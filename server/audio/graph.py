@@ -116,10 +116,9 @@ class _Graph:
         self.device = pyo.Mix(pyo.Input(chnl=0), voices=2) if duplex else None
         self.fader = pyo.InputFader(self._keep(self._make(source, None)))
         # The ambient bed (earsight.match): slots of looping tables, each with a gain ramp; a new
-        # bed fades in on the slot that fell silent longest ago while the others fade out, each from
-        # where its ramp is now, so a change during a crossfade is as smooth as any.
+        # bed fades in on a silent slot while the others fade out, each from where its ramp is
+        # now, so a change during a crossfade is as smooth as any.
         self.bed_slots = [_BedSlot(pyo, int(BED_SECONDS * sr)) for _ in range(BED_SLOTS)]
-        self.bed_next = 0
         self.applied = controls.values()
         gain, dry, wet, _, bed, bed_in = (float(v) for v in self.applied)
         self.gain = pyo.SigTo(gain, time=0.02, init=gain)
@@ -241,12 +240,13 @@ class _Graph:
         return pyo.Mix(silence, voices=2)
 
     def _set_bed(self, audio: tuple[tuple[int, ...], str, str] | None, fade: float) -> None:
-        """Fade every slot out and, unless ``audio`` is None, the bed in shared memory in."""
+        """Fade every slot out and, unless ``audio`` is None, the bed in shared memory in, on the
+        quietest slot (silent, as the parent paces changes: :meth:`AudioEngine.set_bed`)."""
+        quietest = min(self.bed_slots, key=lambda s: float(s.ramp.get()))
         for slot in self.bed_slots:
             slot.fade(0.0, fade)
         if audio is not None:
-            slot = self.bed_slots[self.bed_next]
-            self.bed_next = (self.bed_next + 1) % len(self.bed_slots)
+            slot = quietest
             block = SharedArray(*audio)
             try:
                 slot.load(block.array)
@@ -321,12 +321,12 @@ class _Graph:
 
 
 BED_SLOTS = 4
-"""Beds that can sound at once: the parent starts at most one per quarter of a crossfade, so the
-slot a new bed takes has been silent for at least a whole fade."""
+"""Beds that can sound at once (fading in, playing, fading out)."""
 BED_SECONDS = 20.0
 """Every bed is a loop of this length. Its slots' tables are made once, when the graph is built:
 making a 20 s stereo table holds the GIL for about 7 ms, longer than a block, which the audio
-thread needs for its callback (an xrun per bed, measured); filling one takes slices of 50 us."""
+thread needs for its callback (a late block per bed on the manual backend, measured); filling one
+takes slices of 50 us."""
 
 
 class _BedSlot:

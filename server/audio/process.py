@@ -12,6 +12,7 @@ possible with ``realtime=False``). Never pyo's default ``Server()`` without a de
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing as mp
 import select
@@ -29,6 +30,7 @@ from .blockstreams import BlockSubscription
 from .graph import (
     BACKENDS,
     BED_SECONDS,
+    BED_SLOTS,
     CONTROL_DEFAULTS,
     CONTROL_FIELDS,
     STAT_FIELDS,
@@ -78,6 +80,8 @@ class AudioEngine:
         """running, waiting for JACK (it went away), or stopped: /ear/status says which."""
         self._last_blocks = -1
         self._last_change = time.monotonic()
+        self._bed_changes: collections.deque[float] = collections.deque(maxlen=BED_SLOTS - 1)
+        """When each of the last bed changes ends its fade (monotonic seconds)."""
 
     @property
     def latency(self) -> int:
@@ -190,20 +194,28 @@ class AudioEngine:
 
     def set_bed(self, data: np.ndarray | None, fade: float) -> None:
         """Crossfade the ambient bed over ``fade`` seconds to ``data`` (:data:`BED_SECONDS` of stereo
-        at the server's rate, looped) or, with None, to silence."""
+        at the server's rate, looped) or, with None, to silence. Changes faster than the audio
+        process has silent slots for wait here (the caller's thread), so none lands on a slot still
+        heard: no click however fast they come."""
         if not (np.isfinite(fade) and 0.0 <= fade <= 60.0):
             raise BadRequest(f"fade must be in [0, 60] s, got {fade:g}")
         if data is None:
             self._call("bed", None, fade)
+            self._bed_changes.append(time.monotonic() + fade)
             return
         frames = int(BED_SECONDS * self.config.sample_rate)
         if data.shape != (frames, 2):
             raise BadRequest(f"a bed is {BED_SECONDS:g} s of stereo: ({frames}, 2) frames, got {data.shape}")
+        # A slot is silent once the fade-out that began at the change after its bed has ended; of
+        # BED_SLOTS slots one is then silent if the change BED_SLOTS - 1 changes ago has ended its fade.
+        if len(self._bed_changes) == self._bed_changes.maxlen:
+            time.sleep(max(0.0, self._bed_changes[0] - time.monotonic()))
         block = SharedArray.of(np.ascontiguousarray(data, dtype=np.float32))
         try:
             self._call("bed", block.spec(), fade, timeout=60.0)
         finally:
             block.close()
+        self._bed_changes.append(time.monotonic() + fade)
 
     def set_bed_level(self, level: float, into_input: bool) -> None:
         """The bed's gain, and whether the ear hears it (part of the input) or only the output does."""

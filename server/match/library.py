@@ -30,7 +30,7 @@ from ..errors import BadRequest, NotFound
 from ..paths import cache_dir
 from . import classes
 
-LIBRARY_VERSION = 1
+LIBRARY_VERSION = 2
 """Bumped when the default sounds or their table change: the cache is synthesised again."""
 
 

@@ -56,10 +56,11 @@ class Matching:
         """Seconds between re-matches of the view (0: off)."""
         self._follow_to: Request | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._held: _Job | None = None
+        """A job taken from the queue while looking for newer pictures: it runs next, in its turn."""
         self._stopping = threading.Event()
         self._library: library.Library | None = None
         self._matcher: beds.Matcher | None = None
-        self._last_change = -1e9
         self.current: beds.Bed | None = None
         self.counters = {"matches": 0, "changes": 0, "superseded": 0, "failed": 0}
         self.last_ms: dict[str, float] = {"read": 0.0, "classify": 0.0, "match": 0.0, "mix": 0.0}
@@ -115,7 +116,7 @@ class Matching:
         while not self._stopping.is_set():
             timeout = None if not self.follow else max(0.0, (next_follow or 0.0) - time.monotonic())
             try:
-                job = self._jobs.get(timeout=timeout)
+                job, self._held = self._held or self._jobs.get(timeout=timeout), None
             except queue.Empty:
                 job = _Job(VIEW, self._follow_to)
             if job.kind == "stop":
@@ -136,7 +137,7 @@ class Matching:
             except queue.Empty:
                 break
             if later.kind not in ("image", VIEW):
-                self._jobs.put(later)  # a library or off comes after; keep it (order among pictures only)
+                self._held = later  # an off or a library comes after this picture, before newer ones
                 break
             self.counters["superseded"] += 1
             if job.req is not None:
@@ -220,12 +221,7 @@ class Matching:
         t0 = time.perf_counter()
         audio = bedaudio.mix(bed, self._library, self.sample_rate)
         self.last_ms["mix"] = 1e3 * (time.perf_counter() - t0)
-        # The audio process has a few bed slots: at most one new bed per quarter of a fade.
-        wait = self._last_change + self.fade / 4 - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self.audio.set_bed(audio, self.fade)
-        self._last_change = time.monotonic()
+        self.audio.set_bed(audio, self.fade)  # (waits while the audio process has no silent slot)
         self.current = bed
         self.counters["changes"] += 1
 

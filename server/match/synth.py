@@ -151,12 +151,13 @@ def wind(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def fire(rng: np.random.Generator, n: int) -> np.ndarray:
     roar = _stereo(_band(_noise(rng, n, 2.0), 40, 600)) * (0.4 + 0.3 * _slow(rng, n, 1.0))[:, None]
+    hiss = _stereo(_band(_noise(rng, n, 1.0), 2000, 8000), _band(_noise(rng, n, 1.0), 2000, 8000)) * 0.03
 
     def crackle(r: np.random.Generator) -> np.ndarray:
-        m = int(r.uniform(0.002, 0.02) * SR)
-        return _band(r.standard_normal(m), 1500, 12000) * _decay(m, m / SR / 5) * r.uniform(0.3, 2.0)
+        m = int(r.uniform(0.002, 0.015) * SR)
+        return _band(r.standard_normal(m), 1500, 12000) * _decay(m, m / SR / 5) * r.uniform(0.1, 1.5) ** 2
 
-    return roar + _events(rng, n, 25, crackle)
+    return roar + hiss + _events(rng, n, 12, crackle)
 
 
 def birds(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -219,8 +220,10 @@ def cafe(rng: np.random.Generator, n: int) -> np.ndarray:
     t = np.arange(n) / SR
     for _ in range(8):  # voices: noise through two formants, at the rate of syllables
         src = _noise(rng, n, 1.0)
-        voice = _band(src, rng.uniform(300, 700), rng.uniform(900, 1300)) + 0.5 * _band(src, 1800, 2800)
+        # two formants, steep enough that the murmur stays below 4 kHz (voices through a room)
+        voice = _band(src, rng.uniform(300, 700), rng.uniform(900, 1300), 4) + 0.4 * _band(src, 1800, 2800, 4)
         syll = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t + rng.uniform(0, 6)), 0, 1) ** 2
+        syll = _band(syll, None, 12)  # syllables swell; they do not switch
         talk = (_slow(rng, n, 1.5) > 0.4).astype(float)
         v = voice * syll * _band(talk, None, 5) * 0.2
         p = rng.uniform(0.2, 0.8)
