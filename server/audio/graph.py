@@ -261,13 +261,8 @@ class _Graph:
             data = block.array  # (frames, 2)
             n = data.shape[0]
             table = self.pyo.DataTable(n, chnls=2)
-            bufs = [np.asarray(table.getBuffer(ch)) for ch in range(2)]
-            step = self.config.sample_rate // 2
-            for start in range(0, n, step):
-                for ch in range(2):
-                    bufs[ch][start : start + step] = data[start : start + step, ch]
-                time.sleep(0)
-            del bufs, data
+            _fill([np.asarray(table.getBuffer(ch)) for ch in range(2)], data, self.config.sample_rate // 2)
+            del data
         finally:
             block.close()
         return table
@@ -345,15 +340,20 @@ class _BedSlot:
         n = self.bufs[0].shape[0]
         if data.shape != (n, 2):
             raise EarsightError(f"a bed must be ({n}, 2) frames, got {data.shape}")
-        step = 24000
-        for start in range(0, n, step):
-            for ch in range(2):
-                self.bufs[ch][start : start + step] = data[start : start + step, ch]
-            time.sleep(0)
+        _fill(self.bufs, data, 24000)
 
     def fade(self, target: float, seconds: float) -> None:
         self.ramp.setTime(seconds)
         self.ramp.setValue(target)
+
+
+def _fill(bufs: list[np.ndarray], data: np.ndarray, step: int) -> None:
+    """Copy ``data`` (frames, channels) into a pyo table's channel buffers ``step`` frames at a time,
+    letting the audio thread have the GIL between slices."""
+    for start in range(0, data.shape[0], step):
+        for ch, buf in enumerate(bufs):
+            buf[start : start + step] = data[start : start + step, ch]
+        time.sleep(0)
 
 
 def _since(buf: np.ndarray, last: int, pos: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,11 @@ def _convert(arg: Arg, value: object) -> object:
 
 def _kind(value: object) -> str:
     return {str: "a string", int: "an int", float: "a float", bytes: "a blob"}.get(type(value), type(value).__name__)
+
+
+def key_values(pairs: Mapping[str, object]) -> list[object]:
+    """A status dict as OSC arguments: key, value, key, value, ..."""
+    return [item for pair in pairs.items() for item in pair]
 
 
 Send = Callable[[Address, str, Sequence[object]], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import DEFERRED, Arg, Command, Reply, Request
+from .base import DEFERRED, Arg, Command, Reply, Request, key_values
 
 if TYPE_CHECKING:
     from ..match.live import Matching
@@ -43,10 +43,7 @@ def _fade(matching: Matching, req: Request, seconds: float) -> None:
 
 
 def _status(matching: Matching, req: Request) -> list[Reply]:
-    flat: list[object] = []
-    for key, value in matching.stats().items():
-        flat += [key, value]
-    return [("/ear/match/status.reply", flat)]
+    return [("/ear/match/status.reply", key_values(matching.stats()))]
 
 
 COMMANDS: tuple[Command, ...] = tuple(

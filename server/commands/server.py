@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Arg, Command, Reply, Request
+from .base import Arg, Command, Reply, Request, key_values
 
 if TYPE_CHECKING:
     from ..app import App
@@ -15,10 +15,7 @@ def _ping(app: App, req: Request) -> list[Reply]:
 
 
 def _status(app: App, req: Request) -> list[Reply]:
-    flat: list[object] = []
-    for key, value in app.status().items():
-        flat += [key, value]
-    return [("/ear/status.reply", flat)]
+    return [("/ear/status.reply", key_values(app.status()))]
 
 
 def _sync(app: App, req: Request, ident: int) -> list[Reply]:

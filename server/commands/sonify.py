@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..sonify.params import AUDIO_FORMATS, MODES, PARAMS
-from .base import Arg, Command, Reply, Request, in_background
+from .base import Arg, Command, Reply, Request, in_background, key_values
 
 if TYPE_CHECKING:
     from ..sonify.live import Sonifier
@@ -23,10 +23,7 @@ def _render(sonifier: Sonifier, req: Request, seconds: float, name: str, overwri
 
 
 def _status(sonifier: Sonifier, req: Request) -> list[Reply]:
-    flat: list[object] = []
-    for key, value in sonifier.stats().items():
-        flat += [key, value]
-    return [("/ear/sonify/status.reply", flat)]
+    return [("/ear/sonify/status.reply", key_values(sonifier.stats()))]
 
 
 def _param(name: str) -> Callable[..., None]:
