@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -51,35 +52,38 @@ class Folders:
             if default is None:
                 raise BadRequest("a file name is needed")
             name = default
-        base = self.out_dir / sub
-        path = Path(name).expanduser()
-        path = (path if path.is_absolute() else base / path).resolve()
-        if not path.is_relative_to(self.out_dir):
-            raise BadRequest(f"{name}: files are written only under {self.out_dir} (--out-dir)")
-        if path.suffix.lower() not in suffixes:
-            raise BadRequest(f"{path.name}: the file must end in {' or '.join(suffixes)}")
-        if path.exists() and not overwrite:
-            raise BadRequest(f"{path} exists (ask to overwrite it)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        with _usable(name):
+            base = self.out_dir / sub
+            path = Path(name).expanduser()
+            path = (path if path.is_absolute() else base / path).resolve()
+            if not path.is_relative_to(self.out_dir):
+                raise BadRequest(f"{name}: files are written only under {self.out_dir} (--out-dir)")
+            if path.suffix.lower() not in suffixes:
+                raise BadRequest(f"{path.name}: the file must end in {' or '.join(suffixes)}")
+            if path.exists() and not overwrite:
+                raise BadRequest(f"{path} exists (ask to overwrite it)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
 
     def input(self, name: str) -> Path:
         """An existing file to read, inside an allowed folder."""
         from .errors import NotFound
 
-        path = self._readable(name, "files")
-        if not path.is_file():
-            raise NotFound(f"no such file: {name}")
-        return path
+        with _usable(name):
+            path = self._readable(name, "files")
+            if not path.is_file():
+                raise NotFound(f"no such file: {name}")
+            return path
 
     def folder(self, name: str) -> Path:
         """An existing folder to read from, inside an allowed folder."""
         from .errors import NotFound
 
-        path = self._readable(name, "folders")
-        if not path.is_dir():
-            raise NotFound(f"no such folder: {name}")
-        return path
+        with _usable(name):
+            path = self._readable(name, "folders")
+            if not path.is_dir():
+                raise NotFound(f"no such folder: {name}")
+            return path
 
     def _readable(self, name: str, what: str) -> Path:
         from .errors import BadRequest
@@ -90,6 +94,19 @@ class Folders:
             folders = ", ".join(str(f) for f in self.allowed)
             raise BadRequest(f"{name}: {what} are read only under {folders} (--allow-dir)")
         return path
+
+
+@contextmanager
+def _usable(name: str) -> Iterator[None]:
+    """A name the file system refuses (too long, a NUL byte, a loop of links) is the sender's
+    mistake, said as such, not an internal error."""
+    from .errors import BadRequest
+
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise BadRequest(f"{shown!r} is not a usable path: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:

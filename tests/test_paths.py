@@ -76,3 +76,20 @@ def test_a_failed_write_leaves_nothing_under_the_final_name(tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == []
     write_atomically(target, lambda tmp: tmp.write_bytes(b"whole"))
     assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("name", ["x" * 5000 + ".wav", "a\x00b.wav"])
+def test_names_the_file_system_refuses_are_bad_requests(folders: Folders, name: str) -> None:
+    """Too long, a NUL byte: the sender's mistake, answered as one (not an internal error)."""
+    for call in (lambda: folders.input(name), lambda: folders.folder(name),
+                 lambda: folders.output(name, "renders", (".wav",))):
+        with pytest.raises(BadRequest, match="not a usable path"):
+            call()
+
+
+def test_folders_inside_are_found_and_outside_refused(folders: Folders, tmp_path: Path) -> None:
+    assert folders.folder(str(tmp_path / "music")) == (tmp_path / "music").resolve()
+    with pytest.raises(NotFound, match="no such folder"):
+        folders.folder("missing")
+    with pytest.raises(BadRequest, match="folders are read only under"):
+        folders.folder(str(tmp_path / "out"))
