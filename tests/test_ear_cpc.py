@@ -58,7 +58,7 @@ def test_layers_and_rates(ear: cpc.CPCEar) -> None:
     assert ear.frame_rate == 50.0
     assert [layer.name for layer in ear.layers] == ["conv1", "conv2", "conv3", "z", "ar"]
     assert ear.layer("ar") == Layer("ar", (256,), "unit", "recurrent")
-    assert ear.layer("conv1").shape == (16, 40)
+    assert ear.layer("conv1").shape == (16, 43)  # 85 semitone bands, stride 2
     frames = ear.analyse(music(1.0))
     for layer in ear.layers:
         assert frames[layer.name].shape == (1.0 * 16000 // 320, *layer.shape)
@@ -66,7 +66,7 @@ def test_layers_and_rates(ear: cpc.CPCEar) -> None:
 
 
 def test_logmel_peaks_at_the_tone() -> None:
-    cfg = cpc.CPCConfig()
+    cfg = LOGMEL
     fe = cpc.CausalLogMel(cfg)
     t = np.arange(cfg.n_fft * 4) / cfg.sample_rate
     mel, _ = fe.step(
@@ -81,6 +81,24 @@ def test_logmel_peaks_at_the_tone() -> None:
     )
     bin_1k = round(1000 * cfg.n_fft / cfg.sample_rate)
     assert int(mel[0, -1].argmax()) == int(fb[bin_1k].argmax())
+
+
+SEMITONES = cpc.CPCConfig(scale="log", n_fft=2048, n_mels=85, f_min=55.0, f_max=7040.0, horizons=(12, 20, 35, 50))
+"""The constant-Q-like front end: a band per semitone from A1 to A8 (the default)."""
+LOGMEL = cpc.CPCConfig(**{**cpc.LOGMEL, "horizons": (10, 20, 35, 50)})  # type: ignore[arg-type]
+"""The first ears' 80 mel bands, which old weights still load with."""
+
+
+def test_log_bands_put_every_semitone_in_its_own_band() -> None:
+    cfg = SEMITONES
+    fe = cpc.CausalLogMel(cfg)
+    t = np.arange(cfg.n_fft * 2) / cfg.sample_rate
+    for midi in range(45, 103):  # A2 (110 Hz) to G7
+        hz = 440 * 2 ** ((midi - 69) / 12)
+        bands, _ = fe.step(torch.from_numpy(np.sin(2 * np.pi * hz * t).astype(np.float32))[None], fe.initial_state(1))
+        assert int(bands[0, -1].argmax()) == midi - 33, (midi, hz)  # band 0 is A1 (MIDI 33)
+    with pytest.raises(ValueError, match="scale"):
+        cpc.CausalLogMel(cpc.CPCConfig(scale="bark"))
 
 
 def test_click_train_and_silence_sound_different(ear: cpc.CPCEar) -> None:
@@ -108,18 +126,19 @@ def test_load_reports_missing_weights(tmp_path) -> None:
         cpc.load(tmp_path / "nothing.safetensors")
 
 
-def test_receptive_field_is_exactly_the_input_z_sees() -> None:
+@pytest.mark.parametrize("cfg", [LOGMEL, SEMITONES], ids=["mel", "semitones"])
+def test_receptive_field_is_exactly_the_input_z_sees(cfg: cpc.CPCConfig) -> None:
     """z[t] moves with the first weighted sample of its window and not with the one before it."""
     torch.manual_seed(0)
-    net = cpc.CPCNet(cpc.CPCConfig()).eval()
+    net = cpc.CPCNet(cfg).eval()
     cfg = net.cfg
     t = 20
     first = (t + 1) * cfg.hop - cfg.receptive_field  # the window's first sample (Hann weight 0)
     x = torch.from_numpy(music(1.0)).reshape(1, -1)
 
-    def z_after(sample: int) -> torch.Tensor:
+    def z_after(sample: int, by: float = 0.5) -> torch.Tensor:
         y = x.clone()
-        y[0, sample] += 0.5
+        y[0, sample] += by
         with torch.no_grad():
             return net(y)["z"][0, t]
 
@@ -127,14 +146,26 @@ def test_receptive_field_is_exactly_the_input_z_sees() -> None:
         z = net(x)["z"][0, t]
     assert torch.equal(z_after(first), z)  # the Hann window's zero
     assert torch.equal(z_after(first - 1), z)
-    assert (z_after(first + 1) - z).abs().max() > 1e-6
+    # The window's first weighted sample (weight sin²(π / n_fft): 2e-6 for 2048) is heard when loud.
+    assert (z_after(first + 1, 1e4) - z).abs().max() > 1e-4
     assert (z_after((t + 1) * cfg.hop - 1) - z).abs().max() > 1e-6  # the last sample before the frame's end
     assert torch.equal(z_after((t + 1) * cfg.hop), z)  # causal
 
 
 def test_default_horizons_share_no_input_with_the_context() -> None:
-    cfg = cpc.CPCConfig()
+    assert cpc.CPCConfig() == SEMITONES
+    cfg = LOGMEL
     assert cfg.receptive_field == 2784 and cfg.min_horizon == 9
     assert [cfg.overlap(k) for k in cfg.horizons] == [0] * len(cfg.horizons)
     # The 0.1 s horizon of the first ear shared 74 ms of input with its context.
     assert cfg.overlap(5) == 1184 and cfg.overlap(9) == 0
+    # A 2048-sample window reaches 64 ms further back: its nearest honest horizon is 12 frames.
+    cfg = cpc.CPCConfig()
+    assert cfg.receptive_field == 3808 and cfg.min_horizon == 12
+    assert [cfg.overlap(k) for k in cfg.horizons] == [0] * 4 and cfg.overlap(11) > 0
+
+
+def test_weights_from_before_the_semitone_front_end_keep_their_mel_bands() -> None:
+    old = json.loads(LOGMEL.to_json())
+    del old["scale"]  # their JSON had no such field
+    assert cpc.CPCConfig.from_json(json.dumps(old)) == LOGMEL

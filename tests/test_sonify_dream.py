@@ -45,9 +45,9 @@ def test_dream_raises_every_sampled_crepe_unit_in_spreads(crepe: Ear) -> None:
 
 
 def test_dream_raises_mel_ear_units_in_spreads() -> None:
-    """The mel-front-end ears: units of each conv layer rise, at the input's loudness."""
+    """The spectrum-front-end ear (CPC): units of each conv layer rise at the defaults, at the input's loudness."""
     rises: list[float] = []
-    for name, layers, steps in (("cpc", ("conv2", "conv3"), 32),):
+    for name, layers, steps in (("cpc", ("conv2", "conv3"), 128),):
         try:
             ear = registry.load(name)
         except (NotFound, ImportError, FileNotFoundError) as exc:

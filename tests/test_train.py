@@ -22,8 +22,8 @@ from earsight.train import TrainConfig, data, split_files, train
 torch.set_num_threads(1)
 SR = 16000
 # A small network so a few steps take seconds; same code paths as the shipped one.
-TINY = {"channels": [4, 8, 8], "z_dim": 32, "ar_dim": 32, "horizons": [9, 12]}
-"""Its encoder sees 2784 samples (8.7 frames): 9 is its nearest honest horizon."""
+TINY = {"channels": [4, 8, 8], "z_dim": 32, "ar_dim": 32, "horizons": [12, 14]}
+"""Its encoder sees 3808 samples (11.9 frames): 12 is its nearest honest horizon."""
 
 
 def write_patterns(folder: Path, files: int = 4, seconds: float = 6.0) -> list[Path]:
@@ -201,8 +201,8 @@ def test_ddp_two_machines_meet_by_host_and_port(tmp_path: Path) -> None:
 def test_a_horizon_whose_target_overlaps_the_context_is_refused() -> None:
     from earsight.train.objective import CPCObjective
 
-    net = cpc.CPCNet(cpc.CPCConfig(**{**TINY, "horizons": (5, 9)}))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="at least 9 frames"):
+    net = cpc.CPCNet(cpc.CPCConfig(**{**TINY, "horizons": (5, 11)}))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 12 frames"):
         CPCObjective(net, 16)
 
 
@@ -218,7 +218,7 @@ def test_starting_from_an_ear_keeps_its_layers_and_the_heads_of_its_horizons(tmp
     for name, value in base.state_dict().items():
         if not name.startswith("heads."):
             assert torch.equal(net.state_dict()[name], value), name
-    assert torch.equal(net.heads[0].weight, base.heads[1].weight)  # horizon 12 came along
+    assert torch.equal(net.heads[0].weight, base.heads[base.cfg.horizons.index(12)].weight)  # horizon 12 came along
     assert not torch.equal(net.heads[1].weight, base.heads[0].weight)  # 20 is new
     with pytest.raises(ValueError, match="only the horizons"):
         start_net(TrainConfig(start_from=str(tmp_path / "base.safetensors"), model={"z_dim": 8}))
@@ -254,3 +254,33 @@ def test_adapting_an_ear_is_measured_against_where_it_started(tmp_path: Path) ->
     assert set(source["accuracy"]) == set(end["accuracy"]) and source["loss"] > 0  # type: ignore[index]
     adapted = cpc.load_net(tmp_path / "adapted.safetensors")
     assert torch.equal(adapted.frontend.mean, base.frontend.mean)  # the input scaling it learned on
+
+
+def test_adapting_only_the_context_keeps_the_encoder_and_an_anchor_holds_the_weights_near(tmp_path: Path) -> None:
+    write_patterns(tmp_path / "audio", files=3, seconds=4.0)
+    torch.manual_seed(2)
+    base = cpc.CPCNet(cpc.CPCConfig(**TINY))  # type: ignore[arg-type]
+    cpc.save(base, tmp_path / "base.safetensors")
+
+    def adapted(name: str, **kw: object) -> cpc.CPCNet:
+        cfg = TrainConfig(
+            steps=15, batch=4, seconds=1.0, lr=3e-3, warmup=2, eval_every=15, eval_clips=4, checkpoint_every=15,
+            probe=False, val_percent=30, start_from=str(tmp_path / "base.safetensors"),
+            model={"horizons": TINY["horizons"]}, **kw,  # type: ignore[arg-type]
+        )
+        train([tmp_path / "audio"], str(tmp_path / name), cfg, checkpoint_dir=tmp_path / f"ck-{name}", progress=False)
+        return cpc.load_net(tmp_path / f"{name}.safetensors")
+
+    def drift(net: cpc.CPCNet, prefix: str) -> float:
+        old = dict(base.named_parameters())
+        return sum(float((p - old[n]).detach().square().sum()) for n, p in net.named_parameters() if n.startswith(prefix))
+
+    context = adapted("context", adapt="context")
+    assert drift(context, "convs.") == 0 and drift(context, "to_z.") == 0 and drift(context, "gru.") > 0
+    free, held = adapted("free"), adapted("held", anchor=100.0)
+    assert drift(free, "convs.") > 0 and drift(held, "convs.") > 0
+    assert drift(held, "") < 0.5 * drift(free, ""), (drift(held, ""), drift(free, ""))
+    with pytest.raises(ValueError, match="adapt"):
+        adapted("bad", adapt="encoder")
+    with pytest.raises(ValueError, match="needs an ear to start from"):
+        train([tmp_path / "audio"], str(tmp_path / "new"), TrainConfig(steps=1, adapt="context", model=TINY), progress=False)

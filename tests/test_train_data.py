@@ -48,3 +48,55 @@ def test_shards_of_the_drums_together_are_the_whole(tmp_path: Path) -> None:
 def test_a_shard_outside_its_count_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shard 2/2"):
         data.build(tmp_path, scores=0, drums=0, music=(), shard=(2, 2))
+
+
+def _pitch_classes(audio: np.ndarray) -> np.ndarray:
+    """Spectral energy per pitch class (C = 0) between 100 Hz and 2 kHz."""
+    power = np.abs(np.fft.rfft(audio)) ** 2
+    hz = np.fft.rfftfreq(audio.shape[0], 1 / SR)
+    band = (hz > 100) & (hz < 2000)
+    cls = np.round(12 * np.log2(hz[band] / 440.0) + 9).astype(int) % 12  # A = 9
+    return np.bincount(cls, weights=power[band], minlength=12)
+
+
+@pytest.mark.skipif(not data.SOUNDFONT.exists() or shutil.which("fluidsynth") is None, reason="needs fluidsynth")
+def test_twins_are_the_same_music_in_another_key_and_leave_the_rest_alone(tmp_path: Path) -> None:
+    pytest.importorskip("music21")
+    plain = data.build_scores(tmp_path / "a", count=2, seed=3)
+    paired = data.build_scores(tmp_path / "b", count=2, seed=3, twins=True)
+    assert [i.path for i in paired[::2]] == [i.path for i in plain]  # the originals keep their names
+    for original, twin in zip(paired[::2], paired[1::2], strict=True):
+        assert data.twin_base(Path(twin.path)) == Path(original.path)
+        a = io.read(tmp_path / "b" / original.path, SR, mono=True)[0]
+        assert np.array_equal(a, io.read(tmp_path / "a" / original.path, SR, mono=True)[0])
+        b = io.read(tmp_path / "b" / twin.path, SR, mono=True)[0]
+        shift = int(twin.detail.rsplit("twin transposed ", 1)[1])
+        assert shift in data.TWIN_SHIFTS and original.detail.split(";")[1] == twin.detail.split(";")[1]  # same programs
+        assert abs(b.shape[0] - a.shape[0]) < 0.05 * a.shape[0]  # same tempo
+        # The key moved by the shift: the twin's pitch-class profile is the original's turned by it.
+        pa, pb = _pitch_classes(a), _pitch_classes(b)
+        fits = [np.corrcoef(np.roll(pa, r), pb)[0, 1] for r in range(12)]
+        assert int(np.argmax(fits)) == shift % 12, (fits, shift)
+
+
+def test_clips_draw_a_twin_at_its_originals_time_and_level(tmp_path: Path) -> None:
+    from earsight.train.clips import Clips, split_files
+
+    ramp = np.linspace(0.01, 0.45, 5 * SR).astype(np.float32)
+    paths = {"0000_x.flac": ramp, "0000_x_twin.flac": -ramp, "0001_y.flac": np.full(4 * SR, 0.3, np.float32)}
+    for name, audio in paths.items():
+        io.write(tmp_path / name, audio, SR)
+    files = [tmp_path / n for n in paths]
+    clips = Clips(files, SR, SR)
+    assert clips.pairs == [(0, 1)]
+    x = clips.draw(4, np.random.default_rng(0), twins=1).numpy()
+    assert np.allclose(x[1], -x[0], atol=2e-4) and x[0].min() > 0  # the same span, the same level
+    with pytest.raises(ValueError, match="do not fit"):
+        clips.draw(1, np.random.default_rng(0), twins=1)
+    with pytest.raises(ValueError, match="--twins"):
+        Clips(files[2:], SR, SR).draw(2, np.random.default_rng(0), twins=1)
+    # A twin is held out with its original, whatever the hash of its own name says.
+    many = [tmp_path / f"{i:04d}_s{f}.flac" for i in range(60) for f in ("", "_twin")]
+    train, val = split_files(many, 30)
+    assert {data.twin_base(p) for p in train}.isdisjoint({data.twin_base(p) for p in val})
+    assert len(val) % 2 == 0 and val

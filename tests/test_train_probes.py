@@ -105,3 +105,13 @@ def test_key_probe_splits_by_chorale_and_the_average_spectrum_knows_the_key() ->
     # An average spectrum knows a good deal about key, even of chorales the probe never heard
     # (0.28 here; a small set, say 12 chorales, leaves test keys unseen in training: no bound).
     assert float(out["logmel.average"]) > 2 / 24, out  # type: ignore[arg-type]
+
+
+def test_a_semitone_ear_is_probed_against_both_inputs() -> None:
+    """The issue's baseline is the classic log-mel; an ear with its own front end is also held to that."""
+    mel = cpc.CPCNet(cpc.CPCConfig(**{**TINY, **cpc.LOGMEL}))  # type: ignore[arg-type]
+    semis = cpc.CPCNet(cpc.CPCConfig(**TINY))  # type: ignore[arg-type]  # the default front end
+    assert list(probes._inputs(mel)) == ["logmel"]
+    fronts = probes._inputs(semis)
+    assert list(fronts) == ["logmel", "input"] and fronts["input"] is semis.frontend
+    assert fronts["logmel"].filterbank.shape == (513, 80)

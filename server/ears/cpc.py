@@ -2,11 +2,12 @@
 
 The network, end to end in torch so it stays differentiable (dream / input optimisation):
 
-    audio 16 kHz ─► causal log-mel (1024-sample Hann window, hop 160 = 100 frames/s, 80 mels)
-      ─► conv1 2-D (16 ch × 40 freq), time stride 2 ─► 50 frames/s
-      ─► conv2 2-D (32 × 20) ─► conv3 2-D (64 × 10) ─► z: dense (256,)      the encoder
+    audio 16 kHz ─► causal log spectrum (2048-sample Hann window, hop 160 = 100 frames/s,
+                    85 bands a semitone apart from 55 Hz to 7 kHz; the first ears: 80 mel bands)
+      ─► conv1 2-D (16 ch × 43 freq), time stride 2 ─► 50 frames/s
+      ─► conv2 2-D (32 × 22) ─► conv3 2-D (64 × 11) ─► z: dense (256,)      the encoder
       ─► ar: GRU (256,)                                                      the context
-      ─► heads W_k: predict z at 0.2, 0.4, 0.7 and 1.0 s ahead (InfoNCE, see train/objective.py)
+      ─► heads W_k: predict z at 0.24 to 1 s ahead (InfoNCE, see train/objective.py)
 
 Every layer is causal and written as a *step* on a chunk of new input plus a small cached
 state (the input history a convolution still needs, the GRU hidden state), so one hop costs
@@ -43,11 +44,17 @@ class CPCConfig:
     """Everything that defines the network's shape; stored as JSON in the weights' metadata."""
 
     sample_rate: int = 16000
-    n_fft: int = 1024
+    n_fft: int = 2048
+    """The front end's window: 128 ms, which resolves a semitone from about 260 Hz (lower notes by their harmonics)."""
     fe_hop: int = 160
-    n_mels: int = 80
-    f_min: float = 40.0
-    f_max: float = 8000.0
+    n_mels: int = 85
+    """Bands of the front end (semitones or mel, see :attr:`scale`)."""
+    f_min: float = 55.0
+    f_max: float = 7040.0
+    scale: str = "log"
+    """``log``: bands at equal ratios from ``f_min`` to ``f_max`` (85 over 7 octaves: one per semitone
+    from A1 to A8, a constant-Q-like front end that resolves pitch); ``mel``: triangular mel bands
+    (:data:`LOGMEL`, the first ears' front end)."""
     channels: tuple[int, ...] = (16, 32, 64)
     kernels: tuple[tuple[int, int], ...] = ((4, 5), (3, 3), (3, 3))
     """(time, frequency) kernel of each encoder conv."""
@@ -55,8 +62,8 @@ class CPCConfig:
     """(time, frequency) stride of each encoder conv; the product of time strides sets the hop."""
     z_dim: int = 256
     ar_dim: int = 256
-    horizons: tuple[int, ...] = (10, 20, 35, 50)
-    """Prediction offsets in encoder frames (at 50 frames/s: 0.2, 0.4, 0.7, 1.0 s). Each lies beyond
+    horizons: tuple[int, ...] = (12, 20, 35, 50)
+    """Prediction offsets in encoder frames (at 50 frames/s: 0.24, 0.4, 0.7, 1.0 s). Each lies beyond
     the encoder's receptive field (:meth:`overlap` is zero): the target shares no input with what
     the context has heard, so predicting it cannot be copying."""
     extra: dict[str, str] = field(default_factory=dict)
@@ -97,11 +104,16 @@ class CPCConfig:
     @classmethod
     def from_json(cls, text: str) -> CPCConfig:
         raw = json.loads(text)
+        raw.setdefault("scale", "mel")  # weights from before the semitone front end (their JSON has the rest)
         raw["channels"] = tuple(raw["channels"])
         raw["kernels"] = tuple(tuple(k) for k in raw["kernels"])
         raw["strides"] = tuple(tuple(s) for s in raw["strides"])
         raw["horizons"] = tuple(raw["horizons"])
         return cls(**raw)
+
+
+LOGMEL: dict[str, object] = {"n_fft": 1024, "n_mels": 80, "f_min": 40.0, "f_max": 8000.0, "scale": "mel"}
+"""The classic front end (80 mel bands, 64 ms window), the first CPC ears' and the probes' baseline."""
 
 
 def mel_filterbank(
@@ -127,8 +139,30 @@ def mel_filterbank(
     return torch.from_numpy(fb.astype(np.float32))
 
 
+def log_filterbank(
+    *, sample_rate: int, n_fft: int, n_bands: int, f_min: float, f_max: float
+) -> Tensor:
+    """Triangular bands at equal frequency ratios, centres ``f_min`` ... ``f_max``: ``(n_fft // 2 + 1, n_bands)``.
+
+    Each triangle reaches its neighbours' centres on a log axis, but is at least two FFT bins
+    wide either side, so low bands narrower than the FFT's resolution still sum real bins
+    (neighbouring low bands then overlap; a conv over bands copes). Area-normalised as the mel bank.
+    """
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    centres = f_min * (f_max / f_min) ** (np.arange(-1, n_bands + 1) / (n_bands - 1))
+    bin_hz = sample_rate / n_fft
+    left = np.minimum(centres[:-2], centres[1:-1] - 2 * bin_hz)
+    right = np.maximum(centres[2:], centres[1:-1] + 2 * bin_hz)
+    mid = centres[1:-1]
+    lower = (freqs[:, None] - left[None, :]) / (mid - left)[None, :]
+    upper = (right[None, :] - freqs[:, None]) / (right - mid)[None, :]
+    fb = np.maximum(0.0, np.minimum(lower, upper))
+    fb /= fb.sum(0, keepdims=True)
+    return torch.from_numpy(fb.astype(np.float32))
+
+
 class CausalLogMel(nn.Module):
-    """Causal log-mel spectrogram: frame ``j`` sees the ``n_fft`` samples ending at ``(j + 1) * hop``.
+    """Causal log spectrum in bands (semitone or mel): frame ``j`` sees the ``n_fft`` samples ending at ``(j + 1) * hop``.
 
     State: the last ``n_fft - hop`` samples, shape ``(batch, n_fft - hop)`` (zeros after reset).
     """
@@ -144,13 +178,13 @@ class CausalLogMel(nn.Module):
         self.register_buffer(
             "window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False
         )
-        fb = mel_filterbank(
-            sample_rate=cfg.sample_rate,
-            n_fft=cfg.n_fft,
-            n_mels=cfg.n_mels,
-            f_min=cfg.f_min,
-            f_max=cfg.f_max,
-        )
+        bands = {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "f_min": cfg.f_min, "f_max": cfg.f_max}
+        if cfg.scale == "mel":
+            fb = mel_filterbank(n_mels=cfg.n_mels, **bands)  # type: ignore[arg-type]
+        elif cfg.scale == "log":
+            fb = log_filterbank(n_bands=cfg.n_mels, **bands)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"front-end scale {cfg.scale!r}: expected 'mel' or 'log'")
         self.register_buffer("filterbank", fb, persistent=False)
         # Per-mel-bin standardisation, measured on training data (train.py) and saved with the weights.
         self.register_buffer("mean", torch.zeros(cfg.n_mels))
@@ -287,12 +321,12 @@ class CPCEar(Ear):
     """The CPC network as an :class:`Ear`: streaming keeps the network's state between blocks."""
 
     name = "cpc"
-    description = "earsight CPC: causal conv encoder + GRU, trained without labels to predict music 0.2-1 s ahead"
+    description = "earsight CPC: semitone bands, causal conv encoder + GRU, trained without labels to predict music 0.24-1 s ahead"
     output_layer = None
     labels = None
     latency_layer = "z"
     """The encoder's output: ``ar`` spreads an input over the GRU's fading memory."""
-    front_end = "spectrum"  # sonification hook (see Ear): the causal log-mel front end
+    front_end = "spectrum"  # sonification hook (see Ear): the causal log spectrum in bands
 
     def __init__(self, net: CPCNet) -> None:
         self.net = net.eval()

@@ -12,13 +12,14 @@ from torch import Tensor
 
 from ..audio import io
 from ..ears.cpc import CPCNet
+from .data import twin_base
 
 
 def split_files(files: Sequence[Path], val_percent: float) -> tuple[list[Path], list[Path]]:
     """Validation split *by file*, decided by a hash of the file name so it is stable across runs."""
 
-    def bucket(p: Path) -> float:
-        return int(hashlib.sha1(p.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF * 100
+    def bucket(p: Path) -> float:  # a twin goes where its original goes: the same music is never on both sides
+        return int(hashlib.sha1(twin_base(p).name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF * 100
 
     val = [f for f in files if bucket(f) < val_percent]
     train = [f for f in files if bucket(f) >= val_percent]
@@ -42,25 +43,54 @@ def hold_out_source(files: Sequence[Path], folder: str) -> tuple[list[Path], lis
 
 
 class Clips:
-    """All audio in memory at the model's rate; draws random fixed-length clips, ``(batch, samples)``."""
+    """All audio in memory at the model's rate; draws random fixed-length clips, ``(batch, samples)``.
+
+    Files with a twin (the same score transposed, :data:`earsight.train.data.TWIN`) form pairs
+    that :meth:`draw` can take together.
+    """
 
     def __init__(self, files: Sequence[Path], sample_rate: int, clip: int) -> None:
         self.clip = clip
-        self.audio = [a for a in (io.read(f, sample_rate, mono=True)[0] for f in files) if a.shape[0] > 0]
+        read = [(f, io.read(f, sample_rate, mono=True)[0]) for f in files]
+        read = [(f, a) for f, a in read if a.shape[0] > 0]
+        self.audio = [a for _, a in read]
         lengths = np.array([a.shape[0] for a in self.audio], np.float64)
         self.seconds = float(lengths.sum() / sample_rate)
         self.weights = lengths / lengths.sum() if lengths.size else lengths
+        index = {f: i for i, (f, _) in enumerate(read)}
+        self.pairs = [(index[twin_base(f)], i) for f, i in index.items() if twin_base(f) != f and twin_base(f) in index]
+        """(original, twin) indices into :attr:`audio`."""
+        span = np.array([min(self.audio[a].shape[0], self.audio[b].shape[0]) for a, b in self.pairs], np.float64)
+        self.pair_weights = span / span.sum() if span.size else span
 
-    def draw(self, n: int, rng: np.random.Generator, *, gain: bool = True) -> Tensor:
+    def draw(self, n: int, rng: np.random.Generator, *, gain: bool = True, twins: int = 0) -> Tensor:
+        """``n`` clips; the first ``2 * twins`` are pairs: a clip and the same span of its twin, at one level.
+
+        A pair puts the same music in another key among the candidates, so telling the future
+        from its twin takes knowing the pitches, not only who plays and when.
+        """
+        if twins and not self.pairs:
+            raise ValueError("no score has its twin in this audio: build the data with --twins")
+        if 2 * twins > n:
+            raise ValueError(f"{twins} pairs do not fit in {n} clips")
         out = np.zeros((n, self.clip), np.float32)
         for i in range(n):
-            a = self.audio[int(rng.choice(len(self.audio), p=self.weights))]
-            start = int(rng.integers(0, max(1, a.shape[0] - self.clip)))
-            piece = a[start : start + self.clip]
-            # Random level: the ear should not need music at one loudness.
-            out[i, : piece.shape[0]] = piece * (
-                float(10 ** rng.uniform(-0.6, 0.2)) if gain else 1.0
-            )
+            if i < 2 * twins:
+                if i % 2:
+                    continue  # the twin: filled with its original
+                first, second = self.pairs[int(rng.choice(len(self.pairs), p=self.pair_weights))]
+                span = min(self.audio[first].shape[0], self.audio[second].shape[0])
+                start = int(rng.integers(0, max(1, span - self.clip)))
+                rows = [(i, self.audio[first]), (i + 1, self.audio[second])]
+            else:
+                a = self.audio[int(rng.choice(len(self.audio), p=self.weights))]
+                start = int(rng.integers(0, max(1, a.shape[0] - self.clip)))
+                rows = [(i, a)]
+            # Random level: the ear should not need music at one loudness (a pair shares it).
+            level = float(10 ** rng.uniform(-0.6, 0.2)) if gain else 1.0
+            for row, audio in rows:
+                piece = audio[start : start + self.clip]
+                out[row, : piece.shape[0]] = piece * level
         return torch.from_numpy(out)
 
 

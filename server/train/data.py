@@ -43,6 +43,17 @@ MELODIC_PROGRAMS = (
     48, 52, 56, 57, 58, 60, 61, 64, 65, 66, 68, 69, 70, 71, 73, 74, 75, 79, 80, 81, 88, 89,
 )  # fmt: skip
 
+TWIN = "_twin"
+"""The suffix of a score's twin: the same rendering transposed (``0003_bach_bwv10.7_twin.flac``)."""
+TWIN_SHIFTS = (-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)
+"""A twin's transpositions: every other pitch class (a tritone either way), never the same one."""
+
+
+def twin_base(path: Path) -> Path:
+    """The file a twin was transposed from (``path`` itself when it is no twin)."""
+    return path.with_name(path.stem[: -len(TWIN)] + path.suffix) if path.stem.endswith(TWIN) else path
+
+
 # Debian packages of recorded music: where the audio is and the licence their copyright file states.
 MUSIC_PACKAGES: dict[str, tuple[str, str]] = {
     "nexuiz-music": ("/usr/share/games/nexuiz/data/music.pk3", "GPL-2+ (Alientrap, Nexuiz)"),
@@ -197,7 +208,7 @@ def note_set(
 
 def build_scores(
     out: Path, *, count: int, seed: int, max_seconds: float = 90.0, max_quarters: float = 240.0,
-    variations: int = 0, shard: tuple[int, int] = (0, 1),
+    variations: int = 0, shard: tuple[int, int] = (0, 1), twins: bool = False,
 ) -> list[Item]:
     """Render ``count`` music21 corpus scores (seeded choice), one random GM program per part.
 
@@ -206,6 +217,10 @@ def build_scores(
     and chorus switched on or off at random. ``shard`` (I, N): only the I-th of N disjoint
     parts of the corpus (one per machine), ``count // N`` scores of it (one more for the first
     ``count % N``); the default is the whole recipe, rendered exactly as before.
+    ``twins``: each rendering also gets a twin (:data:`TWIN`), transposed by 1-6 semitones up or
+    down with the same programs, tempo and effects: the same music in another key, which training
+    uses as the hardest negative (:meth:`earsight.train.clips.Clips.draw`). The other files are
+    rendered exactly as without twins.
     """
     from music21 import corpus  # optional dependency (extra "train")
 
@@ -233,7 +248,7 @@ def build_scores(
             if audio.shape[0] < 2 * SAMPLE_RATE or np.abs(audio).max() < 1e-3:
                 continue
             rendered += 1
-            takes = [(audio, f"programs {chosen}")]
+            takes = [(audio, f"programs {chosen}", score, chosen, True, True)]
             for take in range(1, variations + 1):
                 vary = random.Random(f"{seed}:{path}:{take}")  # its own stream: the as-written ones stay the same
                 t, tempo = vary.randint(-5, 6), vary.uniform(0.8, 1.25)
@@ -243,11 +258,31 @@ def build_scores(
                     audio, chosen = _render(varied, vary, Path(tmp), max_seconds, reverb=reverb, chorus=chorus)
                 except Exception:  # noqa: BLE001 - as above
                     continue
-                takes.append((audio, f"programs {chosen}; transposed {t:+d}; tempo x{tempo:.2f}; reverb {reverb}; chorus {chorus}"))
+                takes.append((
+                    audio, f"programs {chosen}; transposed {t:+d}; tempo x{tempo:.2f}; reverb {reverb}; chorus {chorus}",
+                    varied, chosen, reverb, chorus,
+                ))
             stem = Path(re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).relative_to(Path(path).parents[1]).as_posix())).stem
-            for take, (audio, detail) in enumerate(takes):
-                prefix = f"{len(items):04d}" if shards == 1 else f"s{index}-{len(items):04d}"
-                dest = out / "scores" / f"{prefix}_{stem}{f'_v{take}' if take else ''}.flac"
+            files: list[tuple[np.ndarray, str, str]] = []
+            for take, (audio, detail, played, chosen, reverb, chorus) in enumerate(takes):
+                name = f"{stem}{f'_v{take}' if take else ''}"
+                files.append((audio, name, detail))
+                if not twins:
+                    continue
+                shift = random.Random(f"{seed}:{path}:{take}:twin").choice(TWIN_SHIFTS)
+                try:
+                    audio, _ = _render(
+                        played.transpose(shift), rng, Path(tmp), max_seconds,
+                        reverb=reverb, chorus=chorus, programs=chosen,
+                    )
+                except Exception:  # noqa: BLE001 - as above
+                    continue
+                files.append((audio, name + TWIN, f"{detail}; twin transposed {shift:+d}"))
+            for audio, name, detail in files:
+                if not name.endswith(TWIN):  # a twin shares its original's number (and split)
+                    number = sum(not Path(i.path).stem.endswith(TWIN) for i in items)
+                    prefix = f"{number:04d}" if shards == 1 else f"s{index}-{number:04d}"
+                dest = out / "scores" / f"{prefix}_{name}.flac"
                 items.append(
                     Item(
                         str(dest.relative_to(out)),
@@ -262,19 +297,20 @@ def build_scores(
 
 
 def _render(
-    score: Any, rng: random.Random, tmp: Path, max_seconds: float, *, reverb: bool = True, chorus: bool = True
+    score: Any, rng: random.Random, tmp: Path, max_seconds: float, *, reverb: bool = True, chorus: bool = True,
+    programs: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[int]]:
-    """A score with one program per part drawn by ``rng`` (its own instruments replaced), at 16 kHz."""
+    """A score with one program per part drawn by ``rng`` (or the ``programs`` given), at 16 kHz."""
     from music21 import instrument
 
     parts = list(score.parts) or [score]
     chosen = []
-    for part in parts:
+    for i, part in enumerate(parts):
         for old in list(part.recurse().getElementsByClass(instrument.Instrument)):
             if old.activeSite is not None:
                 old.activeSite.remove(old)
         inst = instrument.Instrument()
-        inst.midiProgram = rng.choice(MELODIC_PROGRAMS)
+        inst.midiProgram = rng.choice(MELODIC_PROGRAMS) if programs is None else programs[i]
         chosen.append(inst.midiProgram)
         part.insert(0, inst)
     mid = tmp / "score.mid"
@@ -364,6 +400,7 @@ def build(
     seed: int = 0,
     variations: int = 0,
     shard: tuple[int, int] = (0, 1),
+    twins: bool = False,
 ) -> list[Item]:
     """Build the training set into ``out`` and write its manifest and licence summary.
 
@@ -373,7 +410,9 @@ def build(
         raise ValueError(f"shard {shard[0]}/{shard[1]}: the first number counts from 0 to the second's predecessor")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    items = build_scores(root, count=scores, seed=seed, variations=variations, shard=shard) if scores else []
+    items = (
+        build_scores(root, count=scores, seed=seed, variations=variations, shard=shard, twins=twins) if scores else []
+    )
     items += build_drums(root, count=drums, seed=seed, shard=shard) if drums else []
     items += build_music(root, packages=music, max_minutes=music_minutes, shard=shard)
     (root / "manifest.json").write_text(json.dumps([asdict(i) for i in items], indent=1))
@@ -413,6 +452,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="renderings of each score beyond the written one (other programs, key, tempo, reverb, chorus)",
     )
     parser.add_argument(
+        "--no-twins", dest="twins", action="store_false",
+        help="do not render each score's twin (the same music 1-6 semitones away, which training's --twins uses)",
+    )
+    parser.add_argument(
         "--shard", type=_shard, default=(0, 1), metavar="I/N",
         help="build only the I-th of N disjoint parts (I from 0): one per machine of a torchrun",
     )
@@ -438,6 +481,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         variations=args.variations,
         shard=args.shard,
+        twins=args.twins,
     )
     minutes = sum(i.seconds for i in items) / 60
     print(

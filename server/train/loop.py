@@ -4,7 +4,7 @@ Contrastive predictive coding (van den Oord et al. 2018) as in Immersions: the e
 audio to ``z_t`` (50 frames/s), a GRU summarises the past into ``c_t``, and one linear head
 per horizon ``k`` scores ``W_k c_t`` against the true ``z_{t+k}`` and against every other
 ``z`` in the batch (other times of the same clip, other clips): InfoNCE, a cross-entropy over
-those candidates. Horizons span 0.2-1 s, each beyond the encoder's receptive field, so the target
+those candidates. Horizons span 0.24-1 s, each beyond the encoder's receptive field, so the target
 shares no input with what the context heard: predicting it cannot be copying.
 
 The same command runs data-parallel: ``torchrun --nproc_per_node 2 -m earsight.train ...``
@@ -39,7 +39,7 @@ from ..ears.cpc import CPCConfig, CPCNet, load_net, save
 from ..errors import NotFound
 from ..paths import cache_dir, models_dir
 from .clips import Clips, hold_out_source, logmel_stats, split_files
-from .config import FINE_TUNE_LR, TrainConfig
+from .config import ADAPT_ANCHOR, FINE_TUNE_LR, TrainConfig
 from .data import find_audio
 from .objective import CPCObjective, evaluate
 from .probes import probe
@@ -112,11 +112,24 @@ def train(
             net.frontend.std.copy_(std)
         eval_batches = _eval_batches(val_clips, cfg, cfg.seed + 12345)
 
+        if cfg.adapt not in ("all", "context"):
+            raise ValueError(f"adapt {cfg.adapt!r}: expected 'all' or 'context'")
+        if cfg.adapt == "context" and cfg.start_from is None:
+            raise ValueError("adapting only the context needs an ear to start from (--from)")
+        if cfg.adapt == "context":
+            for name, p in net.named_parameters():
+                p.requires_grad_(name.startswith(("gru.", "heads.")))
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        # Heads of new horizons start untrained: only the layers the ear brought are anchored.
+        anchors = [
+            (p, p.detach().clone()) for name, p in net.named_parameters()
+            if p.requires_grad and not name.startswith("heads.")
+        ] if cfg.anchor and cfg.start_from is not None else []
         objective = CPCObjective(net, cfg.predictions)
         model: nn.Module = (
             nn.parallel.DistributedDataParallel(objective) if distributed else objective
         )
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        opt = torch.optim.Adam(trainable, lr=cfg.lr)
 
         def lr_at(step: int) -> float:
             # Linear warm-up, then cosine decay to 10% over the planned steps.
@@ -176,11 +189,12 @@ def train(
             t0 = time.perf_counter()
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            x = train_clips.draw(cfg.batch, rng)
+            x = train_clips.draw(cfg.batch, rng, twins=cfg.twins)
             loss, acc = model(x, gen)
+            pull = cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in anchors) if anchors else 0.0
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            (loss + pull).backward()  # the history keeps the InfoNCE loss alone
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()
             trained_seconds += time.perf_counter() - t0
             step += 1
@@ -237,6 +251,12 @@ def train(
                 cfg, model_cfg, out_path=out_path, world=world, data=data, step=step,
                 trained_seconds=trained_seconds, history=history, clip=clip,
             )
+            if val_clips.pairs and val_files:  # the same measure where every clip's twin is a candidate
+                loss, acc = evaluate(objective, _eval_batches(val_clips, cfg, cfg.seed + 777, twins=cfg.batch // 2))
+                report["heldout_twins"] = {
+                    "what": "held-out score clips, each batch made of clips and their twins in another key",
+                    "loss": loss, "accuracy": per_horizon(model_cfg, acc),
+                }
             if source_files:  # the same measure on a source it never heard
                 source_clips = Clips(source_files, model_cfg.sample_rate, clip)
                 loss, acc = evaluate(objective, _eval_batches(source_clips, cfg, cfg.seed + 54321))
@@ -264,10 +284,10 @@ def train(
     return report
 
 
-def _eval_batches(clips: Clips, cfg: TrainConfig, seed: int) -> list[torch.Tensor]:
+def _eval_batches(clips: Clips, cfg: TrainConfig, seed: int, *, twins: int = 0) -> list[torch.Tensor]:
     """The fixed draw a held-out set is measured on: ``cfg.eval_clips`` clips in batches, at their own level."""
     rng = np.random.default_rng(seed)
-    return [clips.draw(cfg.batch, rng, gain=False) for _ in range(max(1, cfg.eval_clips // cfg.batch))]
+    return [clips.draw(cfg.batch, rng, gain=False, twins=twins) for _ in range(max(1, cfg.eval_clips // cfg.batch))]
 
 
 def start_net(cfg: TrainConfig) -> CPCNet:
@@ -281,7 +301,7 @@ def start_net(cfg: TrainConfig) -> CPCNet:
     if set(cfg.model) - {"horizons"}:
         raise ValueError(f"starting from {cfg.start_from!r}: --model may change only the horizons, not {sorted(set(cfg.model) - {'horizons'})}")
     base = load_net(_weights_of(cfg.start_from))
-    horizons = cast("Sequence[int]", cfg.model.get("horizons", CPCConfig().horizons))
+    horizons = cast("Sequence[int]", cfg.model.get("horizons", base.cfg.horizons))
     net = CPCNet(replace(base.cfg, horizons=tuple(int(k) for k in horizons)))
     state = {k: v for k, v in base.state_dict().items() if not k.startswith("heads.")}
     net.load_state_dict(state, strict=False)
@@ -322,8 +342,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=d.batch, help="clips per process per step")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="clip length")
     parser.add_argument(
+        "--twins", type=int, default=d.twins,
+        help="pairs per batch of a score and its transposed twin (data built with --twins): the same music "
+        "in another key as a negative, so the ear must learn pitch",
+    )
+    parser.add_argument(
         "--from", dest="start_from", default=None, metavar="EAR",
         help="adapt this CPC ear (a name, e.g. cpc, or a weights file) to the audio instead of training a new one",
+    )
+    parser.add_argument(
+        "--anchor", type=float, default=None,
+        help=f"with --from: L2 pull towards the ear's own weights (default {ADAPT_ANCHOR}); 0 lets it drift",
+    )
+    parser.add_argument(
+        "--adapt", choices=["all", "context"], default=d.adapt,
+        help="with --from: train all layers, or only the context (GRU) and heads",
     )
     parser.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr}; {FINE_TUNE_LR} with --from)")
     parser.add_argument("--warmup", type=int, default=d.warmup)
@@ -334,6 +367,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "never trained on and evaluated at the end",
     )
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
+    parser.add_argument(
+        "--eval-clips", type=int, default=d.eval_clips, help="held-out clips each evaluation reads (a fixed draw)"
+    )
     parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     parser.add_argument("--checkpoint-dir", default=None, help="default: the cache folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -353,17 +389,21 @@ def run(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         batch=args.batch,
         seconds=args.seconds,
+        twins=args.twins,
         lr=args.lr if args.lr is not None else (FINE_TUNE_LR if args.start_from else TrainConfig.lr),
         warmup=args.warmup,
         val_percent=args.val_percent,
         holdout=args.holdout,
         eval_every=args.eval_every,
+        eval_clips=args.eval_clips,
         checkpoint_every=args.checkpoint_every,
         threads=args.threads,
         seed=args.seed,
         probe=not args.no_probe,
         model=json.loads(args.model),
         start_from=args.start_from,
+        anchor=(args.anchor if args.anchor is not None else ADAPT_ANCHOR) if args.start_from else 0.0,
+        adapt=args.adapt,
     )
     report = train(
         args.audio, args.out, cfg, checkpoint_dir=args.checkpoint_dir, resume=args.resume

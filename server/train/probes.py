@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ears.cpc import CPCEar, CPCNet
+from ..ears.cpc import LOGMEL, CausalLogMel, CPCConfig, CPCEar, CPCNet
 from .data import note_set
 from .keyprobe import chorale_renderings, key_name, passages
 
@@ -64,12 +64,13 @@ def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
     for tag, net in nets.items():
         ear = CPCEar(net)
         frames = ear.analyse(audio)
-        fe = net.frontend
+        fronts = _inputs(net) if tag == "trained" else {}
         with torch.no_grad():
-            x = torch.from_numpy(np.concatenate([np.zeros(fe.n_fft - fe.hop, np.float32), audio]))
-            frames["logmel"] = fe.raw(x.unfold(0, fe.n_fft, fe.hop)).numpy()
-        for layer in ("logmel", "z", "ar") if tag == "trained" else ("z", "ar"):
-            hop = fe.hop if layer == "logmel" else ear.hop
+            for name, fe in fronts.items():
+                x = torch.from_numpy(np.concatenate([np.zeros(fe.n_fft - fe.hop, np.float32), audio]))
+                frames[name] = fe.raw(x.unfold(0, fe.n_fft, fe.hop)).numpy()
+        for layer in (*fronts, "z", "ar"):
+            hop = fronts[layer].hop if layer in fronts else ear.hop
             value = frames[layer].reshape(frames[layer].shape[0], -1)
             feats = np.stack(
                 [
@@ -79,7 +80,7 @@ def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
                     for n in notes
                 ]
             )
-            name = "logmel" if layer == "logmel" else f"{tag}.{layer}"
+            name = layer if layer in fronts else f"{tag}.{layer}"
             results[name] = {
                 "pitch_class": _logistic_probe(
                     feats[~pc_test], y_pc[~pc_test], feats[pc_test], y_pc[pc_test]
@@ -95,6 +96,15 @@ def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
     except RuntimeError as e:  # no chorale rendered: keep the other probes
         results["key"] = {"skipped": str(e)}
     return results
+
+
+def _inputs(net: CPCNet) -> dict[str, CausalLogMel]:
+    """The baselines' input features: ``logmel`` (80 mel bands, 1024-sample window: the classic
+    front end), and ``input``, the network's own front end, where that is another one."""
+    fronts = {"logmel": CausalLogMel(CPCConfig(**LOGMEL))}  # type: ignore[arg-type]
+    if any(getattr(net.cfg, k) != v for k, v in LOGMEL.items()):
+        fronts["input"] = net.frontend
+    return fronts
 
 
 def _batches(x: np.ndarray, size: int = 16) -> list[Tensor]:
@@ -122,13 +132,15 @@ def key_probe(
     - ``logmel.frame``: the raw log-mel frame ending at the passage's end (no context);
     - ``logmel.average``: the log-mel averaged over the passage (the fair baseline: an average
       spectrum knows much about key);
+    - ``input.frame``, ``input.average``: the same from the network's own front end, when it is
+      not the classic log-mel (a semitone front end's average knows more of the key);
     - ``TAG.ar``: the GRU context at the passage's last frame, having heard the whole passage;
     - ``TAG.z``, ``TAG.z_average``: the encoder at the last frame, and averaged over the passage.
 
     Accuracies on the test chorales beside chance (1/24) and the test set's majority-class rate.
     """
     first = next(iter(nets.values()))
-    fe, hop = first.frontend, first.cfg.hop
+    hop = first.cfg.hop
     renders = chorale_renderings(
         chorales, transpositions=transpositions, seed=seed, min_seconds=1.0 + span_seconds
     )
@@ -149,9 +161,10 @@ def key_probe(
     feats: dict[str, np.ndarray] = {}
     with torch.no_grad():
         # Frames wholly inside the passage; the frontend's raw() ignores its trained standardisation.
-        mel = [fe.raw(b.unfold(1, fe.n_fft, fe.hop)).numpy() for b in _batches(x)]
-        feats["logmel.frame"] = np.concatenate([m[:, -1] for m in mel])
-        feats["logmel.average"] = np.concatenate([m.mean(1) for m in mel])
+        for name, fe in _inputs(first).items():
+            mel = [fe.raw(b.unfold(1, fe.n_fft, fe.hop)).numpy() for b in _batches(x)]
+            feats[f"{name}.frame"] = np.concatenate([m[:, -1] for m in mel])
+            feats[f"{name}.average"] = np.concatenate([m.mean(1) for m in mel])
         for tag, net in nets.items():
             outs = [net(b) for b in _batches(x)]  # from a reset state (see CPCNet.forward)
             feats[f"{tag}.ar"] = torch.cat([o["ar"][:, -1] for o in outs]).numpy()
