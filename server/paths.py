@@ -67,33 +67,24 @@ class Folders:
 
     def input(self, name: str) -> Path:
         """An existing file to read, inside an allowed folder."""
-        from .errors import NotFound
-
-        with _usable(name):
-            path = self._readable(name, "files")
-            if not path.is_file():
-                raise NotFound(f"no such file: {name}")
-            return path
+        return self._readable(name, "file", Path.is_file)
 
     def folder(self, name: str) -> Path:
         """An existing folder to read from, inside an allowed folder."""
-        from .errors import NotFound
+        return self._readable(name, "folder", Path.is_dir)
+
+    def _readable(self, name: str, what: str, exists: Callable[[Path], bool]) -> Path:
+        from .errors import BadRequest, NotFound
 
         with _usable(name):
-            path = self._readable(name, "folders")
-            if not path.is_dir():
-                raise NotFound(f"no such folder: {name}")
+            path = Path(name).expanduser()
+            path = (path if path.is_absolute() else self.allowed[0] / path).resolve()
+            if not any(path.is_relative_to(folder) for folder in self.allowed):
+                folders = ", ".join(str(f) for f in self.allowed)
+                raise BadRequest(f"{name}: {what}s are read only under {folders} (--allow-dir)")
+            if not exists(path):
+                raise NotFound(f"no such {what}: {name}")
             return path
-
-    def _readable(self, name: str, what: str) -> Path:
-        from .errors import BadRequest
-
-        path = Path(name).expanduser()
-        path = (path if path.is_absolute() else self.allowed[0] / path).resolve()
-        if not any(path.is_relative_to(folder) for folder in self.allowed):
-            folders = ", ".join(str(f) for f in self.allowed)
-            raise BadRequest(f"{name}: {what} are read only under {folders} (--allow-dir)")
-        return path
 
 
 @contextmanager
