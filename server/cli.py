@@ -29,6 +29,7 @@ STAGE_COMMANDS = {
     "analyse": ("earsight.analyse", "run an ear offline on a file: activations (.npz) and a plot (.png)"),
     "bench": ("earsight.bench", "measure latency, real-time factors, xruns, OSC throughput"),
     "train": ("earsight.train", "train a CPC ear on folders of your music"),
+    "probe": ("earsight.train.reprobe", "run the linear probes (pitch class, instrument, key) on a CPC ear"),
     "data": ("earsight.train.data", "build the default ear's training audio from Debian packages and music21"),
     "layout": ("earsight.layout", "lay out an ear's neurons in 2-D (cached) and draw them to a PNG"),
     "render": ("earsight.render", "render the activation picture of a file to a video"),

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from earsight import cli
 from earsight.ears import cpc
-from earsight.train import data, keyprobe, probes
+from earsight.train import data, keyprobe, probes, reprobe
 
 torch.set_num_threads(1)
 SR = data.SAMPLE_RATE
@@ -90,9 +93,10 @@ def test_rendered_chorales_sound_in_their_labelled_keys() -> None:
 def test_key_probe_splits_by_chorale_and_the_average_spectrum_knows_the_key() -> None:
     torch.manual_seed(0)
     net = cpc.CPCNet(cpc.CPCConfig(**TINY))  # type: ignore[arg-type]
-    out = probes.key_probe({"random_init": net}, seed=0)  # the report's set: 40 chorales
+    out = probes.key_probe({"random_init": net}, seed=0, transpositions=3)  # the report's 40 chorales in 3 keys
     names = (
-        "logmel.frame", "logmel.average", "random_init.ar", "random_init.z", "random_init.z_average",
+        "logmel.frame", "logmel.average", "random_init.ar", "random_init.ar_average", "random_init.z",
+        "random_init.z_average",
     )  # fmt: skip
     assert set(out) >= {*names, "chance", "majority", "task"}
     for name in names:
@@ -115,3 +119,37 @@ def test_a_semitone_ear_is_probed_against_both_inputs() -> None:
     fronts = probes._inputs(semis)
     assert list(fronts) == ["logmel", "input"] and fronts["input"] is semis.frontend
     assert fronts["logmel"].filterbank.shape == (513, 80)
+
+
+@needs_fluidsynth
+def test_the_probe_command_runs_the_probes_again_and_writes_them_into_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``earsight probe EAR --write``: the probes of an ear trained with ``--no-probe`` (or before the
+    probes changed) replace the report's, which keeps everything else."""
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.safetensors"
+    cpc.save(cpc.CPCNet(cpc.CPCConfig(**TINY)), weights)  # type: ignore[arg-type]
+    report = weights.with_suffix(".report.json")
+    report.write_text(json.dumps({"config": {"seed": 3}, "steps": 7}))
+    argv = ["probe", str(weights), "--chorales", "4", "--keys", "2", "--threads", "1", "--write"]
+    assert cli.main(argv) == 0
+    written = json.loads(report.read_text())
+    assert written["steps"] == 7 and written["config"] == {"seed": 3}
+    got = written["probe"]
+    assert got["key"]["chorales"] == 4 and got["key"]["keys_per_chorale"] == 2
+    rows = reprobe.flat(got)
+    tasks = {task for task, _, _ in rows}
+    assert tasks == {"pitch_class", "instrument", "key"}, rows
+    assert ("key", "trained.ar_average", got["key"]["trained.ar_average"]) in rows
+    assert ("pitch_class", "logmel", got["logmel"]["pitch_class"]) in rows
+    out = capsys.readouterr().out
+    assert "trained.ar_average" in out and f"wrote the probes into {report}" in out
+
+
+def test_the_probe_command_names_a_missing_ear_and_a_missing_report(tmp_path: Path) -> None:
+    assert cli.main(["probe", "no-such-ear"]) == 2  # NotFound: an EarsightError, said in one line
+    weights = tmp_path / "alone.safetensors"
+    cpc.save(cpc.CPCNet(cpc.CPCConfig(**TINY)), weights)  # type: ignore[arg-type]
+    assert cli.main(["probe", str(weights), "--write"]) == 2  # said before minutes of probing, not after
+    assert not weights.with_suffix(".report.json").exists()

@@ -42,7 +42,7 @@ from .clips import Clips, hold_out_source, logmel_stats, split_files
 from .config import ADAPT_ANCHOR, FINE_TUNE_LR, TrainConfig
 from .data import find_audio
 from .objective import CPCObjective, evaluate
-from .probes import probe
+from .probes import probe, probe_nets
 from .report import per_horizon, summary
 from .report import write as write_report
 
@@ -266,12 +266,7 @@ def train(
                 }
             if cfg.probe:
                 try:
-                    torch.manual_seed(cfg.seed + 1)
-                    random_net = CPCNet(model_cfg)
-                    random_net.frontend.load_state_dict(net.frontend.state_dict())
-                    report["probe"] = probe(
-                        {"trained": net, "random_init": random_net}, seed=cfg.seed
-                    )
+                    report["probe"] = probe(probe_nets(net, cfg.seed), seed=cfg.seed)
                 except RuntimeError as e:  # no fluidsynth: say so rather than fail the run
                     report["probe"] = {"skipped": str(e)}
             write_report(report, history, model_cfg, out_path)
@@ -300,7 +295,7 @@ def start_net(cfg: TrainConfig) -> CPCNet:
         return CPCNet(CPCConfig(**cfg.model))  # type: ignore[arg-type]
     if set(cfg.model) - {"horizons"}:
         raise ValueError(f"starting from {cfg.start_from!r}: --model may change only the horizons, not {sorted(set(cfg.model) - {'horizons'})}")
-    base = load_net(_weights_of(cfg.start_from))
+    base = load_net(weights_of(cfg.start_from))
     horizons = cast("Sequence[int]", cfg.model.get("horizons", base.cfg.horizons))
     net = CPCNet(replace(base.cfg, horizons=tuple(int(k) for k in horizons)))
     state = {k: v for k, v in base.state_dict().items() if not k.startswith("heads.")}
@@ -311,7 +306,7 @@ def start_net(cfg: TrainConfig) -> CPCNet:
     return net
 
 
-def _weights_of(name: str) -> Path:
+def weights_of(name: str) -> Path:
     """The weights of a CPC ear: a file, or a name the registry knows (``cpc``, or one trained here)."""
     from ..ears.registry import trained
 

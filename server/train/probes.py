@@ -36,14 +36,17 @@ def _logistic_probe(
         return float((lin(xte).argmax(1).numpy() == y_test).mean())
 
 
-def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
+def probe(
+    nets: dict[str, CPCNet], *, seed: int = 0, key: dict[str, int] | None = None
+) -> dict[str, object]:
     """Linear probes with known answers, on notes rendered by fluidsynth (see :func:`note_set`).
 
     - pitch class (12-way), trained on 5 GM instruments, tested on 3 others;
     - instrument (8-way), trained on 2/3 of the pitches, tested on the rest.
 
     Features per note: the mean over the note (after its first 0.1 s) of a layer. The log-mel
-    input itself is the baseline; a randomly initialised network is the other.
+    input itself is the baseline; a randomly initialised network is the other. ``key``: arguments
+    of :func:`key_probe` (fewer chorales or keys for a quick look).
     """
     audio, notes = note_set()
     programs = sorted({int(n["program"]) for n in notes})
@@ -90,12 +93,21 @@ def probe(nets: dict[str, CPCNet], *, seed: int = 0) -> dict[str, object]:
                 ),
             }
     try:
-        results["key"] = key_probe(nets, seed=seed)
+        results["key"] = key_probe(nets, seed=seed, **(key or {}))  # type: ignore[arg-type]
     except ImportError as e:  # music21 is the optional extra "train"
         results["key"] = {"skipped": f"needs music21: {e}"}
     except RuntimeError as e:  # no chorale rendered: keep the other probes
         results["key"] = {"skipped": str(e)}
     return results
+
+
+def probe_nets(net: CPCNet, seed: int) -> dict[str, CPCNet]:
+    """The probed network and its baseline: the same architecture with random weights (seeded as the
+    training report's) and the trained input scaling."""
+    torch.manual_seed(seed + 1)
+    random_net = CPCNet(net.cfg)
+    random_net.frontend.load_state_dict(net.frontend.state_dict())
+    return {"trained": net, "random_init": random_net}
 
 
 def _inputs(net: CPCNet) -> dict[str, CausalLogMel]:
@@ -117,7 +129,7 @@ def key_probe(
     seed: int = 0,
     span_seconds: float = 4.0,
     chorales: int = 40,
-    transpositions: int = 3,
+    transpositions: int = 12,
     per_rendering: int = 4,
 ) -> dict[str, object]:
     """The key (tonic and mode, 24 classes) of a passage of ``span_seconds``: what one frame
@@ -135,6 +147,7 @@ def key_probe(
     - ``input.frame``, ``input.average``: the same from the network's own front end, when it is
       not the classic log-mel (a semitone front end's average knows more of the key);
     - ``TAG.ar``: the GRU context at the passage's last frame, having heard the whole passage;
+    - ``TAG.ar_average``: the context averaged over the passage (pooled as the log-mel average is);
     - ``TAG.z``, ``TAG.z_average``: the encoder at the last frame, and averaged over the passage.
 
     Accuracies on the test chorales beside chance (1/24) and the test set's majority-class rate.
@@ -168,6 +181,7 @@ def key_probe(
         for tag, net in nets.items():
             outs = [net(b) for b in _batches(x)]  # from a reset state (see CPCNet.forward)
             feats[f"{tag}.ar"] = torch.cat([o["ar"][:, -1] for o in outs]).numpy()
+            feats[f"{tag}.ar_average"] = torch.cat([o["ar"].mean(1) for o in outs]).numpy()
             feats[f"{tag}.z"] = torch.cat([o["z"][:, -1] for o in outs]).numpy()
             feats[f"{tag}.z_average"] = torch.cat([o["z"].mean(1) for o in outs]).numpy()
     y_test = y[test]
