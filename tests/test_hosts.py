@@ -105,6 +105,51 @@ def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(s
     assert 0.45 <= switched < 4.0, "the timetagged bundle was not applied at its time"
 
 
+SC_ENV = {"QT_QPA_PLATFORM": "offscreen", "QTWEBENGINE_DISABLE_SANDBOX": "1"}
+
+
+@pytest.mark.skipif(SCLANG is None, reason="sclang (supercollider-language) is not installed")
+def test_supercollider_installs_the_folder_as_a_quark_and_its_help_browser_finds_the_class(tmp_path: Path) -> None:
+    """``Quarks.install("…/patches/supercollider")`` as a user runs it; after the next start the class
+    compiles and SCDoc renders its help page (no warnings, every method documented)."""
+    home = tmp_path / "home"  # sclang writes its help cache and quarks folder under HOME
+    home.mkdir()
+    conf = tmp_path / "sclang_conf.yaml"  # absolute: Quarks.install stores the include path in it
+    conf.write_text("includePaths:\n    []\nexcludePaths:\n    []\npostInlineWarnings: false\n")
+    folder = ROOT / "supercollider"
+    install = tmp_path / "install.scd"
+    install.write_text(
+        f'Quarks.install("{folder}");\n'
+        f'"EARSIGHT installed % %".format(Quarks.isInstalled("supercollider"), Quark("{folder}").data[\\schelp]).postln;\n'
+        "0.exit;\n"
+    )
+    check = tmp_path / "check.scd"
+    check.write_text(
+        "var doc = SCDoc.documents[\"Classes/Earsight\"];\n"
+        '"EARSIGHT class %".format(\\Earsight.asClass.notNil).postln;\n'
+        'if(doc.notNil) { "EARSIGHT help % %".format(doc.isUndocumentedClass, doc.fullPath).postln; SCDoc.parseAndRender(doc);'
+        ' "EARSIGHT html %".format(doc.destPath).postln };\n'
+        "0.exit;\n"
+    )
+    env = {**SC_ENV, "HOME": str(home)}
+    status, out = run([SCLANG, "-l", str(conf), str(install)], timeout=90, cwd=tmp_path, env=env)
+    assert status == 0 and "EARSIGHT installed true Earsight" in out, out[-4000:]
+    assert str(folder) in conf.read_text()  # the include path the next start compiles
+    status, out = run([SCLANG, "-l", str(conf), str(check)], timeout=90, cwd=tmp_path, env=env)
+    assert status == 0 and "EARSIGHT class true" in out, out[-4000:]
+    assert f"EARSIGHT help false {folder / 'HelpSource' / 'Classes' / 'Earsight.schelp'}" in out, out[-4000:]
+    assert "WARNING: SCDoc" not in out and "ERROR" not in out, out[-4000:]
+    html = Path(re.search(r"EARSIGHT html (\S+)", out).group(1)).read_text()  # type: ignore[union-attr]
+    assert "Undocumented" not in html  # every method and accessor has its entry
+    for name in ("sonifyParam", "matchFollow", "*new", "timeout"):
+        assert f"id='{'' if name.startswith('*') else '-'}{name}'" in html or f"href='#{'' if name.startswith('*') else '-'}{name}'" in html, name
+    assert "/ear/match/follow" in html  # the OSC reference, from the command table
+    uninstall = tmp_path / "uninstall.scd"
+    uninstall.write_text('Quarks.uninstall("supercollider");\n0.exit;\n')
+    status, out = run([SCLANG, "-l", str(conf), str(uninstall)], timeout=90, cwd=tmp_path, env=env)
+    assert status == 0 and str(folder) not in conf.read_text(), out[-4000:]  # as the README says
+
+
 # ---------------------------------------------------------------- Pure Data
 
 

@@ -69,6 +69,38 @@ def test_stale_help_is_reported(patches: Path) -> None:
     assert any("supercollider/README.md: generated help is stale" in p for p in problems)
 
 
+def test_the_sc_help_page_documents_every_method_and_accessor_from_the_class_comments(patches: Path) -> None:
+    source = (ROOT / patchdoc.SC_CLASS).read_text()
+    page = (ROOT / patchdoc.SCHELP).read_text()
+    methods = patchdoc.sc_methods(source)
+    names = {m.name for m in methods}
+    assert {"new", "load", "stream", "sonifyParam", "match", "help"} <= names and "init" not in names
+    documented = re.findall(r"^method:: (\w+)$", page, re.M)
+    declared = re.findall(r"^\t\*?([a-z]\w*) \{", source, re.M)
+    assert sorted(documented) == sorted({*declared, "addr", "values", "buses", "defs", "answers", "timeout", "verbose"} - {"init"})
+    send = next(m for m in methods if m.name == "send")
+    assert send.args == (("address", ""), ("... args", "")) and "no answer awaited" in send.doc
+    assert next(m for m in methods if m.name == "new").args == (("host", '"127.0.0.1"'), ("port", "9000"))
+    for c in COMMANDS:  # the OSC reference comes from the table
+        assert f"## code::{c.address}" in page, c.address
+    # A method without its comment is a problem, and so is a page out of date.
+    sc = patches / patchdoc.SC_CLASS
+    sc.write_text(sc.read_text().replace("\t// Fade the bed out and stop following the view.\n", ""))
+    problems = patchdoc.check(patches)
+    assert f"{patchdoc.SC_CLASS}: method matchOff has no comment above it (the help page is made from it)" in problems
+    assert any(f"{patchdoc.SCHELP}: generated help is stale" in p for p in problems)
+    (patches / patchdoc.SCHELP).unlink()
+    assert any(f"{patchdoc.SCHELP}: generated help is stale" in p for p in patchdoc.check(patches))
+    assert patches / patchdoc.SCHELP in patchdoc.write(patches) and (patches / patchdoc.SCHELP).is_file()
+
+
+def test_the_quark_file_names_the_help_and_the_package_version() -> None:
+    quark = (ROOT / "supercollider" / "supercollider.quark").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
+    assert version is not None and f'version: "{version.group(1)}"' in quark
+    assert 'schelp: "Earsight"' in quark and 'name: "earsight"' in quark
+
+
 def test_stale_pd_reference_is_reported(patches: Path) -> None:
     help_patch = patches / "puredata" / "earsight-help.pd"
     help_patch.write_text(help_patch.read_text().replace("[ping( - ", "[ping( - old text ", 1))

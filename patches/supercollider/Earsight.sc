@@ -11,12 +11,21 @@
 //   ~ear.view(\features);                        // what the picture shows (view, snapshot, viewUrl)
 //   ~ear.free;
 //
-// Install: copy or link this folder into Platform.userExtensionDir and recompile the class library.
+// Install: Quarks.install("/path/to/earsight/patches/supercollider"), then recompile the class library;
+// Earsight.openHelpFile shows the help page (HelpSource/Classes/Earsight.schelp).
 // See earsight-example.scd (an Ndef played by the pitch stream) and README.md.
 
 Earsight {
+	// addr: the server's NetAddr.
+	// values: the latest values of each stream, by name (values[\pitch]).
+	// buses: the control buses made by `bus`, by stream name.
+	// defs: the OSCdefs of the streams turned on, by stream name.
+	// answers: the OSCFuncs that warn of failures nobody asked for (freed by `free`).
+	// timeout: seconds to wait for an answer before an action gets ok false.
+	// verbose: post every /ear/done that arrives.
 	var <addr, <values, <buses, <defs, <answers, <>timeout = 5, <>verbose = false;
 
+	// A client of the server at `host` and `port` (where earsight serve listens).
 	*new { |host = "127.0.0.1", port = 9000|
 		^super.new.init(host, port)
 	}
@@ -33,11 +42,15 @@ Earsight {
 		];
 	}
 
+	// The server's host name or address.
 	host { ^addr.hostname }
+
+	// The server's OSC port.
 	port { ^addr.port }
 
 	// ------------------------------------------------------------ sending
 
+	// Send one command now, with no answer awaited: ~ear.send('/ear/select', "conv6", 3).
 	send { |address ... args|
 		addr.sendMsg(address, *args)
 	}
@@ -89,20 +102,25 @@ Earsight {
 
 	// ------------------------------------------------------------ commands
 
+	// Is the server there? action.(ok).
 	ping { |action| this.request('/ear/ping', [], { |answer, ok| action.value(ok) }) }
 
+	// The server's state: action.(dictionary, ok) with \input, \latency_ms, \xruns, ...
 	status { |action|
 		this.request('/ear/status', [], { |answer, ok| action.value(this.class.pairs(answer), ok) })
 	}
 
+	// The loaded ear: action.(answer, ok), its name, rate, hop and layers.
 	info { |action|
 		this.request('/ear/model/info', [], { |answer, ok| action.value(answer, ok) })
 	}
 
+	// The ears the server can load: action.(names, ok).
 	models { |action|
 		this.request('/ear/model/list', [], { |answer, ok| action.value(answer, ok) })
 	}
 
+	// Load an ear by name (\crepe, \musicnn, \cpc or one you trained): action.(ok, answer).
 	load { |name, action|
 		var old = timeout;
 		timeout = max(timeout, 60);  // building an ear can take a while
@@ -110,6 +128,7 @@ Earsight {
 		timeout = old;
 	}
 
+	// What the ear hears: ~ear.input(\test, \sine, 440), ~ear.input(\file, "song.wav"), ~ear.input(\device).
 	input { |kind, name, value, action|
 		var args = [kind.asString];
 		name !? { args = args.add(if(name.isNumber) { name } { name.asString }) };
@@ -117,6 +136,7 @@ Earsight {
 		this.request('/ear/input', args, { |answer, ok| action.value(ok, answer) })
 	}
 
+	// The neurons the act stream sends and the sonifier dreams: ~ear.select(\conv6, 0, 1, 2).
 	select { |layer ... channels|
 		this.send('/ear/select', layer.asString, *channels.flat.collect(_.asInteger))
 	}
@@ -126,6 +146,7 @@ Earsight {
 		this.send('/ear/notify', (port ? NetAddr.langPort).asInteger, format.asString, bundle.asInteger)
 	}
 
+	// Stop the streams to sclang (or to `port`).
 	unnotify { |port|
 		this.send('/ear/notify/off', (port ? NetAddr.langPort).asInteger)
 	}
@@ -160,11 +181,13 @@ Earsight {
 		}
 	}
 
+	// Turn a stream off and free its OSCdef.
 	off { |name|
 		this.send('/ear/stream', name.asString, 0);
 		defs.removeAt(name.asSymbol) !? (_.free);
 	}
 
+	// Turn every stream off and free the OSCdefs and buses.
 	free {
 		defs.keysDo { |name| this.send('/ear/stream', name.asString, 0) };
 		defs.do(_.free);
@@ -266,17 +289,20 @@ Earsight {
 
 	// ------------------------------------------------------------ the table
 
+	// The address the server answers a command with (from the table; /ear/done when it has none).
 	*replyOf { |address|
 		var row = this.commands.detect { |c| c[0].asSymbol == address.asSymbol };
 		^(row !? { row[2] } ? "/ear/done").asSymbol
 	}
 
+	// A flat [key, value, ...] answer as an IdentityDictionary.
 	*pairs { |list|
 		var d = IdentityDictionary.new;
 		list.pairsDo { |k, v| d[k.asSymbol] = v };
 		^d
 	}
 
+	// Post every command of the table: address, type tags, answer and what it does.
 	*help {
 		this.commands.do { |c| "% %  -> %\n    %".format(c[0], c[1], c[2], c[3]).postln };
 	}
