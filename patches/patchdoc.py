@@ -436,7 +436,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("supercollider/Earsight.sc", "reference", supercollider, "//"),
 )
 
-PD_HELP = "puredata/earsight-help.pd"
+PD_HELP = "puredata/earsight/earsight-help.pd"
 PD_REFERENCE = re.compile(r"^#N canvas [^;]* reference 0;\n.*?^#X restore (\d+) (\d+) pd reference;", re.S | re.M)
 
 
@@ -689,10 +689,10 @@ def check(root: Path = PATCHES) -> list[str]:
     ]
     for path in sorted(root.rglob("*.pd")):
         problems += check_pd(path)
-    routed = pd_stream_routes(root / "puredata" / "earsight.pd")
+    routed = pd_stream_routes(root / "puredata" / "earsight" / "earsight.pd")
     for name in STREAMS:
         if name not in routed:
-            problems.append(f"puredata/earsight.pd: stream {name!r} has no outlet (add it to [route {' '.join(routed)}])")
+            problems.append(f"puredata/earsight/earsight.pd: stream {name!r} has no outlet (add it to [route {' '.join(routed)}])")
     for path in sorted(root.rglob("*.maxpat")):
         problems += check_max(path)
     return problems

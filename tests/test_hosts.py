@@ -177,11 +177,34 @@ def test_puredata_abstraction_subscribes_and_receives_pitch(server: App, fresh: 
 
 
 @pytest.mark.skipif(PD is None, reason="pd (puredata-core) is not installed")
-@pytest.mark.parametrize("patch", ["earsight.pd", "earsight-help.pd"])
+@pytest.mark.parametrize("patch", ["earsight/earsight.pd", "earsight/earsight-help.pd", "earsight/earsight-meta.pd"])
 def test_puredata_patches_open_without_errors(patch: str, tmp_path: Path) -> None:
     status, out = run([PD, "-nogui", "-noaudio", "-stderr", "-open", str(ROOT / "puredata" / patch), "-send", "pd quit"], timeout=20, cwd=tmp_path)
     assert status == 0
     assert "couldn't create" not in out and "error" not in out.lower(), out
+
+
+@pytest.mark.skipif(PD is None, reason="pd (puredata-core) is not installed")
+def test_puredata_finds_the_library_on_its_path_and_opens_the_help_of_an_earsight_object(tmp_path: Path) -> None:
+    """The library folder as deken installs it: a user's patch elsewhere creates [earsight] from the
+    search path, and Help on that object (the popup menu's third entry) opens earsight-help.pd from
+    the library folder, whose own [earsight] loads too."""
+    library = ROOT / "puredata" / "earsight"
+    (tmp_path / "mine.pd").write_text("#N canvas 0 50 450 300 12;\n#X obj 20 20 earsight 9000 9001;\n")
+    status, out = run(
+        [PD, "-nogui", "-noaudio", "-stderr", "-verbose", "-path", str(library), "-open", str(tmp_path / "mine.pd"),
+         "-send", "pd-mine.pd done-popup 2 25 25; pd quit"],
+        timeout=20, cwd=tmp_path,
+    )
+    assert status == 0, out[-4000:]
+    found = [line for line in out.splitlines() if line.endswith("and succeeded")]
+    assert f"verbose(4): tried {library / 'earsight.pd'} and succeeded" in found, out[-4000:]
+    assert f"verbose(4): tried {library / 'earsight-help.pd'} and succeeded" in found, out[-4000:]
+    assert found.count(f"verbose(4): tried {library / 'earsight.pd'} and succeeded") >= 2  # the help's own [earsight]
+    assert "couldn't create" not in out and "error" not in out.lower(), out[-4000:]
+    meta = (library / "earsight-meta.pd").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
+    assert version is not None and f"VERSION {version.group(1)};" in meta and "NAME earsight;" in meta
 
 
 # ---------------------------------------------------------------- TouchDesigner

@@ -56,7 +56,7 @@ def test_every_host_folder_exists_with_its_files() -> None:
         "README.md",
         "max/earsight.maxpat", "max/README.md",
         "supercollider/Earsight.sc", "supercollider/earsight-example.scd", "supercollider/earsight-selftest.scd", "supercollider/README.md",
-        "puredata/earsight.pd", "puredata/earsight-help.pd", "puredata/earsight-selftest.pd", "puredata/README.md",
+        "puredata/earsight/earsight.pd", "puredata/earsight/earsight-help.pd", "puredata/earsight/earsight-meta.pd", "puredata/earsight-selftest.pd", "puredata/README.md",
         "touchdesigner/earsight_td.py", "touchdesigner/README.md",
     ):
         assert (ROOT / path).is_file(), path
@@ -102,7 +102,7 @@ def test_the_quark_file_names_the_help_and_the_package_version() -> None:
 
 
 def test_stale_pd_reference_is_reported(patches: Path) -> None:
-    help_patch = patches / "puredata" / "earsight-help.pd"
+    help_patch = patches / "puredata" / "earsight" / "earsight-help.pd"
     help_patch.write_text(help_patch.read_text().replace("[ping( - ", "[ping( - old text ", 1))
     assert any("earsight-help.pd: generated help is stale" in p for p in patchdoc.check(patches))
 
@@ -368,7 +368,7 @@ def test_max_check_catches_a_match_with_two_pictures(patches: Path) -> None:
 
 
 def test_pd_files_parse_and_cords_are_whole() -> None:
-    for path in sorted((ROOT / "puredata").glob("*.pd")):
+    for path in sorted((ROOT / "puredata").rglob("*.pd")):
         boxes, cords = patchdoc.parse_pd(path.read_text())
         assert boxes, path
         keys = {(b.canvas, b.index) for b in boxes}
@@ -377,7 +377,7 @@ def test_pd_files_parse_and_cords_are_whole() -> None:
 
 
 def test_pd_abstraction_has_an_outlet_per_stream() -> None:
-    path = ROOT / "puredata" / "earsight.pd"
+    path = ROOT / "puredata" / "earsight" / "earsight.pd"
     assert set(patchdoc.pd_stream_routes(path)) == set(STREAMS)
     boxes, _ = patchdoc.parse_pd(path.read_text())
     top = [b for b in boxes if b.canvas == 0]
@@ -387,7 +387,7 @@ def test_pd_abstraction_has_an_outlet_per_stream() -> None:
 
 
 def test_pd_help_messages_are_commands() -> None:
-    path = ROOT / "puredata" / "earsight-help.pd"
+    path = ROOT / "puredata" / "earsight" / "earsight-help.pd"
     assert patchdoc.check_pd(path) == []
     boxes, cords = patchdoc.parse_pd(path.read_text())
     ear = next(b for b in boxes if b.atoms[:1] == ["earsight"])
@@ -404,7 +404,7 @@ def pd_wired_messages(path: Path) -> list[list[str]]:
 
 
 def test_pd_help_matches_a_picture() -> None:
-    messages = pd_wired_messages(ROOT / "puredata" / "earsight-help.pd")
+    messages = pd_wired_messages(ROOT / "puredata" / "earsight" / "earsight-help.pd")
     matches = [m for m in messages if m[0] == "match"]
     assert ["match", "view"] in matches
     assert any(len(m) == 2 and m[1] != "view" and m[1].endswith((".png", ".jpg")) for m in matches)  # a file
@@ -414,19 +414,19 @@ def test_pd_help_matches_a_picture() -> None:
 
 
 def test_pd_check_catches_a_bad_match_message(patches: Path) -> None:
-    path = patches / "puredata" / "earsight-help.pd"
+    path = patches / "puredata" / "earsight" / "earsight-help.pd"
     path.write_text(path.read_text().replace("match view;", "match view now;", 1))
     assert any("match view now" in p for p in patchdoc.check_pd(path))
 
 
 def test_pd_check_catches_a_bad_message(patches: Path) -> None:
-    path = patches / "puredata" / "earsight-help.pd"
+    path = patches / "puredata" / "earsight" / "earsight-help.pd"
     path.write_text(path.read_text().replace("stream pitch 30;", "stream 30 pitch;", 1))
     assert any("stream 30 pitch" in p for p in patchdoc.check_pd(path))
 
 
 def test_pd_check_catches_a_missing_stream_outlet(patches: Path) -> None:
-    path = patches / "puredata" / "earsight.pd"
+    path = patches / "puredata" / "earsight" / "earsight.pd"
     path.write_text(path.read_text().replace(" embed onset", " onset", 1))
     assert any("stream 'embed' has no outlet" in p for p in patchdoc.check(patches))
 
