@@ -346,7 +346,7 @@ def _sample(feeders: Feeders, box_id: str, index: int) -> object:
 
 def test_max_device_messages_are_accepted_by_the_server(server: App, fresh: OscClient) -> None:
     """Every message box of the device, sent as Max sends it (int32, float32, strings): no /ear/fail."""
-    patcher = json.loads((ROOT / "max" / "earsight.maxpat").read_text())["patcher"]
+    patcher = json.loads((ROOT / "max" / "earsight" / "patchers" / "earsight.maxpat").read_text())["patcher"]
     boxes = {b["id"]: b for b in patchdoc.max_boxes(patcher)}
     feeders: Feeders = {}
     for line in patcher["lines"]:

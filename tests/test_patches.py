@@ -25,7 +25,7 @@ from earsight.paths import Folders
 
 patchdoc = load_patchdoc()
 ROOT = patchdoc.PATCHES
-MAXPAT = ROOT / "max" / "earsight.maxpat"
+MAXPAT = ROOT / "max" / "earsight" / "patchers" / "earsight.maxpat"
 TD_SCRIPT = ROOT / "touchdesigner" / "earsight_td.py"
 
 
@@ -54,7 +54,7 @@ def test_patchdoc_check_passes() -> None:
 def test_every_host_folder_exists_with_its_files() -> None:
     for path in (
         "README.md",
-        "max/earsight.maxpat", "max/README.md",
+        "max/earsight/patchers/earsight.maxpat", "max/earsight/help/earsight.maxhelp", "max/earsight/package-info.json", "max/README.md",
         "supercollider/Earsight.sc", "supercollider/earsight-example.scd", "supercollider/earsight-selftest.scd", "supercollider/README.md",
         "puredata/earsight/earsight.pd", "puredata/earsight/earsight-help.pd", "puredata/earsight/earsight-meta.pd", "puredata/earsight-selftest.pd", "puredata/README.md",
         "touchdesigner/earsight_td.py", "touchdesigner/README.md",
@@ -99,6 +99,35 @@ def test_the_quark_file_names_the_help_and_the_package_version() -> None:
     version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
     assert version is not None and f'version: "{version.group(1)}"' in quark
     assert 'schelp: "Earsight"' in quark and 'name: "earsight"' in quark
+
+
+def test_the_max_package_is_laid_out_as_max_finds_it_and_its_help_speaks_the_table(patches: Path) -> None:
+    package = ROOT / "max" / "earsight"
+    info = json.loads((package / "package-info.json").read_text())
+    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
+    assert version is not None and info["version"] == version.group(1) and info["name"] == "earsight"
+    assert (package / "help" / info["homepatcher"]).is_file()
+    for folder, files in info["filelist"].items():
+        assert files and all((package / folder / f).is_file() for f in files), (folder, files)
+    device = json.loads(MAXPAT.read_text())["patcher"]
+    outlets = patchdoc.device_outlets(device)
+    assert outlets[:3] == ["earsight.pitch", "earsight.level", "earsight.act"] and len(outlets) == sum(
+        b.get("text") == "outlet" for b in patchdoc.max_boxes(device)
+    )
+    help_doc = json.loads((package / "help" / "earsight.maxhelp").read_text())["patcher"]
+    boxes = patchdoc.max_boxes(help_doc)
+    ear = next(b for b in boxes if b.get("text") == "earsight")
+    assert ear["numoutlets"] == len(outlets)
+    printed = {b["text"] for b in boxes if b.get("text", "").startswith("print ")}
+    assert printed == {f"print {name}" for name in outlets}
+    comments = " ".join(b["text"] for b in boxes if b["maxclass"] == "comment")
+    assert all(c.address in comments for c in COMMANDS) and all(f"stream {name}:" in comments for name in STREAMS)
+    assert patchdoc.check_max(package / "help" / "earsight.maxhelp") == []
+    # The help's messages are checked like the device's: a wrong type is a problem.
+    broken = patches / patchdoc.MAXHELP
+    broken.write_text(broken.read_text().replace('"/ear/stream pitch 30"', '"/ear/stream pitch fast"'))
+    assert any("[/ear/stream pitch fast]" in p for p in patchdoc.check_max(broken))
+    assert any(f"{patchdoc.MAXHELP}: generated help is stale" in p for p in patchdoc.check(patches))
 
 
 def test_stale_pd_reference_is_reported(patches: Path) -> None:
@@ -309,7 +338,7 @@ def test_max_match_check_catches_a_broken_chain() -> None:
 
 
 def _mutate_max(patches: Path, change: Callable[[dict], None]) -> list[str]:  # type: ignore[type-arg]
-    path = patches / "max" / "earsight.maxpat"
+    path = patches / "max" / "earsight" / "patchers" / "earsight.maxpat"
     doc = json.loads(path.read_text())
     change(doc["patcher"])
     path.write_text(json.dumps(doc))
