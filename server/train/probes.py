@@ -135,7 +135,9 @@ def key_probe(
     """The key (tonic and mode, 24 classes) of a passage of ``span_seconds``: what one frame
     cannot know but a context can.
 
-    Bach chorales rendered in random keys (:func:`keyprobe.chorale_renderings`), passages at
+    Bach chorales each rendered in ``transpositions`` keys dealt evenly (all 12 of its mode by
+    default: 1,440 train and 480 test passages, where 3 keys left one standard error at 4 points;
+    :func:`keyprobe.chorale_renderings`), passages at
     ``per_rendering`` positions of each rendering (not its first second), split by chorale: a
     chorale in all its keys is either train or test (a quarter of the chorales), so the probe
     must generalise to pieces it has not heard. Each passage is heard alone, from the network's
