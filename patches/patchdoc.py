@@ -348,6 +348,12 @@ def sc_accessors(source: str) -> list[ScMethod]:
     return [ScMethod(name, False, (), docs.get(name, "")) for name in names]
 
 
+def sc_documented(root: Path = PATCHES) -> list[ScMethod]:
+    """What the help page documents: the class's methods, then its accessors."""
+    source = (root / SC_CLASS).read_text()
+    return sc_methods(source) + sc_accessors(source)
+
+
 def _schelp_text(text: str) -> str:
     """SCDoc ends a tag at ``::``: escape it in running text; the comments' `code` becomes code::code::."""
     return re.sub(r"`([^`]+)`", r"code::\1::", text.replace("::", r"\::"))
@@ -356,8 +362,7 @@ def _schelp_text(text: str) -> str:
 def schelp(root: Path = PATCHES) -> str:
     """``Earsight.schelp``: the class's methods (from the comments in ``Earsight.sc``), the OSC
     commands and the streams (from the server's table)."""
-    source = (root / SC_CLASS).read_text()
-    methods = sc_methods(source) + sc_accessors(source)
+    methods = sc_documented(root)
     lines = [
         "class:: Earsight",
         "summary:: talk to an earsight server (an artificial ear you can play) from sclang",
@@ -459,12 +464,9 @@ def maxhelp(root: Path = PATCHES) -> str:
         message = box("message", text, [20.0 + 190.0 * (i % 4), 160.0 + 30.0 * (i // 4), 180.0, 22.0], 2, 1, [""])
         lines.append({"patchline": {"source": [message, 0], "destination": [send, 0]}})
     top = 470.0
-    for c in COMMANDS:
-        text = f"{host_syntax(c, 'max')}  -> {c.reply}: {c.doc}"
-        box("comment", text, [20.0, top, 760.0, 20.0], 1, 0)
-        top += 22.0 * (1 + len(text) // 110)
-    for name, spec in STREAMS.items():
-        text = f"stream {name}: {spec.doc} ({_stream_values(name)})"
+    reference = [f"{host_syntax(c, 'max')}  -> {c.reply}: {c.doc}" for c in COMMANDS]
+    reference += [f"stream {name}: {spec.doc} ({_stream_values(name)})" for name, spec in STREAMS.items()]
+    for text in reference:
         box("comment", text, [20.0, top, 760.0, 20.0], 1, 0)
         top += 22.0 * (1 + len(text) // 110)
     patcher = {key: device[key] for key in ("fileversion", "appversion", "classnamespace") if key in device}
@@ -502,6 +504,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("supercollider/Earsight.sc", "reference", supercollider, "//"),
 )
 
+PD_ABSTRACTION = "puredata/earsight/earsight.pd"
 PD_HELP = "puredata/earsight/earsight-help.pd"
 PD_REFERENCE = re.compile(r"^#N canvas [^;]* reference 0;\n.*?^#X restore (\d+) (\d+) pd reference;", re.S | re.M)
 
@@ -533,10 +536,15 @@ def regenerate(root: Path = PATCHES) -> dict[Path, str]:
     return files
 
 
+def _stale(path: Path, text: str) -> bool:
+    """A generated file that is missing or reads otherwise than ``text``."""
+    return not path.exists() or path.read_text() != text
+
+
 def write(root: Path = PATCHES) -> list[Path]:
     changed = []
     for path, text in regenerate(root).items():
-        if not path.exists() or path.read_text() != text:
+        if _stale(path, text):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             changed.append(path)
@@ -747,19 +755,19 @@ def check(root: Path = PATCHES) -> list[str]:
     """Everything wrong with the patches: stale generated help, unknown addresses, bad calls."""
     problems = []
     for path, text in regenerate(root).items():
-        if not path.exists() or path.read_text() != text:
+        if _stale(path, text):
             problems.append(f"{path.relative_to(root)}: generated help is stale (run python patches/patchdoc.py --write)")
     problems += unknown_addresses(root)
     problems += [
         f"{SC_CLASS}: method {m.name} has no comment above it (the help page is made from it)"
-        for m in sc_methods((root / SC_CLASS).read_text()) + sc_accessors((root / SC_CLASS).read_text()) if not m.doc
+        for m in sc_documented(root) if not m.doc
     ]
     for path in sorted(root.rglob("*.pd")):
         problems += check_pd(path)
-    routed = pd_stream_routes(root / "puredata" / "earsight" / "earsight.pd")
+    routed = pd_stream_routes(root / PD_ABSTRACTION)
     for name in STREAMS:
         if name not in routed:
-            problems.append(f"puredata/earsight/earsight.pd: stream {name!r} has no outlet (add it to [route {' '.join(routed)}])")
+            problems.append(f"{PD_ABSTRACTION}: stream {name!r} has no outlet (add it to [route {' '.join(routed)}])")
     for path in sorted([*root.rglob("*.maxpat"), *root.rglob("*.maxhelp")]):
         problems += check_max(path)
     return problems

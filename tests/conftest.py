@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,6 +54,13 @@ def torch_threads(request: pytest.FixtureRequest) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def project_version() -> str:
+    """The version pyproject.toml gives: the quark, the Pd library and the Max package name the same."""
+    found = re.search(r'^version = "([^"]+)"', (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(), re.M)
+    assert found is not None, "pyproject.toml names no version"
+    return found.group(1)
 
 
 def load_patchdoc() -> ModuleType:

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import OscClient, free_port, load_patchdoc
+from conftest import OscClient, free_port, load_patchdoc, project_version
 from PIL import Image
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
@@ -203,8 +203,7 @@ def test_puredata_finds_the_library_on_its_path_and_opens_the_help_of_an_earsigh
     assert found.count(f"verbose(4): tried {library / 'earsight.pd'} and succeeded") >= 2  # the help's own [earsight]
     assert "couldn't create" not in out and "error" not in out.lower(), out[-4000:]
     meta = (library / "earsight-meta.pd").read_text()
-    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
-    assert version is not None and f"VERSION {version.group(1)};" in meta and "NAME earsight;" in meta
+    assert f"VERSION {project_version()};" in meta and "NAME earsight;" in meta
 
 
 # ---------------------------------------------------------------- TouchDesigner

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import load_patchdoc
+from conftest import load_patchdoc, project_version
 
 from earsight.commands import BY_ADDRESS, COMMANDS
 from earsight.ears import registry
@@ -96,16 +96,14 @@ def test_the_sc_help_page_documents_every_method_and_accessor_from_the_class_com
 
 def test_the_quark_file_names_the_help_and_the_package_version() -> None:
     quark = (ROOT / "supercollider" / "supercollider.quark").read_text()
-    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
-    assert version is not None and f'version: "{version.group(1)}"' in quark
+    assert f'version: "{project_version()}"' in quark
     assert 'schelp: "Earsight"' in quark and 'name: "earsight"' in quark
 
 
 def test_the_max_package_is_laid_out_as_max_finds_it_and_its_help_speaks_the_table(patches: Path) -> None:
     package = ROOT / "max" / "earsight"
     info = json.loads((package / "package-info.json").read_text())
-    version = re.search(r'^version = "([^"]+)"', (ROOT.parent / "pyproject.toml").read_text(), re.M)
-    assert version is not None and info["version"] == version.group(1) and info["name"] == "earsight"
+    assert info["version"] == project_version() and info["name"] == "earsight"
     assert (package / "help" / info["homepatcher"]).is_file()
     for folder, files in info["filelist"].items():
         assert files and all((package / folder / f).is_file() for f in files), (folder, files)

@@ -109,8 +109,13 @@ def _at_start(history: dict[str, list], model_cfg: CPCConfig) -> dict[str, objec
     return {"heldout_at_start": {"loss": history["val_loss"][0], "accuracy": per_horizon(model_cfg, history["val_acc"][0])}}
 
 
+def write_json(report: dict[str, object], out_path: Path) -> None:
+    """``NAME.report.json`` beside the weights ``out_path``."""
+    out_path.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))
+
+
 def write(report: dict[str, object], history: dict[str, list], model_cfg: CPCConfig, out_path: Path) -> None:
     """``NAME.report.json`` and ``NAME.report.png`` beside the weights."""
-    out_path.with_suffix(".report.json").write_text(json.dumps(report, indent=1, default=str))
+    write_json(report, out_path)
     frame_rate = model_cfg.sample_rate / model_cfg.hop
     plot(history, model_cfg.horizons, frame_rate, out_path.with_suffix(".report.png"))

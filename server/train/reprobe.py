@@ -12,6 +12,7 @@ from ..ears.cpc import load_net
 from ..errors import NotFound
 from .loop import weights_of
 from .probes import probe, probe_nets
+from .report import write_json
 
 
 def flat(results: dict[str, object]) -> list[tuple[str, str, float]]:
@@ -52,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         assert report is not None
         report["probe"] = results
-        report_path.write_text(json.dumps(report, indent=1, default=str))
+        write_json(report, path)
         print(f"wrote the probes into {report_path}")
     return 0
