@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from earsight.commands import BY_ADDRESS, COMMANDS, ROOT, SETTER, TYPES, Arg, Command
+from earsight.commands import BY_ADDRESS, COMMANDS, ROOT, SCENE, SETTER, TYPES, Arg, Command, marks
 from earsight.errors import BadRequest
 from earsight.features import STREAMS, Selection, safe_name
 
@@ -197,13 +197,12 @@ def markdown(host: str = "max") -> str:
     ]
     for c in COMMANDS:
         args = "<br>".join(f"`{a.name}` ({a.type}{', optional' if a.optional else ''}{', repeated' if a.variadic else ''}) {a.doc}".strip() for a in c.args) or "–"
-        setter = " *(setter)*" if c.coalesce else ""
-        lines.append(f"| `{host_syntax(c, host)}` | {args} | `{c.reply}` | {c.doc}{setter} |")
+        lines.append(f"| `{host_syntax(c, host)}` | {args} | `{c.reply}` | {c.doc}{marks(c)} |")
     lines += [
         "",
         "Types: " + "; ".join(f"`{k}` {v}" for k, v in TYPES.items()) + ". "
         "A failure answers `/ear/fail <address> <reason>`. "
-        + SETTER,
+        + SETTER + " " + SCENE,
         "",
         f"Streams (`/ear/stream <name> <rate>`; `list` format: one message `/ear/<name>` with every value; "
         f"`flat`: `/ear/<name>/<value>` each). Value names with the default ear ({DEFAULT_EAR}, "

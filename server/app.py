@@ -23,7 +23,7 @@ import numpy as np
 from . import memory
 from .audio import AudioConfig, AudioEngine, Source
 from .audio.ring import Ring
-from .commands import COMMANDS, Dispatcher
+from .commands import BY_ADDRESS, COMMANDS, Dispatcher
 from .ears import registry
 from .errors import EarsightError
 from .osc import Incoming, OscServer
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .embed import EmbedFitter
     from .listen import Listener
     from .match.live import Matching
+    from .scenes import Scenes
     from .sonify.live import Sonifier
     from .state import EarState
     from .streams import Streams
@@ -85,6 +86,7 @@ class App:
         self.listener: Listener | Any = None
         self.sonifier: Sonifier | Any = None
         self.matching: Matching | Any = None
+        self.scenes: Scenes | Any = None
         self.display: Display | None = None
         self.dispatcher: Dispatcher | Any = None
         self.xrun_monitor: Any = None
@@ -109,6 +111,7 @@ class App:
         from .embed import EmbedFitter
         from .listen import Listener, prepare
         from .match.live import Matching
+        from .scenes import Scenes
         from .sonify.live import Sonifier
         from .state import EarState
         from .streams import Streams
@@ -142,6 +145,8 @@ class App:
             unavailable={"view": "no view: start the server with --view-port"},
             folders=Folders(config.out_dir, config.allow_dirs),
         )
+        self.scenes = Scenes(BY_ADDRESS, self.dispatcher.services)  # the same map: it sees the view join
+        self.dispatcher.services["scenes"] = self.scenes
         self.audio.start()
         if config.audio.backend == "jack":
             from .audio.jack import XrunMonitor

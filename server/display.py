@@ -217,6 +217,17 @@ class Display:
         """Draw now: the picture as (height, width, 3) uint8 RGB."""
         return np.ascontiguousarray(self._on_gl_thread(lambda r: r.draw()))  # a copy: the frame is reused
 
+    def settings(self) -> dict[str, list[object]]:
+        """Every setting of the picture as the commands that set them (for scenes)."""
+        r = self._ready()
+        return {
+            "/ear/view": [r.view], "/ear/view/colormap": [r.colormap], "/ear/view/mode": [r.mode],
+            "/ear/view/tau": [float(r.tau)], "/ear/view/gain": [float(r.gain)], "/ear/view/decay": [float(r.decay)],
+            "/ear/view/glow": [float(r.glow)],
+            "/ear/view/labels": [int(r.labels)], "/ear/view/size": list(self.size), "/ear/view/fps": [self.fps],
+            "/ear/view/layout": [self.seed],
+        }
+
     def set_size(self, width: int, height: int) -> None:
         if not (64 <= width <= 3840 and 64 <= height <= 2160):
             raise BadRequest(f"size must be within 64x64 and 3840x2160, got {width}x{height}")

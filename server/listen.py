@@ -125,6 +125,10 @@ class Listener:
         else:
             threading.Thread(target=run, name=f"load-{name}", daemon=True).start()
 
+    def settings(self) -> dict[str, list[object]]:
+        """The listening ear as the command that loads it (for scenes)."""
+        return {"/ear/model/load": [self.state.name]}
+
     def info(self) -> list[object]:
         name, ear = self.pipeline.name, self.pipeline.ear
         out: list[object] = [

@@ -93,6 +93,10 @@ class EarState:
         self.embedding = embedding
         self._changed("embedding")
 
+    def settings(self) -> dict[str, list[object]]:
+        """The selection and the top choice as the commands that set them (for scenes)."""
+        return {"/ear/select": [self.selection.layer, *self.selection.channels], "/ear/top": list(self.top)}
+
     def publish(self, frame: dict[str, np.ndarray]) -> None:
         """The ear's newest frame (the hot path: no listeners)."""
         self.latest = frame

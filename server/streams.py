@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,14 @@ class Streams:
             self._reply_to.pop(sender, None)
 
     def set_stream(self, sender: Address, name: str, rate: float, port: int | None = None) -> None:
+        rate = self._rate(name, rate)
+        target = self._subscriber(sender, port)
+        if target not in self.subscribers:
+            self.subscribe(target)
+        self.set_rate(target, name, rate)
+
+    def _rate(self, name: str, rate: float) -> float:
+        """``rate`` checked against the stream and the ear, and capped at what the stream can give."""
         spec = STREAMS.get(name)
         if spec is None:
             raise NotFound(f"unknown stream {name!r} (streams: {', '.join(STREAMS)})")
@@ -99,10 +108,31 @@ class Streams:
         reason = spec.check(ear)
         if rate > 0 and reason:
             raise BadRequest(reason)
-        target = self._subscriber(sender, port)
-        if target not in self.subscribers:
-            self.subscribe(target)
-        self.set_rate(target, name, min(rate, self.block_rate if spec.block else ear.frame_rate))
+        return min(rate, self.block_rate if spec.block else ear.frame_rate)
+
+    def subscriptions(self) -> list[dict[str, object]]:
+        """Every subscriber: where, its format, and its streams' rates (for scenes)."""
+        with self._lock:
+            return [{"host": a[0], "port": a[1], "format": s.format, "bundle": int(s.bundled), "streams": dict(s.rates)}
+                    for a, s in self.subscribers.items()]
+
+    def restore(self, subscriptions: list[dict[str, Any]]) -> None:
+        """Give each subscriber of :meth:`subscriptions` its format and exactly its streams (subscribing it
+        if needed); subscribers not in the list keep theirs. Checks everything before changing anything."""
+        wanted: list[tuple[Address, str, bool, dict[str, float]]] = []
+        for sub in subscriptions:
+            fmt, streams = str(sub["format"]), dict(sub["streams"])
+            if fmt not in FORMATS:
+                raise BadRequest(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
+            address = (str(sub["host"]), _port(int(sub["port"])))
+            wanted.append((address, fmt, bool(sub["bundle"]), {n: self._rate(n, float(r)) for n, r in streams.items()}))
+        for address, fmt, bundled, rates in wanted:
+            self.subscribe(address, fmt, bundled)
+            with self._lock:
+                sub_now = self.subscribers[address]
+                sub_now.rates = {n: r for n, r in rates.items() if r > 0}
+                sub_now.next_due.clear()
+        self._push_block()
 
     def subscribe(self, address: Address, fmt: str = "list", bundled: bool = False) -> Subscriber:
         if fmt not in FORMATS:

@@ -95,7 +95,7 @@ def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(s
     assert status == 0, f"sclang exited {status}:\n{report or out[-4000:]}"
     assert "EARSIGHT OK" in out
     assert "EARSIGHT dream on" in out and "EARSIGHT dream off" in out  # the server's status said so each time
-    assert "EARSIGHT embed fitted" in out
+    assert "EARSIGHT embed fitted" in out and "EARSIGHT scene recalled" in out
     # make_server starts without a view: the picture commands answer /ear/fail with the reason
     assert "EARSIGHT view fail: no view: start the server with --view-port" in out
     before = float(re.search(r"EARSIGHT pitch ([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -144,7 +144,7 @@ def test_level_and_the_ears_input(audio: AudioEngine) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[object, OscClient, Path]]:
-    app = make_server(Source("silence"))
+    app = make_server(Source("silence"), out_dir=tmp_path)
     client = OscClient(app.osc.address)
     try:
         yield app, client, tmp_path
@@ -164,8 +164,16 @@ def test_match_over_osc_answers_and_plays(server: tuple[object, OscClient, Path]
     status = c.request("/ear/match/status", reply="/ear/match/status.reply")
     values = dict(zip(status[::2], status[1::2], strict=True))
     assert values["bed"] == "cafe 1.00" and values["changes"] == 1 and values["classify_ms"] > 0
+    c.request("/ear/scene/save", "cafe")
     c.request("/ear/match/off")
     assert wait_until(lambda: np.abs(record(engine, 0.2)).max() == 0.0, timeout=20)
+
+    # A scene holds the bed playing: recalled, it plays again (without the picture)
+    c.request("/ear/scene/recall", "cafe", timeout=60)
+    assert wait_until(lambda: _rms_db(record(engine, 0.2)) > bedaudio.LEVEL_DB - 1.5, timeout=20)
+    status = c.request("/ear/match/status", reply="/ear/match/status.reply")
+    assert dict(zip(status[::2], status[1::2], strict=True))["bed"] == "cafe 1.00"
+    c.request("/ear/match/off")
 
 
 def test_match_failures_are_answered(server: tuple[object, OscClient, Path]) -> None:

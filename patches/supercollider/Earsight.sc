@@ -9,6 +9,7 @@
 //   ~ear.sendAt(0.5, '/ear/select', "conv6", 3); // a timetagged bundle, applied in 0.5 s
 //   ~ear.sonify(\dream); ~ear.mix(0.5, 1);      // dream the selected neurons, hear it (\off stops)
 //   ~ear.view(\features);                        // what the picture shows (view, snapshot, viewUrl)
+//   ~ear.saveScene(\verse); ~ear.scene(\verse, 4); // every setting saved; recalled with a 4 s fade
 //   ~ear.free;
 //
 // Install: Quarks.install("/path/to/earsight/patches/supercollider"), then recompile the class library;
@@ -287,6 +288,33 @@ Earsight {
 		this.request('/ear/match/off', [], { |answer, ok| action.value(ok, answer) })
 	}
 
+	// ------------------------------------------------------------ scenes
+
+	// Save every setting (ear, selection, streams, sonification, view, match ...) as the scene
+	// `name` in the server's scenes/ folder; answer: [address, name, path].
+	saveScene { |name, action|
+		this.request('/ear/scene/save', [name.asString], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Recall the scene `name`: levels glide over `fade` seconds, the rest switches at its end;
+	// action.(ok, answer) once it is in place (a scene with another ear waits for it to load).
+	scene { |name, fade = 0, action|
+		var old = timeout;
+		timeout = max(timeout, fade + 120);
+		this.request('/ear/scene/recall', [name.asString, fade.asFloat], { |answer, ok| action.value(ok, answer) });
+		timeout = old;
+	}
+
+	// The saved scenes: action.(names, ok).
+	scenes { |action|
+		this.request('/ear/scene/list', [], { |answer, ok| action.value(answer, ok) })
+	}
+
+	// Delete the saved scene `name`.
+	deleteScene { |name, action|
+		this.request('/ear/scene/delete', [name.asString], { |answer, ok| action.value(ok, answer) })
+	}
+
 	// ------------------------------------------------------------ the table
 
 	// The address the server answers a command with (from the table; /ear/done when it has none).
@@ -520,6 +548,21 @@ Earsight {
 //       seconds (number): 0.05-60, default 3
 //   ~ear.send('/ear/match/status')  -> /ear/match/status.reply
 //       Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms.
+//   ~ear.send('/ear/scene/save', name)  -> /ear/done
+//       Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it.
+//       name (string): 1-64 letters, digits, spaces, '.', '-' or '_'
+//   ~ear.send('/ear/scene/recall', name, [fade])  -> /ear/done
+//       Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading.
+//       name (string): a saved scene
+//       fade (number, optional): seconds, 0-60 (default 0: at once)
+//   ~ear.send('/ear/scene/list')  -> /ear/scene/list.reply
+//       The names of the saved scenes.
+//   ~ear.send('/ear/scene/delete', name)  -> /ear/done
+//       Delete a saved scene.
+//       name (string): a saved scene
+//   ~ear.send('/ear/scene/show', [name])  -> /ear/scene/show.reply
+//       One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>.
+//       name (string, optional): a saved scene (default: the settings now)
 // Streams (Earsight:stream, values with the default ear crepe):
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
@@ -602,6 +645,11 @@ Earsight {
 			["/ear/match/input", "i", "/ear/done", "Whether the bed is mixed into what the ear listens to (then it reaches the output as dry input)."],
 			["/ear/match/fade", "n", "/ear/done", "Length of the crossfade from one bed to the next (equal power: the level does not dip)."],
 			["/ear/match/status", "", "/ear/match/status.reply", "Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms."],
+			["/ear/scene/save", "s", "/ear/done", "Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it."],
+			["/ear/scene/recall", "sn?", "/ear/done", "Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading."],
+			["/ear/scene/list", "", "/ear/scene/list.reply", "The names of the saved scenes."],
+			["/ear/scene/delete", "s", "/ear/done", "Delete a saved scene."],
+			["/ear/scene/show", "s?", "/ear/scene/show.reply", "One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>."],
 		]
 	}
 

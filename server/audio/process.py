@@ -268,6 +268,11 @@ class AudioEngine:
     def wet(self) -> float:
         return self._controls.get("wet")
 
+    def settings(self) -> dict[str, list[object]]:
+        """The levels as the commands that set them (for scenes)."""
+        return {"/ear/input/gain": [self.gain], "/ear/output/mix": [self.dry, self.wet],
+                "/ear/onset/threshold": [self._controls.get("onset_threshold")]}
+
     def stats(self) -> dict[str, int]:
         out = self._stats.snapshot()
         out["input_dropped"] = self.input.dropped

@@ -54,13 +54,15 @@ COMMANDS: tuple[Command, ...] = (
         "audio",
     ),
     Command("/ear/input/gain", (Arg("gain", "n", "0-16, linear"),), _gain, "/ear/done", "Input gain (smoothed).", "audio",
-            coalesce=True),
+            coalesce=True, scene="glide"),
     Command(
         "/ear/output/mix", (Arg("dry", "n", "0-4"), Arg("wet", "n", "0-4")), _mix, "/ear/done",
         "Output levels: dry (the input passed through) and wet (the sonification).", "audio", coalesce=True,
+        scene="glide",
     ),
     Command(
         "/ear/onset/threshold", (Arg("db", "n", "0-60, default 9"),), _onset_threshold, "/ear/done",
         "How far (dB) a block's power must rise above the recent level to be an onset.", "audio", coalesce=True,
+        scene="glide",
     ),
 )

@@ -24,6 +24,7 @@ Address = tuple[str, int]
 Reply = tuple[str, Sequence[object]]
 """An OSC reply: address and arguments."""
 
+SCENE_KINDS = ("", "switch", "glide")
 DEFERRED = object()
 """Returned by a handler that answers later itself (after loading an ear, fitting, rendering)."""
 
@@ -61,6 +62,15 @@ class Command:
     coalesce: bool = False
     """A setter: when messages arrive faster than they are applied, a sender's latest one stands
     for those before it (a fader flood), which are counted in ``coalesced``."""
+    scene: str = ""
+    """What a scene does with this setting: "" nothing (not a setting), "switch" (set at the end of a
+    recall's fade) or "glide" (every argument a number, crossfaded over the fade)."""
+
+    def __post_init__(self) -> None:
+        if self.scene not in SCENE_KINDS:
+            raise ValueError(f"{self.address}: scene must be one of {SCENE_KINDS}")
+        if self.scene == "glide" and any(a.type != "n" or a.optional or a.variadic for a in self.args):
+            raise ValueError(f"{self.address}: only numbers glide")
 
     @property
     def typetag(self) -> str:

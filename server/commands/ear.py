@@ -44,12 +44,12 @@ COMMANDS: tuple[Command, ...] = (
         (Arg("layer", "s", "a layer of the ear (see /ear/model/info)"), Arg("channels", "i", "channel numbers; none: all", variadic=True)),
         _select, "/ear/done",
         "Choose the neurons of the act stream (and the highlighted ones in the view).",
-        "state",
+        "state", scene="switch",
     ),
     Command("/ear/model/list", (), _model_list, "/ear/model/list.reply", "The names of the ears.", "ear"),
     Command(
         "/ear/model/load", (Arg("name", "s", "an ear from /ear/model/list"),), _model_load, "/ear/done",
-        "Switch ears while audio plays; /ear/done once the new ear is listening.", "ear",
+        "Switch ears while audio plays; /ear/done once the new ear is listening.", "ear", scene="switch",
     ),
     Command(
         "/ear/model/info", (), _model_info, "/ear/model/info.reply",
@@ -60,7 +60,7 @@ COMMANDS: tuple[Command, ...] = (
         "/ear/top", (Arg("count", "i", "at most this many labels (P)"), Arg("threshold", "n", "0-1: each at least this probable")),
         _top, "/ear/done",
         "The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold).",
-        "state",
+        "state", scene="switch",
     ),
     Command(
         "/ear/embed/fit",

@@ -46,8 +46,12 @@ def _status(matching: Matching, req: Request) -> list[Reply]:
     return [("/ear/match/status.reply", key_values(matching.stats()))]
 
 
+SCENE = {"/ear/match/library": "switch", "/ear/match/level": "glide", "/ear/match/input": "switch",
+         "/ear/match/fade": "switch", "/ear/match/follow": "switch"}
+"""What a scene holds of the match (and the bed playing, which no single command sets)."""
+
 COMMANDS: tuple[Command, ...] = tuple(
-    Command(address, args, handler, reply, doc, "match", coalesce=address in ("/ear/match/level",))
+    Command(address, args, handler, reply, doc, "match", coalesce=address in ("/ear/match/level",), scene=SCENE.get(address, ""))
     for address, args, handler, reply, doc in (
         ("/ear/match", (Arg("image", "s", "an image file (png, jpg, ...) in an allowed folder (--allow-dir), or view: the picture the server draws now"),),
          _match, "/ear/match.reply",

@@ -33,12 +33,23 @@ def _param(name: str) -> Callable[..., None]:
     return handler
 
 
+GLIDES = ("lr", "mix", "strength", "jitter", "time_mask", "freq_mask", "act_penalty", "noise_penalty", "hf_penalty")
+"""Parameters a scene crossfades; the rest (sizes of windows and chunks, regions, the target) switch
+at the end of its fade, where their combinations are checked together."""
+MIX_ALIASES = ("dry", "wet")
+"""The same levels as /ear/output/mix, which a scene holds."""
+
+
+def _scene(name: str) -> str:
+    return "" if name in MIX_ALIASES else "glide" if name in GLIDES else "switch"
+
+
 def _commands() -> tuple[Command, ...]:
     commands = [
         Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)),), _sonify, "/ear/done",
                 "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise "
                 "(their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).",
-                "sonify"),
+                "sonify", scene="switch"),
         Command(
             "/ear/sonify/render",
             (Arg("seconds", "n", "of the most recent input, up to 10 (the server keeps 10 s)"), Arg("name", "s", "a .wav or .flac file under the output folder (--out-dir; relative: under its renders/)"),
@@ -58,7 +69,8 @@ def _commands() -> tuple[Command, ...]:
     for p in PARAMS:
         limits = f"{p.range[0]:g}-{p.range[1]:g}" if p.range else " | ".join(p.choices or ())
         commands.append(Command(f"/ear/sonify/{p.name}", (Arg("value", p.type, f"{limits} (default {p.default!r})".strip()),),
-                                _param(p.name), "/ear/done", p.doc, "sonify", coalesce=p.type in "ni"))
+                                _param(p.name), "/ear/done", p.doc, "sonify", coalesce=p.type in "ni",
+                                scene=_scene(p.name)))
     return tuple(commands)
 
 

@@ -71,9 +71,15 @@ def _url(display: Display, req: Request) -> list[Reply]:
 
 COALESCED = ("/ear/view/size", "/ear/view/fps", "/ear/view/tau", "/ear/view/gain", "/ear/view/decay", "/ear/view/glow")
 """Faders: a burst of them keeps only the latest value."""
+SCENE = {
+    "/ear/view": "switch", "/ear/view/colormap": "switch", "/ear/view/mode": "switch", "/ear/view/labels": "switch",
+    "/ear/view/size": "switch", "/ear/view/fps": "switch", "/ear/view/layout": "switch",
+    "/ear/view/tau": "glide", "/ear/view/gain": "glide", "/ear/view/decay": "glide", "/ear/view/glow": "glide",
+}
+"""What a scene holds of the view (the highlight follows /ear/select; a shuffle is a redraw, not a setting)."""
 
 COMMANDS: tuple[Command, ...] = tuple(
-    Command(address, args, handler, reply, doc, "view", coalesce=address in COALESCED)
+    Command(address, args, handler, reply, doc, "view", coalesce=address in COALESCED, scene=SCENE.get(address, ""))
     for address, args, handler, reply, doc in (
         ("/ear/view", (Arg("name", "s", "layout, hallucination or features"),), _view, "/ear/done",
          "What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes."),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BadRequest, EarsightError
+from ..errors import BadRequest, EarsightError, NotFound
 from . import bedaudio, beds, library
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ VIEW = "view"
 
 @dataclass
 class _Job:
-    kind: str  # "image", "view", "library", "off"
+    kind: str  # "image", "view", "library", "off", "bed"
     req: Request | None
     value: Any = None
 
@@ -62,6 +62,8 @@ class Matching:
         self._library: library.Library | None = None
         self._matcher: beds.Matcher | None = None
         self.current: beds.Bed | None = None
+        self.library_name = "default"
+        """The folder of the library as /ear/match/library named it, or default."""
         self.counters = {"matches": 0, "changes": 0, "superseded": 0, "failed": 0}
         self.last_ms: dict[str, float] = {"read": 0.0, "classify": 0.0, "match": 0.0, "mix": 0.0}
 
@@ -88,6 +90,21 @@ class Matching:
         into = self.into_input if into_input is None else into_input
         self.audio.set_bed_level(level, into)
         self.level, self.into_input = float(level), into
+
+    def settings(self) -> dict[str, list[object]]:
+        """The match's settings as the commands that set them (for scenes; the bed: :meth:`bed`)."""
+        return {"/ear/match/library": [self.library_name], "/ear/match/level": [self.level],
+                "/ear/match/input": [int(self.into_input)], "/ear/match/fade": [self.fade],
+                "/ear/match/follow": [self.follow]}
+
+    def bed(self) -> dict[str, list[Any]] | None:
+        """The bed playing: its sounds and their shares of its power (None: silence)."""
+        bed = self.current
+        return None if bed is None else {"sounds": list(bed.sounds), "weights": [float(w) for w in bed.weights]}
+
+    def restore_bed(self, bed: dict[str, list[Any]] | None, req: Request | None) -> None:
+        """Crossfade to a bed :meth:`bed` gave (None: fade out), after the jobs already waiting."""
+        self._jobs.put(_Job("bed", req, bed))
 
     def stats(self) -> dict[str, object]:
         bed = self.current
@@ -173,15 +190,32 @@ class Matching:
             self.current = None
             self.follow, self._follow_to = 0.0, None
             return [("/ear/done", ["/ear/match/off"])]
+        if job.kind == "bed":
+            return self._restore(job.value)
         if job.kind == "library":
             folder: Path | None = job.value
             lib = library.load(folder) if folder is not None else library.default()
             self._library, self._matcher = lib, beds.Matcher(lib)
+            self.library_name = "default" if folder is None else str(folder)
             image.network()  # so the first picture does not wait for it
             return [("/ear/done", ["/ear/match/library", str(lib.folder), len(lib.sounds)])]
         result = self.match(job.value if job.kind == "image" else None)
         self.play(result.beds[0])
         return replies(result)
+
+    def _restore(self, value: dict[str, list[Any]] | None) -> list[tuple[str, list[object]]]:
+        done: list[tuple[str, list[object]]] = [("/ear/done", ["bed"])]
+        if value is None:
+            if self.current is not None:
+                self.audio.set_bed(None, self.fade)
+                self.current = None
+            return done
+        known = self.matcher().library.names
+        missing = [s for s in value["sounds"] if s not in known]
+        if missing:
+            raise NotFound(f"the library ({self.library_name}) has no sound {missing[0]!r}")
+        self.play(beds.Bed(tuple(value["sounds"]), tuple(float(w) for w in value["weights"]), float("nan")))
+        return done
 
     # ------------------------------------------------------------------ the work
 

@@ -191,6 +191,11 @@ class Sonifier:
             if name == "steps":
                 self.steps_live = None  # a new wish: try it in full again
 
+    def settings(self) -> dict[str, list[object]]:
+        """The mode and every parameter as the commands that set them (for scenes)."""
+        with self._lock:
+            return {"/ear/sonify": [self.mode], **{f"/ear/sonify/{k}": [v] for k, v in self.values.items()}}
+
     def current_target(self) -> Target:
         return target_from(self.state.ear, self.values, self.state.selection)
 

@@ -13,7 +13,7 @@
    100.0,
    100.0,
    800.0,
-   3744.0
+   4052.0
   ],
   "boxes": [
    {
@@ -1559,7 +1559,7 @@
     "box": {
      "id": "obj-91",
      "maxclass": "comment",
-     "text": "stream act: mean activation of each selected channel (see /ear/select) (conv6_0, conv6_1, conv6_2, conv6_3)",
+     "text": "/ear/scene/save <name>  -> /ear/done: Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it.",
      "patching_rect": [
       20.0,
       3396.0,
@@ -1569,99 +1569,31 @@
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 4
     }
    },
    {
     "box": {
      "id": "obj-92",
      "maxclass": "comment",
-     "text": "stream layers: energy (RMS) of every layer (conv1, conv2, conv3, conv4, conv5, conv6, pitch)",
+     "text": "/ear/scene/recall <name> [<fade>]  -> /ear/done: Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading.",
      "patching_rect": [
       20.0,
-      3418.0,
+      3484.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 5
     }
    },
    {
     "box": {
      "id": "obj-93",
      "maxclass": "comment",
-     "text": "stream pitch: pitch in Hz and its confidence (0-1) (hz, confidence)",
-     "patching_rect": [
-      20.0,
-      3440.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 1
-    }
-   },
-   {
-    "box": {
-     "id": "obj-94",
-     "maxclass": "comment",
-     "text": "stream level: input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed (rms, peak)",
-     "patching_rect": [
-      20.0,
-      3462.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-95",
-     "maxclass": "comment",
-     "text": "stream onset: an attack: strength (dB above the recent level) and age (s from the attack to the send); sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time) (strength, age)",
-     "patching_rect": [
-      20.0,
-      3506.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 3
-    }
-   },
-   {
-    "box": {
-     "id": "obj-96",
-     "maxclass": "comment",
-     "text": "stream envelope: the input's peak envelope (attack 5 ms, release 150 ms), per audio block (value)",
-     "patching_rect": [
-      20.0,
-      3572.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 1
-    }
-   },
-   {
-    "box": {
-     "id": "obj-97",
-     "maxclass": "comment",
-     "text": "stream tags: probability of every label ((not with the default ear))",
+     "text": "/ear/scene/list  -> /ear/scene/list.reply: The names of the saved scenes.",
      "patching_rect": [
       20.0,
       3594.0,
@@ -1676,12 +1608,97 @@
    },
    {
     "box": {
-     "id": "obj-98",
+     "id": "obj-94",
      "maxclass": "comment",
-     "text": "stream top: the most probable labels (see /ear/top): probability where chosen, else 0 ((not with the default ear))",
+     "text": "/ear/scene/delete <name>  -> /ear/done: Delete a saved scene.",
      "patching_rect": [
       20.0,
       3616.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-95",
+     "maxclass": "comment",
+     "text": "/ear/scene/show [<name>]  -> /ear/scene/show.reply: One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>.",
+     "patching_rect": [
+      20.0,
+      3638.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-96",
+     "maxclass": "comment",
+     "text": "stream act: mean activation of each selected channel (see /ear/select) (conv6_0, conv6_1, conv6_2, conv6_3)",
+     "patching_rect": [
+      20.0,
+      3704.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-97",
+     "maxclass": "comment",
+     "text": "stream layers: energy (RMS) of every layer (conv1, conv2, conv3, conv4, conv5, conv6, pitch)",
+     "patching_rect": [
+      20.0,
+      3726.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-98",
+     "maxclass": "comment",
+     "text": "stream pitch: pitch in Hz and its confidence (0-1) (hz, confidence)",
+     "patching_rect": [
+      20.0,
+      3748.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-99",
+     "maxclass": "comment",
+     "text": "stream level: input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed (rms, peak)",
+     "patching_rect": [
+      20.0,
+      3770.0,
       760.0,
       20.0
      ],
@@ -1693,12 +1710,80 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-100",
+     "maxclass": "comment",
+     "text": "stream onset: an attack: strength (dB above the recent level) and age (s from the attack to the send); sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time) (strength, age)",
+     "patching_rect": [
+      20.0,
+      3814.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-101",
+     "maxclass": "comment",
+     "text": "stream envelope: the input's peak envelope (attack 5 ms, release 150 ms), per audio block (value)",
+     "patching_rect": [
+      20.0,
+      3880.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-102",
+     "maxclass": "comment",
+     "text": "stream tags: probability of every label ((not with the default ear))",
+     "patching_rect": [
+      20.0,
+      3902.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-103",
+     "maxclass": "comment",
+     "text": "stream top: the most probable labels (see /ear/top): probability where chosen, else 0 ((not with the default ear))",
+     "patching_rect": [
+      20.0,
+      3924.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-104",
      "maxclass": "comment",
      "text": "stream embed: low-dimensional code of a layer, 0-1 (see /ear/embed/fit) (e0, e1, e2, e3, e4, e5, ... (32 values))",
      "patching_rect": [
       20.0,
-      3660.0,
+      3968.0,
       760.0,
       20.0
      ],
