@@ -13,6 +13,7 @@ APT_PACKAGES=(
   liblo-tools supercollider-language puredata-core             # real OSC peers used by the tests
   chromium ffmpeg                                              # the web view's test, video renders
   fluidsynth fluid-soundfont-gm hydrogen-drumkits              # rendering scores and grooves for training
+  iproute2 util-linux                                          # Link tests: a network namespace of their own
 )
 
 missing=()

@@ -33,6 +33,7 @@ from .supervise import Supervisor
 if TYPE_CHECKING:
     from .display import Display
     from .embed import EmbedFitter
+    from .link import LinkClock
     from .listen import Listener
     from .match.live import Matching
     from .scenes import Scenes
@@ -87,6 +88,7 @@ class App:
         self.sonifier: Sonifier | Any = None
         self.matching: Matching | Any = None
         self.scenes: Scenes | Any = None
+        self.link: LinkClock | Any = None
         self.display: Display | None = None
         self.dispatcher: Dispatcher | Any = None
         self.xrun_monitor: Any = None
@@ -109,6 +111,7 @@ class App:
         memory.fix_mmap_threshold()  # before the big allocations: see earsight.memory
 
         from .embed import EmbedFitter
+        from .link import LinkClock
         from .listen import Listener, prepare
         from .match.live import Matching
         from .scenes import Scenes
@@ -146,7 +149,9 @@ class App:
             folders=Folders(config.out_dir, config.allow_dirs),
         )
         self.scenes = Scenes(BY_ADDRESS, self.dispatcher.services)  # the same map: it sees the view join
-        self.dispatcher.services["scenes"] = self.scenes
+        self.link = LinkClock(on_tick=self.streams.on_clock)
+        self.dispatcher.services.update(scenes=self.scenes, link=self.link)
+        self.dispatcher.until = self.link.until
         self.audio.start()
         if config.audio.backend == "jack":
             from .audio.jack import XrunMonitor
@@ -158,6 +163,7 @@ class App:
         self.listener.start(self.supervisor)
         self.sonifier.start(self.supervisor)
         self.matching.start(self.supervisor)
+        self.link.start(self.supervisor)
         if config.view_port is not None:
             from .display import Display
 
@@ -177,7 +183,7 @@ class App:
 
     def stop(self) -> None:
         self._stopping.set()
-        for part in (self.matching, self.sonifier, self.listener, self.osc, self.display):
+        for part in (self.link, self.matching, self.sonifier, self.listener, self.osc, self.display):
             if part is not None:
                 try:
                     part.stop()
@@ -248,6 +254,7 @@ class App:
             "errors": self.osc.errors + self.dispatcher.errors,
             "refused": self.osc.refused,
             "fails_suppressed": self.osc.fail_limit.suppressed,
+            **{k: v for k, v in self.link.stats().items() if k != "quantum"},
             "restarts": self.supervisor.total_restarts(),
             **{f"restarts.{name}": n for name, n in sorted(self.supervisor.restarts.items())},
         }

@@ -125,10 +125,20 @@ class StreamSpec:
     """Why this ear cannot give the stream, or None."""
     block: bool = False
     """Computed per audio block in the audio process (:mod:`earsight.audio.blockstreams`), not per ear frame."""
+    clock: bool = False
+    """Ticked by the Link clock (:mod:`earsight.link`) at up to :data:`CLOCK_RATE`, not per ear frame."""
+
+
+CLOCK_RATE = 100.0
+"""Ticks per second of the clock streams."""
 
 
 def _in_the_audio_process(ctx: FrameContext) -> np.ndarray:
     raise AssertionError("block-rate streams are computed in the audio process")
+
+
+def _on_the_clock(ctx: FrameContext) -> np.ndarray:
+    raise AssertionError("clock streams are ticked by the Link clock")
 
 
 def _act_names(ear: Ear, sel: Selection) -> list[str]:
@@ -209,5 +219,8 @@ STREAMS: dict[str, StreamSpec] = {
             _tags_check,
         ),
         StreamSpec("embed", "low-dimensional code of a layer, 0-1 (see /ear/embed/fit)", _embed_names, _embed),
+        StreamSpec("beat", "the Link session's beat (counting from when the session began), phase in the bar "
+                   "(0 to the quantum) and tempo (BPM); up to 100 a second while /ear/link is on",
+                   lambda ear, sel: ["beat", "phase", "tempo"], _on_the_clock, clock=True),
     )
 }

@@ -302,9 +302,14 @@ class Scenes:
         self._latest += 1
         return scene, self._latest
 
-    def recall(self, scene: Scene, fade: float, ticket: int, req: Request) -> list[str]:
-        """Glide, then switch (in the caller's thread: it takes the fade and any loading); returns the
-        services whose settings were skipped because they are not running."""
+    def recall(self, scene: Scene, fade: float, ticket: int, req: Request, start: float = 0.0) -> list[str]:
+        """From ``start`` (a time.monotonic(): the beat it waits for), glide, then switch (in the caller's
+        thread: it takes the fade and any loading); returns the services whose settings were skipped
+        because they are not running."""
+        while time.monotonic() < start:  # waiting in steps: a later recall supersedes this one at once
+            if ticket != self._latest:
+                raise Superseded("superseded by a later /ear/scene/recall")
+            time.sleep(min(0.05, max(0.0, start - time.monotonic())))
         with self._lock:
             if ticket != self._latest:
                 raise Superseded("superseded by a later /ear/scene/recall")

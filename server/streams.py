@@ -21,7 +21,7 @@ from .audio.blockstreams import BlockSubscription
 from .commands.base import ROOT
 from .ears.base import Ear
 from .errors import BadRequest, EarsightError, NotFound
-from .features import STREAMS, FrameContext
+from .features import CLOCK_RATE, STREAMS, FrameContext
 from .osc import Address, bundle, message
 from .state import EarState
 
@@ -108,7 +108,7 @@ class Streams:
         reason = spec.check(ear)
         if rate > 0 and reason:
             raise BadRequest(reason)
-        return min(rate, self.block_rate if spec.block else ear.frame_rate)
+        return min(rate, self.block_rate if spec.block else CLOCK_RATE if spec.clock else ear.frame_rate)
 
     def subscriptions(self) -> list[dict[str, object]]:
         """Every subscriber: where, its format, and its streams' rates (for scenes)."""
@@ -200,7 +200,7 @@ class Streams:
                 name
                 for sub in self.subscribers.values()
                 for name in sub.rates
-                if now >= sub.next_due.get(name, 0.0) and not STREAMS[name].block
+                if now >= sub.next_due.get(name, 0.0) and not STREAMS[name].block and not STREAMS[name].clock
             }
 
     def on_frame(self, ear: Ear, frame: dict[str, np.ndarray], audio: np.ndarray, when: float) -> None:
@@ -221,6 +221,10 @@ class Streams:
             except EarsightError as exc:
                 log.warning("stream %s: %s", name, exc)
         self.publish(when, values)
+
+    def on_clock(self, when: float, values: np.ndarray) -> None:
+        """A tick of the Link clock: the beat stream's values (beat, phase, tempo) for whoever is due."""
+        self.publish(when, {"beat": (["beat", "phase", "tempo"], values)})
 
     def publish(self, now: float, values: dict[str, tuple[list[str], np.ndarray]]) -> None:
         """Send each due stream to each subscriber in its format. ``values``: stream -> (names, values)."""

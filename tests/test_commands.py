@@ -110,7 +110,7 @@ def test_embed_fit_answers_once_fitted_on_the_coming_frames(table: Table) -> Non
 
 
 def test_every_command_names_a_service_the_server_provides() -> None:
-    assert set(SERVICES) == {"server", "streams", "state", "embed", "ear", "audio", "view", "sonify", "match", "scenes"}
+    assert set(SERVICES) == {"server", "streams", "state", "embed", "ear", "audio", "view", "sonify", "match", "scenes", "link"}
 
 
 def test_the_command_table_loads_without_torch() -> None:

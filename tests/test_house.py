@@ -11,7 +11,7 @@ SERVER = Path(__file__).resolve().parents[1] / "server"
 MAX_LINES = 500
 SERVICES = (
     "earsight.streams", "earsight.listen", "earsight.embed", "earsight.display", "earsight.sonify", "earsight.audio.process",
-    "earsight.scenes",
+    "earsight.scenes", "earsight.link",
 )
 """The services the app wires; they share the state and utilities (rings, audio io, paths), never each other."""
 

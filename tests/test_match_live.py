@@ -156,7 +156,8 @@ def server(tmp_path: Path) -> Iterator[tuple[object, OscClient, Path]]:
 def test_match_over_osc_answers_and_plays(server: tuple[object, OscClient, Path]) -> None:
     app, c, tmp = server
     Image.fromarray(data.coffee()).save(tmp / "coffee.jpg")
-    reply = c.request("/ear/match", str(tmp / "coffee.jpg"), reply="/ear/match.reply", timeout=120)
+    # (quantised to the bar: without Link there is none to wait for, and it plays at once)
+    reply = c.request("/ear/match", str(tmp / "coffee.jpg"), "bar", reply="/ear/match.reply", timeout=120)
     rank, divergence, coverage, sound, weight = reply
     assert (rank, sound) == (1, "cafe") and weight == pytest.approx(1.0) and divergence > 0 and coverage > 0.5
     engine = app.audio  # type: ignore[attr-defined]

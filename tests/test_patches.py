@@ -382,11 +382,11 @@ def test_max_check_catches_an_unknown_command(patches: Path) -> None:
     assert any("/ear/stream/all is not a command" in problem for problem in _mutate_max(patches, change))
 
 
-def test_max_check_catches_a_match_with_two_pictures(patches: Path) -> None:
+def test_max_check_catches_a_match_with_too_many_arguments(patches: Path) -> None:
     def change(p: dict) -> None:  # type: ignore[type-arg]
         for b in p["boxes"]:
             if b["box"].get("text") == "/ear/match $1":
-                b["box"]["text"] = "/ear/match $1 $2"
+                b["box"]["text"] = "/ear/match $1 bar $2"  # a picture, a beat, and what?
 
     assert any("/ear/match" in problem for problem in _mutate_max(patches, change))
 
@@ -442,8 +442,8 @@ def test_pd_help_matches_a_picture() -> None:
 
 def test_pd_check_catches_a_bad_match_message(patches: Path) -> None:
     path = patches / "puredata" / "earsight" / "earsight-help.pd"
-    path.write_text(path.read_text().replace("match view;", "match view now;", 1))
-    assert any("match view now" in p for p in patchdoc.check_pd(path))
+    path.write_text(path.read_text().replace("match view;", "match view bar 3;", 1))
+    assert any("match view bar 3" in p for p in patchdoc.check_pd(path))
 
 
 def test_pd_check_catches_a_bad_message(patches: Path) -> None:

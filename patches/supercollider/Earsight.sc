@@ -10,6 +10,7 @@
 //   ~ear.sonify(\dream); ~ear.mix(0.5, 1);      // dream the selected neurons, hear it (\off stops)
 //   ~ear.view(\features);                        // what the picture shows (view, snapshot, viewUrl)
 //   ~ear.saveScene(\verse); ~ear.scene(\verse, 4); // every setting saved; recalled with a 4 s fade
+//   ~ear.link; ~ear.scene(\chorus, 0, \bar);   // join Ableton Link; recall on the next bar
 //   ~ear.free;
 //
 // Install: Quarks.install("/path/to/earsight/patches/supercollider"), then recompile the class library;
@@ -297,11 +298,12 @@ Earsight {
 	}
 
 	// Recall the scene `name`: levels glide over `fade` seconds, the rest switches at its end;
-	// action.(ok, answer) once it is in place (a scene with another ear waits for it to load).
-	scene { |name, fade = 0, action|
+	// `quantise` \beat or \bar starts it on the next beat or bar (with Link on); action.(ok, answer)
+	// once it is in place (a scene with another ear waits for it to load).
+	scene { |name, fade = 0, quantise = \now, action|
 		var old = timeout;
 		timeout = max(timeout, fade + 120);
-		this.request('/ear/scene/recall', [name.asString, fade.asFloat], { |answer, ok| action.value(ok, answer) });
+		this.request('/ear/scene/recall', [name.asString, fade.asFloat, quantise.asString], { |answer, ok| action.value(ok, answer) });
 		timeout = old;
 	}
 
@@ -313,6 +315,29 @@ Earsight {
 	// Delete the saved scene `name`.
 	deleteScene { |name, action|
 		this.request('/ear/scene/delete', [name.asString], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// ------------------------------------------------------------ Ableton Link
+
+	// Join (true) or leave (false) the Link session: the tempo and beat of Live and the other peers.
+	// A LinkClock in sclang joins the same session: ~clock = LinkClock.new.latency_(Server.default.latency).
+	link { |on = true, action|
+		this.request('/ear/link', [if(on == true or: { on == 1 }) { 1 } { 0 }], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Set the session's tempo in BPM (every peer follows).
+	tempo { |bpm, action|
+		this.request('/ear/link/tempo', [bpm.asFloat], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// Beats in a bar, for \bar quantising and the beat stream's phase.
+	quantum { |beats, action|
+		this.request('/ear/link/quantum', [beats.asFloat], { |answer, ok| action.value(ok, answer) })
+	}
+
+	// The session now: action.(dictionary, ok) with \link, \tempo, \beat, \phase, \peers, \quantum.
+	linkStatus { |action|
+		this.request('/ear/link/status', [], { |answer, ok| action.value(this.class.pairs(answer), ok) })
 	}
 
 	// ------------------------------------------------------------ the table
@@ -340,7 +365,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -438,9 +463,10 @@ Earsight {
 //       seed (integer): 0 is the shipped layout
 //   ~ear.send('/ear/view/url')  -> /ear/view/url.reply
 //       The address of the web page with the live picture.
-//   ~ear.send('/ear/sonify', mode)  -> /ear/done
+//   ~ear.send('/ear/sonify', mode, [quantise])  -> /ear/done
 //       Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).
 //       mode (string): off | dream | auralise
+//       quantise (string, optional): now (default), beat or bar: start on the next beat or bar of the Link session (/ear/link; at once while it is off)
 //   ~ear.send('/ear/sonify/render', seconds, name, [overwrite])  -> /ear/done
 //       Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.
 //       seconds (number): of the most recent input, up to 10 (the server keeps 10 s)
@@ -526,9 +552,10 @@ Earsight {
 //   ~ear.send('/ear/sonify/wet', value)  -> /ear/done
 //       output level of the sonification
 //       value (number): 0-4 (default 1.0)
-//   ~ear.send('/ear/match', image)  -> /ear/match.reply
-//       Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting.
+//   ~ear.send('/ear/match', image, [quantise])  -> /ear/match.reply
+//       Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting. Quantised, the crossfade starts on the next beat or bar after the match is ready.
 //       image (string): an image file (png, jpg, ...) in an allowed folder (--allow-dir), or view: the picture the server draws now
+//       quantise (string, optional): now (default), beat or bar: start on the next beat or bar of the Link session (/ear/link; at once while it is off)
 //   ~ear.send('/ear/match/follow', seconds)  -> /ear/done
 //       Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade.
 //       seconds (number): 1-3600; 0: off
@@ -551,10 +578,11 @@ Earsight {
 //   ~ear.send('/ear/scene/save', name)  -> /ear/done
 //       Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it.
 //       name (string): 1-64 letters, digits, spaces, '.', '-' or '_'
-//   ~ear.send('/ear/scene/recall', name, [fade])  -> /ear/done
-//       Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading.
+//   ~ear.send('/ear/scene/recall', name, [fade], [quantise])  -> /ear/done
+//       Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading (or waiting for its beat).
 //       name (string): a saved scene
 //       fade (number, optional): seconds, 0-60 (default 0: at once)
+//       quantise (string, optional): now (default), beat or bar: start on the next beat or bar of the Link session (/ear/link; at once while it is off)
 //   ~ear.send('/ear/scene/list')  -> /ear/scene/list.reply
 //       The names of the saved scenes.
 //   ~ear.send('/ear/scene/delete', name)  -> /ear/done
@@ -563,6 +591,17 @@ Earsight {
 //   ~ear.send('/ear/scene/show', [name])  -> /ear/scene/show.reply
 //       One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>.
 //       name (string, optional): a saved scene (default: the settings now)
+//   ~ear.send('/ear/link', on)  -> /ear/done
+//       Ableton Link (off until asked for): share tempo and beat with Live, LinkClock and other peers. Then the beat stream runs, /ear/status has tempo, beat, phase and peers, and scene recalls, matches and the sonify mode can wait for the next beat or bar.
+//       on (integer): 1: join the Link session on the network, 0: leave it
+//   ~ear.send('/ear/link/quantum', beats)  -> /ear/done
+//       Beats in a bar: what 'bar' waits for, and the beat stream's phase.
+//       beats (number): 1-64, default 4
+//   ~ear.send('/ear/link/tempo', bpm)  -> /ear/done
+//       Set the session's tempo (every peer follows; a peer's change reaches the server the same way).
+//       bpm (number): 20-999
+//   ~ear.send('/ear/link/status')  -> /ear/link/status.reply
+//       Key-value pairs: link (1 while on), tempo, beat, phase, peers, quantum.
 // Streams (Earsight:stream, values with the default ear crepe):
 //   \act: conv6_0, conv6_1, conv6_2, conv6_3 -- mean activation of each selected channel (see /ear/select)
 //   \layers: conv1, conv2, conv3, conv4, conv5, conv6, pitch -- energy (RMS) of every layer
@@ -573,12 +612,13 @@ Earsight {
 //   \tags: (not with the default ear) -- probability of every label
 //   \top: (not with the default ear) -- the most probable labels (see /ear/top): probability where chosen, else 0
 //   \embed: e0, e1, e2, e3, e4, e5, ... (32 values) -- low-dimensional code of a layer, 0-1 (see /ear/embed/fit)
+//   \beat: beat, phase, tempo -- the Link session's beat (counting from when the session began), phase in the bar (0 to the quantum) and tempo (BPM); up to 100 a second while /ear/link is on
 
 	// [address, typetag, reply, doc]; typetag: n number, i integer, s string, a either; ? optional, * repeated
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), restarts (supervised threads restarted), restarts.<thread> per thread."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
@@ -608,7 +648,7 @@ Earsight {
 			["/ear/view/fps", "n", "/ear/done", "Frames per second while someone watches."],
 			["/ear/view/layout", "i", "/ear/done", "Lay the neurons out again from another seed (cached per seed; the first time takes seconds)."],
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
-			["/ear/sonify", "s", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
+			["/ear/sonify", "ss?", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
 			["/ear/sonify/status", "", "/ear/sonify/status.reply", "Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump over the input's: above 1 a click), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ..."],
 			["/ear/sonify/layer", "s", "/ear/done", "layer to sonify; empty: the server's selection (/ear/select)"],
@@ -637,7 +677,7 @@ Earsight {
 			["/ear/sonify/stride", "i", "/ear/done", "auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)"],
 			["/ear/sonify/dry", "n", "/ear/done", "output level of the input passed through"],
 			["/ear/sonify/wet", "n", "/ear/done", "output level of the sonification"],
-			["/ear/match", "s", "/ear/match.reply", "Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting."],
+			["/ear/match", "ss?", "/ear/match.reply", "Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting. Quantised, the crossfade starts on the next beat or bar after the match is ready."],
 			["/ear/match/follow", "n", "/ear/done", "Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade."],
 			["/ear/match/off", "", "/ear/done", "Fade the bed out and stop following the view."],
 			["/ear/match/library", "s", "/ear/done", "The sounds to match from: every audio file with a sidecar .txt naming the ImageNet classes it evokes (class names, #index or #first-last, or words of class names; a number after an entry weighs it). Answers /ear/done /ear/match/library <folder> <sounds>. default: the synthesised library."],
@@ -646,10 +686,14 @@ Earsight {
 			["/ear/match/fade", "n", "/ear/done", "Length of the crossfade from one bed to the next (equal power: the level does not dip)."],
 			["/ear/match/status", "", "/ear/match/status.reply", "Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms."],
 			["/ear/scene/save", "s", "/ear/done", "Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it."],
-			["/ear/scene/recall", "sn?", "/ear/done", "Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading."],
+			["/ear/scene/recall", "sn?s?", "/ear/done", "Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading (or waiting for its beat)."],
 			["/ear/scene/list", "", "/ear/scene/list.reply", "The names of the saved scenes."],
 			["/ear/scene/delete", "s", "/ear/done", "Delete a saved scene."],
 			["/ear/scene/show", "s?", "/ear/scene/show.reply", "One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>."],
+			["/ear/link", "i", "/ear/done", "Ableton Link (off until asked for): share tempo and beat with Live, LinkClock and other peers. Then the beat stream runs, /ear/status has tempo, beat, phase and peers, and scene recalls, matches and the sonify mode can wait for the next beat or bar."],
+			["/ear/link/quantum", "n", "/ear/done", "Beats in a bar: what 'bar' waits for, and the beat stream's phase."],
+			["/ear/link/tempo", "n", "/ear/done", "Set the session's tempo (every peer follows; a peer's change reaches the server the same way)."],
+			["/ear/link/status", "", "/ear/link/status.reply", "Key-value pairs: link (1 while on), tempo, beat, phase, peers, quantum."],
 		]
 	}
 
@@ -665,6 +709,7 @@ Earsight {
 			tags: [],
 			top: [],
 			embed: ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10", "e11", "e12", "e13", "e14", "e15", "e16", "e17", "e18", "e19", "e20", "e21", "e22", "e23", "e24", "e25", "e26", "e27", "e28", "e29", "e30", "e31"],
+			beat: [],
 		)
 	}
 // patchdoc:end reference

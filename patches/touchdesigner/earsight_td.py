@@ -71,6 +71,7 @@ FLAT_CHANNELS = {
     'tags': [],
     'top': [],
     'embed': ['/ear/embed/e0', '/ear/embed/e1', '/ear/embed/e2', '/ear/embed/e3', '/ear/embed/e4', '/ear/embed/e5', '/ear/embed/e6', '/ear/embed/e7', '/ear/embed/e8', '/ear/embed/e9', '/ear/embed/e10', '/ear/embed/e11', '/ear/embed/e12', '/ear/embed/e13', '/ear/embed/e14', '/ear/embed/e15', '/ear/embed/e16', '/ear/embed/e17', '/ear/embed/e18', '/ear/embed/e19', '/ear/embed/e20', '/ear/embed/e21', '/ear/embed/e22', '/ear/embed/e23', '/ear/embed/e24', '/ear/embed/e25', '/ear/embed/e26', '/ear/embed/e27', '/ear/embed/e28', '/ear/embed/e29', '/ear/embed/e30', '/ear/embed/e31'],
+    'beat': ['/ear/beat/beat', '/ear/beat/phase', '/ear/beat/tempo'],
 }
 # patchdoc:end channels
 

@@ -15,6 +15,9 @@ Not a test: it prints what this machine does. Sections:
   xruns, restarts, counters.
 - match: a 1280x720 picture matched on one core beside the network's forward pass; crossfades
   between beds: the largest step beside the beds' own, and JACK xruns while pictures change the bed.
+- link: the server and a second Ableton Link peer, in a network namespace of their own: how soon they
+  find each other, tempo agreement after either changes it, the beat stream's phase against the
+  peer's at the same moment, and how far commands quantised to the bar land from it.
 - picture: does the picture move with the music (:mod:`earsight.render.picture`): silence vs
   music and clicks in grey levels, onset following, distinct pixels, fps per view with a viewer;
   the light's change mode beside the raw mode (the baseline).
@@ -32,7 +35,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream", "match")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream", "match", "link")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
@@ -117,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         from ..match.bench import bench_match
 
         results.update(bench_match())
+    if "link" in args.only:
+        from .link import bench_link
+
+        results["link"] = bench_link(min(args.seconds, 10.0))
+        show("link: the server and a second Link peer (a network namespace with only loopback)", results["link"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)

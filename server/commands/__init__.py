@@ -1,20 +1,20 @@
 """THE table of OSC commands: address, arguments, handler, reply, doc — composed from each service's own.
 
 Each module here declares one service's commands (``server``, ``streams``, ``ear``, ``audio``,
-``view``, ``sonify``, ``match``, ``scenes``); a command's handler gets that service (``handler(service, request,
+``view``, ``sonify``, ``match``, ``scenes``, ``link``); a command's handler gets that service (``handler(service, request,
 *args)``). The README's reference, the patches' help and the tests are generated from
 :data:`COMMANDS`. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from . import audio, ear, match, scenes, server, sonify, streams, view
+from . import audio, ear, link, match, scenes, server, sonify, streams, view
 from .base import DEFERRED, ROOT, TYPES, Address, Arg, Command, Reply, Request, in_background
 from .dispatch import Dispatcher
 
 COMMANDS: tuple[Command, ...] = (
     server.COMMANDS + streams.COMMANDS + ear.COMMANDS + audio.COMMANDS + view.COMMANDS + sonify.COMMANDS
-    + match.COMMANDS + scenes.COMMANDS
+    + match.COMMANDS + scenes.COMMANDS + link.COMMANDS
 )
 BY_ADDRESS: dict[str, Command] = {c.address: c for c in COMMANDS}
 SERVICES = tuple(dict.fromkeys(c.service for c in COMMANDS))

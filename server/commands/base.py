@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ Reply = tuple[str, Sequence[object]]
 """An OSC reply: address and arguments."""
 
 SCENE_KINDS = ("", "switch", "glide")
+QUANTISE = ("now", "beat", "bar")
+"""When a change a beat can time happens: at once, on the next beat, on the next bar (Link's quantum)."""
 DEFERRED = object()
 """Returned by a handler that answers later itself (after loading an ear, fitting, rendering)."""
 
@@ -129,6 +132,16 @@ def key_values(pairs: Mapping[str, object]) -> list[object]:
 
 
 Send = Callable[[Address, str, Sequence[object]], None]
+QUANTISE_ARG = Arg("quantise", "s", "now (default), beat or bar: start on the next beat or bar of the Link session "
+                   "(/ear/link; at once while it is off)", optional=True)
+"""The last argument of the commands a beat can time: scene recalls, matches, the sonify mode."""
+
+
+def at_once(quantise: str) -> float:
+    """The clock without Link: every boundary is now (a bad name is still refused)."""
+    if quantise not in QUANTISE:
+        raise BadRequest(f"quantise must be one of {', '.join(QUANTISE)}, got {quantise!r}")
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,8 @@ class Request:
     send: Send
     files: Folders
     """Where names of files given in this request may point (reads and writes are confined)."""
+    until: Callable[[str], float] = at_once
+    """Seconds to the next boundary :data:`QUANTISE` names (the Link session's beat or bar)."""
 
     def done(self, *values: object) -> None:
         self.send(self.reply_to, "/ear/done", [self.address, *values])
@@ -166,3 +181,18 @@ def in_background(req: Request, work: Callable[[], Sequence[object]]) -> object:
 
     threading.Thread(target=run, name=f"osc {req.address}", daemon=True).start()
     return DEFERRED
+
+
+def on_the_beat(req: Request, quantise: str | None, work: Callable[[], object]) -> object:
+    """Do ``work`` now, or at the next beat or bar (answered /ear/done then, or /ear/fail)."""
+    delay = req.until(quantise or "now")
+    if delay <= 0:
+        work()
+        return None
+
+    def later() -> list[object]:
+        time.sleep(delay)
+        work()
+        return []
+
+    return in_background(req, later)

@@ -16,7 +16,7 @@ from pythonosc.dispatcher import Dispatcher as _Matcher
 from ..errors import EarsightError
 from ..paths import Folders
 from ..ratelimit import RateLimit
-from .base import DEFERRED, Address, Command, Request, Send
+from .base import DEFERRED, Address, Command, Request, Send, at_once
 
 if TYPE_CHECKING:
     from ..osc import Incoming
@@ -71,6 +71,8 @@ class Dispatcher:
         self.unavailable = dict(unavailable or {})
         self.route = route
         self.folders = folders or Folders()
+        self.until: Callable[[str], float] = at_once
+        """Seconds to the next beat or bar (the Link service's clock, once it is there)."""
         self._send = send
         self._matcher = _Matcher()
         for command in self.table:
@@ -107,7 +109,7 @@ class Dispatcher:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
             return
         for command in matched:
-            req = Request(command.address, item.sender, reply_to, self.send, self.folders)
+            req = Request(command.address, item.sender, reply_to, self.send, self.folders, self.until)
             try:
                 self._run(command, req, item.args)
             except EarsightError as exc:

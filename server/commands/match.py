@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import DEFERRED, Arg, Command, Reply, Request, key_values
+from .base import DEFERRED, QUANTISE_ARG, Arg, Command, Reply, Request, key_values
 
 if TYPE_CHECKING:
     from ..match.live import Matching
 
 
-def _match(matching: Matching, req: Request, image: str) -> object:
+def _match(matching: Matching, req: Request, image: str, quantise: str | None) -> object:
     path = None if image == "view" else req.files.input(image)
-    matching.request("view" if path is None else "image", req, path)
+    req.until(quantise or "now")  # a bad name is refused now, not after the match
+    matching.request("view" if path is None else "image", req, path, quantise or "now")
     return DEFERRED
 
 
@@ -53,12 +54,13 @@ SCENE = {"/ear/match/library": "switch", "/ear/match/level": "glide", "/ear/matc
 COMMANDS: tuple[Command, ...] = tuple(
     Command(address, args, handler, reply, doc, "match", coalesce=address in ("/ear/match/level",), scene=SCENE.get(address, ""))
     for address, args, handler, reply, doc in (
-        ("/ear/match", (Arg("image", "s", "an image file (png, jpg, ...) in an allowed folder (--allow-dir), or view: the picture the server draws now"),),
+        ("/ear/match", (Arg("image", "s", "an image file (png, jpg, ...) in an allowed folder (--allow-dir), or view: the picture the server draws now"), QUANTISE_ARG),
          _match, "/ear/match.reply",
          "Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one "
          "/ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): "
          "the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the "
-         "library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting."),
+         "library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting. "
+         "Quantised, the crossfade starts on the next beat or bar after the match is ready."),
         ("/ear/match/follow", (Arg("seconds", "n", "1-3600; 0: off"),), _follow, "/ear/done",
          "Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own "
          "picture chooses what it hears next; each change is a crossfade."),

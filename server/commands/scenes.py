@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from .base import Arg, Command, Reply, Request, in_background
+from .base import QUANTISE_ARG, Arg, Command, Reply, Request, in_background
 
 if TYPE_CHECKING:
     from ..scenes import Scenes
@@ -14,10 +15,11 @@ def _save(scenes: Scenes, req: Request, name: str) -> list[Reply]:
     return [("/ear/done", [req.address, name, str(scenes.save(name, req.files))])]
 
 
-def _recall(scenes: Scenes, req: Request, name: str, fade: float | None) -> object:
+def _recall(scenes: Scenes, req: Request, name: str, fade: float | None, quantise: str | None) -> object:
     seconds = fade or 0.0
     scene, ticket = scenes.ask(name, seconds, req.files)  # a missing or corrupt file is answered now
-    return in_background(req, lambda: [name, *scenes.recall(scene, seconds, ticket, req)])
+    start = time.monotonic() + req.until(quantise or "now")
+    return in_background(req, lambda: [name, *scenes.recall(scene, seconds, ticket, req, start)])
 
 
 def _list(scenes: Scenes, req: Request) -> list[Reply]:
@@ -43,13 +45,13 @@ COMMANDS: tuple[Command, ...] = tuple(
          "the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written "
          "whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it."),
         ("/ear/scene/recall", (Arg("name", "s", "a saved scene"),
-                               Arg("fade", "n", "seconds, 0-60 (default 0: at once)", optional=True)),
+                               Arg("fade", "n", "seconds, 0-60 (default 0: at once)", optional=True), QUANTISE_ARG),
          _recall, "/ear/done",
          "Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a "
          "new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were "
          "skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way "
          "(what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall "
-         "supersedes one still fading."),
+         "supersedes one still fading (or waiting for its beat)."),
         ("/ear/scene/list", (), _list, "/ear/scene/list.reply", "The names of the saved scenes."),
         ("/ear/scene/delete", (Arg("name", "s", "a saved scene"),), _delete, "/ear/done", "Delete a saved scene."),
         ("/ear/scene/show", (Arg("name", "s", "a saved scene (default: the settings now)", optional=True),), _show,

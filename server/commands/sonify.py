@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..errors import BadRequest
 from ..sonify.params import AUDIO_FORMATS, MODES, PARAMS
-from .base import Arg, Command, Reply, Request, in_background, key_values
+from .base import QUANTISE_ARG, Arg, Command, Reply, Request, in_background, key_values, on_the_beat
 
 if TYPE_CHECKING:
     from ..sonify.live import Sonifier
 
 
-def _sonify(sonifier: Sonifier, req: Request, mode: str) -> None:
-    sonifier.set_mode(mode)
+def _sonify(sonifier: Sonifier, req: Request, mode: str, quantise: str | None) -> object:
+    if mode not in MODES:  # refused now, not on the beat
+        raise BadRequest(f"sonify mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return on_the_beat(req, quantise, lambda: sonifier.set_mode(mode))
 
 
 def _render(sonifier: Sonifier, req: Request, seconds: float, name: str, overwrite: int | None) -> object:
@@ -46,7 +49,7 @@ def _scene(name: str) -> str:
 
 def _commands() -> tuple[Command, ...]:
     commands = [
-        Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)),), _sonify, "/ear/done",
+        Command("/ear/sonify", (Arg("mode", "s", " | ".join(MODES)), QUANTISE_ARG), _sonify, "/ear/done",
                 "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise "
                 "(their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).",
                 "sonify", scene="switch"),

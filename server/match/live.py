@@ -38,6 +38,7 @@ class _Job:
     kind: str  # "image", "view", "library", "off", "bed"
     req: Request | None
     value: Any = None
+    quantise: str = "now"
 
 
 class Matching:
@@ -69,8 +70,9 @@ class Matching:
 
     # ------------------------------------------------------------------ requests (OSC thread)
 
-    def request(self, kind: str, req: Request | None, value: Any = None) -> None:
-        self._jobs.put(_Job(kind, req, value))
+    def request(self, kind: str, req: Request | None, value: Any = None, quantise: str = "now") -> None:
+        """``quantise`` (now, beat or bar): when a picture's bed starts (the request's clock says how long to wait)."""
+        self._jobs.put(_Job(kind, req, value, quantise))
 
     def set_follow(self, seconds: float, req: Request) -> None:
         if seconds and not 1.0 <= seconds <= 3600.0:
@@ -200,6 +202,8 @@ class Matching:
             image.network()  # so the first picture does not wait for it
             return [("/ear/done", ["/ear/match/library", str(lib.folder), len(lib.sounds)])]
         result = self.match(job.value if job.kind == "image" else None)
+        if job.req is not None and job.quantise != "now":
+            time.sleep(job.req.until(job.quantise))  # from when the match is ready: it takes a while
         self.play(result.beds[0])
         return replies(result)
 

@@ -614,10 +614,11 @@
     "box": {
      "id": "obj-26",
      "maxclass": "newobj",
-     "text": "route /ear/pitch /ear/level /ear/act /ear/layers /ear/tags /ear/top /ear/embed /ear/onset /ear/envelope /ear/model/info.reply /ear/done /ear/fail",
+     "text": "route /ear/pitch /ear/level /ear/act /ear/layers /ear/tags /ear/top /ear/embed /ear/onset /ear/envelope /ear/beat /ear/model/info.reply /ear/done /ear/fail",
      "numinlets": 2,
-     "numoutlets": 13,
+     "numoutlets": 14,
      "outlettype": [
+      "",
       "",
       "",
       "",
@@ -1558,6 +1559,38 @@
       50
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-76",
+     "maxclass": "newobj",
+     "text": "outlet",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1320,
+      300,
+      30,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-77",
+     "maxclass": "newobj",
+     "text": "s earsight.beat",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "patching_rect": [
+      1320,
+      352,
+      74,
+      22
+     ]
+    }
    }
   ],
   "lines": [
@@ -2021,7 +2054,7 @@
     "patchline": {
      "source": [
       "obj-26",
-      9
+      10
      ],
      "destination": [
       "obj-48",
@@ -2141,7 +2174,7 @@
     "patchline": {
      "source": [
       "obj-26",
-      10
+      11
      ],
      "destination": [
       "obj-55",
@@ -2421,6 +2454,30 @@
      ],
      "destination": [
       "obj-4",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      9
+     ],
+     "destination": [
+      "obj-76",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-26",
+      9
+     ],
+     "destination": [
+      "obj-77",
       0
      ]
     }
