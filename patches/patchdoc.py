@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from earsight.commands import BY_ADDRESS, COMMANDS, ROOT, SCENE, SETTER, TYPES, Arg, Command, marks
+from earsight.commands.dispatch import TRACK_SERVICES
 from earsight.errors import BadRequest
 from earsight.features import STREAMS, Selection, safe_name
 
@@ -261,6 +262,11 @@ def supercollider() -> str:
     for c in COMMANDS:
         lines.append(f"\t\t\t[{_sc_string(c.address)}, {_sc_string(c.typetag)}, {_sc_string(c.reply)}, {_sc_string(c.doc)}],")
     lines.append("\t\t]")
+    lines.append("\t}")
+    lines.append("")
+    lines.append("\t// the commands each track has of its own (/ear/<track>/... reaches them)")
+    lines.append("\t*trackCommands {")
+    lines.append("\t\t^[" + ", ".join(_sc_string(c.address) for c in COMMANDS if c.service in TRACK_SERVICES) + "]")
     lines.append("\t}")
     lines.append("")
     lines.append("\t// stream name -> value names with the default ear (" + DEFAULT_EAR + "); empty: depends on the ear")

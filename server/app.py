@@ -88,6 +88,8 @@ class App:
         self.sonifier: Sonifier | Any = None
         self.matching: Matching | Any = None
         self.scenes: Scenes | Any = None
+        self.tracks: list[dict[str, Any]] = []
+        """Each track's own services (state, streams, embed, ear), track 1 first."""
         self.link: LinkClock | Any = None
         self.display: Display | None = None
         self.dispatcher: Dispatcher | Any = None
@@ -130,10 +132,19 @@ class App:
             self.osc.send, state, block_rate=config.audio.sample_rate / config.audio.block,
             block_streams=self.audio.set_block_streams,
         )
-        self.osc.route = self.streams.route
         self.recent = Ring(int(RECENT_SECONDS * config.audio.sample_rate), 1)
         self.fitter = EmbedFitter(state)
         self.listener = Listener(state, pipeline, self.audio, self.recent, [self.streams.on_frame, self.fitter.on_frame])
+        self.tracks = [{"state": state, "streams": self.streams, "embed": self.fitter, "ear": self.listener.first}]
+        for number in range(2, config.audio.inputs + 1):  # each its own ear (a twin: the weights are shared)
+            track_pipeline = prepare(config.ear, config.audio.sample_rate, like=pipeline.ear)
+            track_state = EarState(track_pipeline.name, track_pipeline.ear)
+            streams = Streams(self.osc.send, track_state, block_rate=config.audio.sample_rate / config.audio.block,
+                              track=number)
+            fitter = EmbedFitter(track_state)
+            ear = self.listener.add_track(track_state, track_pipeline, [streams.on_frame, fitter.on_frame])
+            self.tracks.append({"state": track_state, "streams": streams, "embed": fitter, "ear": ear})
+        self.osc.route = self._route
         self.sonifier = Sonifier(
             state, recent=self.recent, output=self.audio.output, set_mix=self.audio.set_mix,
             sample_rate=config.audio.sample_rate, block=config.audio.block,
@@ -142,9 +153,9 @@ class App:
                                  self._view_pixels if config.view_port is not None else None)
         self.dispatcher = Dispatcher(
             COMMANDS,
-            {"server": self, "streams": self.streams, "state": state, "embed": self.fitter, "ear": self.listener,
+            {"server": self, "streams": self.streams, "state": state, "embed": self.fitter, "ear": self.listener.first,
              "audio": self.audio, "view": None, "sonify": self.sonifier, "match": self.matching},
-            self.osc.reply, route=self.streams.route,
+            self.osc.reply, route=self._route,
             unavailable={"view": "no view: start the server with --view-port"},
             folders=Folders(config.out_dir, config.allow_dirs),
         )
@@ -152,6 +163,7 @@ class App:
         self.link = LinkClock(on_tick=self.streams.on_clock)
         self.dispatcher.services.update(scenes=self.scenes, link=self.link)
         self.dispatcher.until = self.link.until
+        self.dispatcher.tracks = self.tracks[1:]
         self.audio.start()
         if config.audio.backend == "jack":
             from .audio.jack import XrunMonitor
@@ -169,7 +181,8 @@ class App:
 
             listener = self.listener
             self.display = Display(state, host=config.host, port=config.view_port, window=config.window,
-                                   overloaded=lambda: listener.lag_ms() > OVERLOADED_MS)
+                                   overloaded=lambda: listener.lag_ms() > OVERLOADED_MS,
+                                   tracks=[t["state"] for t in self.tracks[1:]])
             self.display.start(self.supervisor)
             self.dispatcher.services["view"] = self.display
         self.osc.start(self.supervisor)
@@ -209,6 +222,14 @@ class App:
             raise EarsightError("no view: start the server with --view-port")
         return self.display.pixels()
 
+    def _route(self, sender: tuple[str, int]) -> tuple[str, int]:
+        """Where replies to ``sender`` go: where it subscribed (to any track's streams), else back."""
+        for track in self.tracks:
+            streams: Streams = track["streams"]
+            if streams.routes(sender):
+                return streams.route(sender)
+        return sender
+
     def _handle(self, item: Incoming) -> None:
         self.dispatcher.handle(item)
 
@@ -244,6 +265,10 @@ class App:
             "ear_skipped": self.listener.skipped,
             "lag_ms": self.listener.lag_ms(),
             "frames": self.listener.frames,
+            "tracks": len(self.tracks),
+            "batched": self.listener.batched,
+            **{k: v for t in self.listener.tracks[1:] for k, v in ((f"ear.{t.number}", t.state.name),
+                                                                    (f"frames.{t.number}", t.frames))},
             "subscribers": len(self.streams.subscribers),
             "received": self.osc.received,
             "coalesced": self.osc.coalesced,

@@ -59,6 +59,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", *BACKENDS), help="audio backend (auto: JACK if running, else a sound card, else jackd -d dummy)")
     p.add_argument("--sample-rate", type=int, default=48000)
     p.add_argument("--block", type=int, default=256, help="audio block size in samples")
+    p.add_argument("--inputs", type=int, default=1,
+                   help="tracks the ear hears (1-16): track 1 the input, track k the device's (JACK's) input k, "
+                        "each with its own ear, selection and streams at /ear/<k>/...")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the ear")
     p.add_argument("--view-port", type=int, default=8080, help="port of the web page with the live picture (default 8080)")
     p.add_argument("--no-view", action="store_true", help="no picture: saves the CPU that drawing takes")
@@ -90,7 +93,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, ear=args.ear, source=source, threads=args.threads,
         view_port=None if args.no_view else args.view_port, window=args.window,
         out_dir=args.out_dir, allow_dirs=tuple(args.allow_dir),
-        audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block),
+        audio=AudioConfig(backend=backend, sample_rate=args.sample_rate, block=args.block, inputs=args.inputs),
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

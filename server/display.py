@@ -72,9 +72,10 @@ class ViewedState(Protocol):
 class Display:
     def __init__(self, state: ViewedState, *, host: str = "127.0.0.1", port: int = 8080, fps: float = 30.0,
                  size: tuple[int, int] = (1280, 720), window: bool = False,
-                 overloaded: Callable[[], bool] | None = None) -> None:
+                 overloaded: Callable[[], bool] | None = None, tracks: Sequence[ViewedState] = ()) -> None:
         """``overloaded``: whether the machine is falling behind the audio (the ear's backlog); the
-        picture then slows down on purpose, so the ear and the audio keep their share."""
+        picture then slows down on purpose, so the ear and the audio keep their share. ``tracks``:
+        the other tracks' states, which ``/ear/view/track`` shows instead of ``state`` (track 1's)."""
         from .view import ViewServer
 
         self.state = state
@@ -101,9 +102,13 @@ class Display:
         self._thread: threading.Thread | None = None
         self.frames_drawn = 0
         self.error: str | None = None
-        self.server = ViewServer(host, port, self._jpeg, self._layout, state.select)
+        self.tracks = [state, *tracks]
+        self.track = 1
+        """The track shown (1: the first)."""
+        self.server = ViewServer(host, port, self._jpeg, self._layout, lambda layer, ch: self.state.select(layer, ch))
         self.server.stream_fps = fps  # the stream keeps up with the picture
-        state.listen(self._changed)
+        for each in self.tracks:
+            each.listen(self._heard(each))
 
     # -------------------------------------------------------------- life cycle
 
@@ -144,6 +149,15 @@ class Display:
     def _layout(self) -> dict[str, Any]:
         renderer = self._ready()
         return renderer.layout_dict()
+
+    def _heard(self, state: ViewedState) -> Callable[[str], None]:
+        """A listener for one track's state: only the shown track's changes matter."""
+
+        def heard(what: str) -> None:
+            if state is self.state:
+                self._changed(what)
+
+        return heard
 
     def _changed(self, what: str) -> None:
         """The state changed (any thread): highlight a new selection; build for a new ear."""
@@ -225,8 +239,17 @@ class Display:
             "/ear/view/tau": [float(r.tau)], "/ear/view/gain": [float(r.gain)], "/ear/view/decay": [float(r.decay)],
             "/ear/view/glow": [float(r.glow)],
             "/ear/view/labels": [int(r.labels)], "/ear/view/size": list(self.size), "/ear/view/fps": [self.fps],
-            "/ear/view/layout": [self.seed],
+            "/ear/view/layout": [self.seed], "/ear/view/track": [self.track],
         }
+
+    def show_track(self, number: int) -> None:
+        """Show track ``number``'s ear (built anew: its layout, its activations)."""
+        if not 1 <= number <= len(self.tracks):
+            raise BadRequest(f"no track {number} (the server hears {len(self.tracks)}: --inputs)")
+        self.track, self.state = number, self.tracks[number - 1]
+        self._ear_name = ""  # rebuilt by the display thread, even for the same ear
+        self._wake.set()
+        self._ready()
 
     def set_size(self, width: int, height: int) -> None:
         if not (64 <= width <= 3840 and 64 <= height <= 2160):

@@ -2,6 +2,10 @@
 
 A new ear is prepared off to the side (a loader thread) and swapped in by the worker between
 hops, so the ear never sees a half-made state and no input is lost while it loads.
+
+With several tracks (``--inputs N``) the ring has a column per track and each :class:`Track` has
+its own ear, state and consumers. Tracks that listen with the same ear share its weights (a
+:meth:`~earsight.ears.base.Ear.twin` each) and the hops that arrive together run as one batch.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 from .audio.ring import Ring
 from .commands.base import Request
 from .ears import registry
-from .ears.base import Ear
+from .ears.base import Ear, batchable, process_together
 from .errors import NotFound
 from .resample import Resampler
 from .stage import Chain
@@ -53,49 +57,31 @@ class Pipeline:
     frames: int = 0  # frames it has produced
 
 
-def prepare(name: str, sample_rate: int) -> Pipeline:
-    ear = registry.load(name)
+def prepare(name: str, sample_rate: int, like: Ear | None = None) -> Pipeline:
+    """A pipeline for the ear ``name``; ``like``: an ear of that name already loaded, whose weights
+    the new pipeline shares (a twin) instead of loading them again."""
+    ear = like.twin() if like is not None else registry.load(name)
+    ear.family()  # made now, not by the worker while another thread reads the ear's attributes
     return Pipeline(name, ear, Resampler(sample_rate, ear.sample_rate), np.zeros(0, np.float32))
 
 
-class Listener:
-    def __init__(self, state: EarState, pipeline: Pipeline, audio: AudioEngine, recent: Ring,
-                 consumers: list[FrameConsumer]) -> None:
-        """``recent`` receives every input block (the sonifier reads the input from it)."""
+class Track:
+    """One input's listening: its ear (swapped between hops), its state and its frame consumers.
+    The ``ear`` service of its commands (``/ear/<track>/model/load``, ...)."""
+
+    def __init__(self, number: int, state: EarState, pipeline: Pipeline, consumers: list[FrameConsumer],
+                 listener: Listener) -> None:
+        self.number = number
         self.state = state
         self.pipeline = pipeline
-        self.audio = audio
-        self.recent = recent
         self.consumers = consumers
-        self.sample_rate = audio.config.sample_rate
-        self.block = audio.config.block
-        self.max_backlog = int(MAX_BACKLOG * self.sample_rate)
-        self.busy = 0.0
-        """Seconds the worker spent listening (the ear's load)."""
-        self.skipped = 0
-        """Input samples dropped to catch up with real time."""
-        self.delivery = 0.0
-        """Seconds from a block's arrival to its frames' streams sent (a running mean, over blocks
-        that complete frames): what the worker adds to the ear's own latency."""
+        self.listener = listener
         self._staged: tuple[Pipeline, Request | None] | None = None
         self._stage_lock = threading.Lock()
-        self._running = False
-        self._thread: threading.Thread | None = None
 
     @property
     def frames(self) -> int:
         return self.pipeline.frames
-
-    # ------------------------------------------------------------ life cycle
-
-    def start(self, supervisor: Supervisor | None = None) -> None:
-        self._running = True
-        self._thread = (supervisor or Supervisor()).spawn("ear-worker", self._work, lambda: self._running)
-
-    def stop(self) -> None:
-        self._running = False
-        if self._thread is not None:
-            self._thread.join(5.0)
 
     # ------------------------------------------------------------ what commands ask
 
@@ -106,10 +92,11 @@ class Listener:
         """Prepare ``name`` in a thread; the worker swaps it in between hops; ``req`` is answered then."""
         if name not in registry.names():
             raise NotFound(f"unknown ear {name!r} (ears: {', '.join(registry.names())})")
+        like = self.listener.loaded(name)
 
         def run() -> None:
             try:
-                pipeline = prepare(name, self.sample_rate)
+                pipeline = prepare(name, self.listener.sample_rate, like)
             except Exception as exc:  # any failure to build an ear becomes a /ear/fail
                 log.exception("loading ear %s", name)
                 if req is not None:
@@ -117,8 +104,8 @@ class Listener:
                 return
             with self._stage_lock:
                 self._staged = (pipeline, req)
-            if not self._running:
-                self._swap()
+            if not self.listener.running:
+                self.swap()
 
         if req is None:
             run()
@@ -141,9 +128,9 @@ class Listener:
 
     def latency_ms(self) -> float:
         """Declared latency, input to features: audio block + resampler + ear (+ half a hop of framing)."""
-        p, ear = self.pipeline, self.pipeline.ear
+        p, ear, listener = self.pipeline, self.pipeline.ear, self.listener
         chain = Chain(p.resampler, ear)  # resampler -> ear, latencies added as cached_conv does
-        return 1000.0 * (self.audio.latency / self.sample_rate + chain.seconds + ear.hop / 2 / ear.sample_rate)
+        return 1000.0 * (listener.audio.latency / listener.sample_rate + chain.seconds + ear.hop / 2 / ear.sample_rate)
 
     def pitch_latency_ms(self) -> float | None:
         """Declared latency of the ``pitch`` stream: from the arrival of the block that holds a note's
@@ -153,19 +140,15 @@ class Listener:
         a block (a frame completes when the block holding its last sample arrives, which on average
         brings that sample half a block before its time), plus the worker's measured delivery time.
         """
-        p, ear = self.pipeline, self.pipeline.ear
+        p, ear, listener = self.pipeline, self.pipeline.ear, self.listener
         if ear.pitch_latency is None:
             return None
         at_ear = (p.resampler.latency + ear.pitch_latency) / ear.sample_rate
-        return 1000.0 * (at_ear - self.block / 2 / self.sample_rate + self.delivery)
+        return 1000.0 * (at_ear - listener.block / 2 / listener.sample_rate + listener.delivery)
 
-    def lag_ms(self) -> float:
-        """Input waiting for the ear."""
-        return float(1000.0 * self.audio.input.available() / self.sample_rate)
+    # ------------------------------------------------------------ the worker's side
 
-    # ------------------------------------------------------------ the worker
-
-    def _swap(self) -> None:
+    def swap(self) -> None:
         with self._stage_lock:
             staged, self._staged = self._staged, None
         if staged is None:
@@ -176,44 +159,11 @@ class Listener:
         if req is not None:
             req.done(pipeline.name)
 
-    def _work(self) -> None:
-        self.audio.input.read()  # what queued up while starting (or restarting) is not live any more
-        while self._running:
-            if self._staged is not None:
-                self._swap()
-            backlog = self.audio.input.available()
-            if backlog > self.max_backlog:
-                # Far behind real time (an overloaded machine): stay live, drop the oldest audio.
-                # The sonifier still gets it: it plays the newest input, not the ear's.
-                self.recent.write(self.audio.input.read(backlog - self.block))
-                self.skipped += backlog - self.block
-                log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.sample_rate)
-            block = self.audio.input.read()
-            if block.shape[0] == 0:
-                if self._running and (not self.audio.alive or self.audio.stalled()):
-                    self.audio.recover()
-                self.audio.wait_input(0.1)
-                continue
-            self.recent.write(block)
-            arrived = time.time()
-            started = time.perf_counter()
-            try:
-                made = self._listen(block[:, 0], arrived)
-            except Exception:  # keep listening; a bug here must not silence the server
-                log.exception("ear worker")
-                time.sleep(0.1)
-                made = 0
-            spent = time.perf_counter() - started
-            self.busy += spent
-            if made:
-                self.delivery += 0.05 * (spent - self.delivery)  # a mean over the last ~20 such blocks
-
-    def _listen(self, samples: np.ndarray, arrived: float) -> int:
-        """Feed one block to the ear; hand each frame it completes to the consumers; how many."""
+    def deliver(self, x: np.ndarray, frames: dict[str, np.ndarray], arrived: float) -> int:
+        """Hand each frame that ``x`` (this hop's samples at the ear's rate) completed to the state
+        and the consumers; how many."""
         p = self.pipeline
         ear = p.ear
-        x = p.resampler.process(samples)
-        frames = ear.process(x)
         n = next(iter(frames.values())).shape[0] if frames else 0
         p.history = np.concatenate([p.history, x])[-(x.shape[0] + ear.hop) :]
         start_of_history = p.fed + x.shape[0] - p.history.shape[0]
@@ -231,3 +181,129 @@ class Listener:
                     log.exception("frame consumer %r", consume)
         p.frames += n
         return n
+
+
+class Listener:
+    """The ear worker: one thread for every track (the ring's columns, in order)."""
+
+    def __init__(self, state: EarState, pipeline: Pipeline, audio: AudioEngine, recent: Ring,
+                 consumers: list[FrameConsumer]) -> None:
+        """Track 1 listens with ``pipeline``; ``recent`` receives its every input block (the sonifier
+        reads the input from it). More tracks: :meth:`add_track`."""
+        self.audio = audio
+        self.recent = recent
+        self.sample_rate = audio.config.sample_rate
+        self.block = audio.config.block
+        self.max_backlog = int(MAX_BACKLOG * self.sample_rate)
+        self.busy = 0.0
+        """Seconds the worker spent listening (the ears' load)."""
+        self.skipped = 0
+        """Input samples dropped to catch up with real time."""
+        self.delivery = 0.0
+        """Seconds from a block's arrival to its frames' streams sent (a running mean, over blocks
+        that complete frames): what the worker adds to the ear's own latency."""
+        self.batched = 0
+        """Hops that ran in one batch with another track's."""
+        self.tracks: list[Track] = []
+        self.add_track(state, pipeline, consumers)
+        self.running = False
+        self._thread: threading.Thread | None = None
+
+    def add_track(self, state: EarState, pipeline: Pipeline, consumers: list[FrameConsumer]) -> Track:
+        track = Track(len(self.tracks) + 1, state, pipeline, consumers, self)
+        self.tracks.append(track)
+        return track
+
+    def loaded(self, name: str) -> Ear | None:
+        """An ear of this name some track listens with (a new track's twin shares its weights)."""
+        return next((t.pipeline.ear for t in self.tracks if t.pipeline.name == name), None)
+
+    # track 1, as the server and its status know it
+    @property
+    def first(self) -> Track:
+        return self.tracks[0]
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.first.pipeline
+
+    @property
+    def consumers(self) -> list[FrameConsumer]:
+        return self.first.consumers
+
+    @property
+    def frames(self) -> int:
+        return self.first.frames
+
+    def latency_ms(self) -> float:
+        return self.first.latency_ms()
+
+    def pitch_latency_ms(self) -> float | None:
+        return self.first.pitch_latency_ms()
+
+    def lag_ms(self) -> float:
+        """Input waiting for the ear."""
+        return float(1000.0 * self.audio.input.available() / self.sample_rate)
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        self.running = True
+        self._thread = (supervisor or Supervisor()).spawn("ear-worker", self._work, lambda: self.running)
+
+    def stop(self) -> None:
+        self.running = False
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    # ------------------------------------------------------------ the worker
+
+    def _work(self) -> None:
+        self.audio.input.read()  # what queued up while starting (or restarting) is not live any more
+        while self.running:
+            for track in self.tracks:
+                if track._staged is not None:
+                    track.swap()
+            backlog = self.audio.input.available()
+            if backlog > self.max_backlog:
+                # Far behind real time (an overloaded machine): stay live, drop the oldest audio.
+                # The sonifier still gets it: it plays the newest input, not the ear's.
+                self.recent.write(self.audio.input.read(backlog - self.block)[:, :1])
+                self.skipped += backlog - self.block
+                log.warning("ear worker %.2f s behind: skipped ahead", backlog / self.sample_rate)
+            block = self.audio.input.read()
+            if block.shape[0] == 0:
+                if self.running and (not self.audio.alive or self.audio.stalled()):
+                    self.audio.recover()
+                self.audio.wait_input(0.1)
+                continue
+            self.recent.write(block[:, :1])
+            arrived = time.time()
+            started = time.perf_counter()
+            try:
+                made = self._listen(block, arrived)
+            except Exception:  # keep listening; a bug here must not silence the server
+                log.exception("ear worker")
+                time.sleep(0.1)
+                made = 0
+            spent = time.perf_counter() - started
+            self.busy += spent
+            if made:
+                self.delivery += 0.05 * (spent - self.delivery)  # a mean over the last ~20 such blocks
+
+    def _listen(self, block: np.ndarray, arrived: float) -> int:
+        """Feed one block (a column per track) to the ears, twins' hops in one batch; hand each frame
+        to its track; how many frames."""
+        tracks = self.tracks[: block.shape[1]]
+        xs = [t.pipeline.resampler.process(block[:, k]) for k, t in enumerate(tracks)]
+        groups: dict[object, list[int]] = {}
+        for k, t in enumerate(tracks):
+            groups.setdefault(t.pipeline.ear.family(), []).append(k)
+        made = 0
+        for members in groups.values():
+            ears = [tracks[k].pipeline.ear for k in members]
+            outs = process_together(ears, [xs[k] for k in members])
+            self.batched += len(members) if batchable(ears) else 0
+            for k, frames in zip(members, outs, strict=True):
+                made += tracks[k].deliver(xs[k], frames, arrived)
+        return made

@@ -55,11 +55,15 @@ class Streams:
 
     def __init__(
         self, send: Callable[[bytes, Address], None], state: EarState, *, block_rate: float = 187.5,
-        block_streams: Callable[[list[BlockSubscription]], None] | None = None,
+        block_streams: Callable[[list[BlockSubscription]], None] | None = None, track: int = 1,
     ) -> None:
-        """``block_streams``: hands the block-rate subscriptions (level, onset, envelope) to the audio process."""
+        """``block_streams``: hands the block-rate subscriptions (level, onset, envelope) to the audio
+        process. ``track``: whose streams these are: track 1's go to /ear/<stream>, track k's to
+        /ear/k/<stream> (the block-rate and clock streams are track 1's only)."""
         self._send = send
         self.state = state
+        self.track = track
+        self.root = ROOT if track == 1 else f"{ROOT}/{track}"
         self.block_rate = block_rate
         self.block_streams = block_streams
         self._lock = threading.Lock()
@@ -73,6 +77,10 @@ class Streams:
     def route(self, sender: Address) -> Address:
         """Where replies to ``sender`` go: the port it subscribed with, else its own."""
         return self._reply_to.get(sender, sender)
+
+    def routes(self, sender: Address) -> bool:
+        """Whether ``sender`` subscribed here (its replies go where it asked)."""
+        return sender in self._reply_to
 
     def notify(self, sender: Address, port: int | None, fmt: str = "list", bundled: bool = False) -> None:
         target = (sender[0], _port(port)) if port else sender
@@ -104,6 +112,8 @@ class Streams:
             raise NotFound(f"unknown stream {name!r} (streams: {', '.join(STREAMS)})")
         if rate < 0:
             raise BadRequest(f"rate must be >= 0, got {rate:g}")
+        if self.track != 1 and (spec.block or spec.clock):
+            raise BadRequest(f"the {name} stream is track 1's: /ear/stream {name}")
         ear = self.state.ear
         reason = spec.check(ear)
         if rate > 0 and reason:
@@ -240,9 +250,9 @@ class Streams:
                 sub.next_due[name] = due
                 names, vals = values[name]
                 if sub.format == "list":
-                    messages.append(message(f"{ROOT}/{name}", *[float(v) for v in vals]))
+                    messages.append(message(f"{self.root}/{name}", *[float(v) for v in vals]))
                 else:
-                    messages.extend(message(f"{ROOT}/{name}/{n}", float(v)) for n, v in zip(names, vals, strict=True))
+                    messages.extend(message(f"{self.root}/{name}/{n}", float(v)) for n, v in zip(names, vals, strict=True))
             if not messages:
                 continue
             packets = [bundle(messages, now)] if sub.bundled else messages

@@ -108,6 +108,48 @@ def test_supercollider_class_loads_an_ear_streams_pitch_and_schedules_a_bundle(s
 SC_ENV = {"QT_QPA_PLATFORM": "offscreen", "QTWEBENGINE_DISABLE_SANDBOX": "1"}
 
 
+SC_TRACK = """(
+var ear = Earsight("127.0.0.1", "EARSIGHT_PORT".getenv.asInteger, 2), got = 0;
+SystemClock.sched(40, { "EARSIGHT FAIL timeout".postln; 2.exit; nil });
+fork {
+	var answer = ear.await('/ear/select', ["conv6", 7]);
+	if(answer[1].not or: { answer[0][0].asString != ear.at('/ear/select').asString }) { ("EARSIGHT FAIL select " ++ answer[0]).postln; 1.exit };
+	ear.notify;
+	ear.stream(\\act, 20, { got = got + 1 });
+	2.wait;
+	("EARSIGHT act frames % values %".format(got, ear.values[\\act])).postln;
+	if(got < 5 or: { ear.values[\\act].size != 1 }) { "EARSIGHT FAIL act".postln; 1.exit };
+	ear.free;
+	"EARSIGHT OK".postln;
+	0.exit;
+}
+)
+"""
+
+
+@pytest.mark.skipif(SCLANG is None, reason="sclang (supercollider-language) is not installed")
+def test_supercollider_talks_to_a_track_of_its_own(tmp_path: Path) -> None:
+    from earsight.app import AppConfig
+    from earsight.audio import AudioConfig, Source
+
+    app = App(AppConfig(port=free_port(), ear="crepe", source=Source("test", "sine", 440.0),
+                        audio=AudioConfig(backend="manual", inputs=2), out_dir=tmp_path))
+    app.start()
+    try:
+        conf = tmp_path / "sclang_conf.yaml"
+        conf.write_text(f"includePaths:\n    - {ROOT / 'supercollider'}\nexcludePaths:\n    []\npostInlineWarnings: false\n")
+        script = tmp_path / "track.scd"
+        script.write_text(SC_TRACK)
+        status, out = run([SCLANG, "-l", str(conf), str(script)], timeout=90, cwd=tmp_path,
+                          env={"EARSIGHT_PORT": str(app.osc.address[1]), **SC_ENV})
+        report = "\n".join(line for line in out.splitlines() if "EARSIGHT" in line or "ERROR" in line)
+        assert status == 0 and "EARSIGHT OK" in out, f"sclang exited {status}:\n{report or out[-4000:]}"
+        # Earsight(host, port, 2) chose track 2's neurons and got track 2's stream; track 1's are its own
+        assert app.tracks[1]["state"].selection.channels == (7,) and app.state.selection.channels != (7,)
+    finally:
+        app.stop()
+
+
 @pytest.mark.skipif(SCLANG is None, reason="sclang (supercollider-language) is not installed")
 def test_supercollider_installs_the_folder_as_a_quark_and_its_help_browser_finds_the_class(tmp_path: Path) -> None:
     """``Quarks.install("…/patches/supercollider")`` as a user runs it; after the next start the class

@@ -77,10 +77,10 @@ def test_the_sc_help_page_documents_every_method_and_accessor_from_the_class_com
     assert {"new", "load", "stream", "sonifyParam", "match", "help"} <= names and "init" not in names
     documented = re.findall(r"^method:: (\w+)$", page, re.M)
     declared = re.findall(r"^\t\*?([a-z]\w*) \{", source, re.M)
-    assert sorted(documented) == sorted({*declared, "addr", "values", "buses", "defs", "answers", "timeout", "verbose"} - {"init"})
+    assert sorted(documented) == sorted({*declared, "addr", "values", "buses", "defs", "answers", "timeout", "verbose", "track"} - {"init"})
     send = next(m for m in methods if m.name == "send")
     assert send.args == (("address", ""), ("... args", "")) and "no answer awaited" in send.doc
-    assert next(m for m in methods if m.name == "new").args == (("host", '"127.0.0.1"'), ("port", "9000"))
+    assert next(m for m in methods if m.name == "new").args == (("host", '"127.0.0.1"'), ("port", "9000"), ("track", "1"))
     for c in COMMANDS:  # the OSC reference comes from the table
         assert f"## code::{c.address}" in page, c.address
     # A method without its comment is a problem, and so is a page out of date.
@@ -247,8 +247,10 @@ def test_max_patcher_is_well_formed_and_speaks_the_table() -> None:
 def test_max_controls_are_live_parameters() -> None:
     boxes = patchdoc.max_boxes(max_doc()["patcher"])
     params = {b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b for b in boxes if b["maxclass"].startswith("live.")}
-    assert set(params) == {"Ear", "Layer", "Channel", "Dry/Wet", "Dream", "Image"}
+    assert set(params) == {"Ear", "Layer", "Channel", "Dry/Wet", "Dream", "Image", "Link"}
     assert params["Image"]["maxclass"] == "live.drop"
+    assert params["Link"]["maxclass"] == "live.toggle"
+    assert "/ear/link $1" in _max_reached(max_doc()["patcher"], params["Link"]["id"])  # the toggle joins Link
     assert params["Ear"]["maxclass"] == "live.menu"
     assert params["Layer"]["maxclass"] == "live.menu"
     assert params["Channel"]["maxclass"] == "live.numbox"

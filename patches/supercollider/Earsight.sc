@@ -25,14 +25,17 @@ Earsight {
 	// answers: the OSCFuncs that warn of failures nobody asked for (freed by `free`).
 	// timeout: seconds to wait for an answer before an action gets ok false.
 	// verbose: post every /ear/done that arrives.
-	var <addr, <values, <buses, <defs, <answers, <>timeout = 5, <>verbose = false;
+	// track: the server's track this client talks to (earsight serve --inputs N): its ear,
+	// selection and streams; the server's other commands are the same for every track.
+	var <addr, <values, <buses, <defs, <answers, <>timeout = 5, <>verbose = false, <track = 1;
 
-	// A client of the server at `host` and `port` (where earsight serve listens).
-	*new { |host = "127.0.0.1", port = 9000|
-		^super.new.init(host, port)
+	// A client of the server at `host` and `port` (where earsight serve listens), for `track`.
+	*new { |host = "127.0.0.1", port = 9000, track = 1|
+		^super.new.init(host, port, track)
 	}
 
-	init { |host, port|
+	init { |host, port, argTrack|
+		track = argTrack.asInteger;
 		addr = NetAddr(host, port);
 		values = IdentityDictionary.new;
 		buses = IdentityDictionary.new;
@@ -52,26 +55,40 @@ Earsight {
 
 	// ------------------------------------------------------------ sending
 
+	// The address of a command on this client's track: for track 2, select goes with the track's
+	// number after ear (the server's own commands, and every command of track 1, stay as they are).
+	at { |address|
+		address = address.asString;
+		^if(track != 1 and: { this.class.trackCommands.includesEqual(address) }) {
+			("/ear/" ++ track ++ address.drop(4)).asSymbol
+		} { address.asSymbol }
+	}
+
+	// Where a stream of this client's track arrives: for track 2, the number comes after ear.
+	streamAddress { |name|
+		^(if(track == 1) { "/ear/" } { "/ear/" ++ track ++ "/" } ++ name).asSymbol
+	}
+
 	// Send one command now, with no answer awaited: ~ear.send('/ear/select', "conv6", 3).
 	send { |address ... args|
-		addr.sendMsg(address, *args)
+		addr.sendMsg(this.at(address), *args)
 	}
 
 	// Send one command in a timetagged bundle, applied by the server `delta` seconds from now.
 	sendAt { |delta, address ... args|
-		addr.sendBundle(delta, [address] ++ args)
+		addr.sendBundle(delta, [this.at(address)] ++ args)
 	}
 
 	// Several commands at the same time: ~ear.bundle(0.5, ['/ear/select', "conv6", 1], ['/ear/input/gain', 2]).
 	bundle { |delta ... messages|
-		addr.sendBundle(delta, *messages)
+		addr.sendBundle(delta, *messages.collect { |m| [this.at(m[0])] ++ m.drop(1) })
 	}
 
 	// Send a command and call `action.(args, ok)` with its answer (its reply, /ear/done or /ear/fail).
 	request { |address, args, action, reply|
 		var funcs, done = false, finish;
-		address = address.asSymbol;
 		reply = (reply ?? { this.class.replyOf(address) }).asSymbol;
+		address = this.at(address);
 		finish = { |answer, ok|
 			if(done.not) {
 				done = true;
@@ -161,16 +178,16 @@ Earsight {
 		this.send('/ear/stream', name.asString, rate.asFloat);
 	}
 
-	// The OSCdef of a stream: \earsight_<port>_<stream>.
+	// The OSCdef of a stream: \earsight_<port>_<stream> (track 1), \earsight_<port>_<track>_<stream>.
 	on { |name, action|
-		var key = ("earsight_" ++ addr.port ++ "_" ++ name).asSymbol;
+		var key = ("earsight_" ++ addr.port ++ "_" ++ if(track == 1) { "" } { track.asString ++ "_" } ++ name).asSymbol;
 		name = name.asSymbol;
 		defs[name] = OSCdef(key, { |msg|
 			var v = msg.drop(1);
 			values[name] = v;
 			buses[name] !? { |bus| bus.setn(v.keep(bus.numChannels)) };
 			action.value(v);
-		}, ("/ear/" ++ name).asSymbol, addr);
+		}, this.streamAddress(name), addr);
 		^defs[name]
 	}
 
@@ -365,7 +382,7 @@ Earsight {
 //   ~ear.send('/ear/ping')  -> /ear/pong
 //       Is the server there? Answers /ear/pong.
 //   ~ear.send('/ear/status')  -> /ear/status.reply
-//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread.
+//       Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status, every track's ear), frames, tracks (--inputs), batched (hops run in one batch with another track's), ear.<k> and frames.<k> for each track after the first, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread.
 //   ~ear.send('/ear/sync', id)  -> /ear/synced
 //       Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).
 //       id (integer)
@@ -461,6 +478,9 @@ Earsight {
 //   ~ear.send('/ear/view/layout', seed)  -> /ear/done
 //       Lay the neurons out again from another seed (cached per seed; the first time takes seconds).
 //       seed (integer): 0 is the shipped layout
+//   ~ear.send('/ear/view/track', track)  -> /ear/done
+//       Which track's ear the picture shows (its layout and activations, redrawn).
+//       track (integer): 1 (default) to the number of inputs (--inputs)
 //   ~ear.send('/ear/view/url')  -> /ear/view/url.reply
 //       The address of the web page with the live picture.
 //   ~ear.send('/ear/sonify', mode, [quantise])  -> /ear/done
@@ -618,7 +638,7 @@ Earsight {
 	*commands {
 		^[
 			["/ear/ping", "", "/ear/pong", "Is the server there? Answers /ear/pong."],
-			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread."],
+			["/ear/status", "", "/ear/status.reply", "Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status, every track's ear), frames, tracks (--inputs), batched (hops run in one batch with another track's), ear.<k> and frames.<k> for each track after the first, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread."],
 			["/ear/sync", "i", "/ear/synced", "Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync)."],
 			["/ear/notify", "i?s?i?", "/ear/done", "Subscribe the sender (its host, at port) to streams; replies go there too."],
 			["/ear/notify/off", "i?", "/ear/done", "Unsubscribe: no more streams."],
@@ -647,6 +667,7 @@ Earsight {
 			["/ear/view/size", "ii", "/ear/done", "Picture size in pixels."],
 			["/ear/view/fps", "n", "/ear/done", "Frames per second while someone watches."],
 			["/ear/view/layout", "i", "/ear/done", "Lay the neurons out again from another seed (cached per seed; the first time takes seconds)."],
+			["/ear/view/track", "i", "/ear/done", "Which track's ear the picture shows (its layout and activations, redrawn)."],
 			["/ear/view/url", "", "/ear/view/url.reply", "The address of the web page with the live picture."],
 			["/ear/sonify", "ss?", "/ear/done", "Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix)."],
 			["/ear/sonify/render", "nsi?", "/ear/done", "Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written."],
@@ -695,6 +716,11 @@ Earsight {
 			["/ear/link/tempo", "n", "/ear/done", "Set the session's tempo (every peer follows; a peer's change reaches the server the same way)."],
 			["/ear/link/status", "", "/ear/link/status.reply", "Key-value pairs: link (1 while on), tempo, beat, phase, peers, quantum."],
 		]
+	}
+
+	// the commands each track has of its own (/ear/<track>/... reaches them)
+	*trackCommands {
+		^["/ear/notify", "/ear/notify/off", "/ear/stream", "/ear/select", "/ear/model/list", "/ear/model/load", "/ear/model/info", "/ear/top", "/ear/embed/fit"]
 	}
 
 	// stream name -> value names with the default ear (crepe); empty: depends on the ear

@@ -47,6 +47,9 @@ class AudioConfig:
     """Manual backend only: pace blocks at the audio clock (True) or run as fast as possible."""
     jack_name: str = "earsight"
     ring_seconds: float = 4.0
+    inputs: int = 1
+    """Tracks the ear hears: the first is the source (the device's first input among them); track k
+    is the device's input k (JACK: the port input_k), unmixed, ungained."""
 
 
 def audio_main(
@@ -99,7 +102,7 @@ class _Graph:
         sr, bs = config.sample_rate, config.block
         duplex = 0 if config.backend == "manual" else 1
         self.server = pyo.Server(
-            sr=sr, nchnls=2, ichnls=1, buffersize=bs, duplex=duplex, audio=config.backend,
+            sr=sr, nchnls=2, ichnls=max(1, config.inputs), buffersize=bs, duplex=duplex, audio=config.backend,
             jackname=config.jack_name,
         )
         self.server.setVerbosity(1)  # errors only
@@ -114,6 +117,7 @@ class _Graph:
         # The sound card's input exists from the start, so pyo computes it before everything that
         # reads it (objects run in the order they were made): a device source adds no block.
         self.device = pyo.Mix(pyo.Input(chnl=0), voices=2) if duplex else None
+        self.tracks = [pyo.Input(chnl=k) if duplex else pyo.Sig(0.0) for k in range(1, config.inputs)]
         self.fader = pyo.InputFader(self._keep(self._make(source, None)))
         # The ambient bed (earsight.match): slots of looping tables, each with a gain ramp; a new
         # bed fades in on a silent slot while the others fade out, each from where its ramp is
@@ -131,9 +135,11 @@ class _Graph:
         # 0: it only reaches the output, and the ear never hears it.
         stereo = self.fader * self.gain + bed_out * self.bed_in
         mono = pyo.Mix(stereo, voices=1, mul=0.5)
-        self.in_table = pyo.DataTable(1 << 15)
-        self.in_buf = np.asarray(self.in_table.getBuffer())
-        self.fill = pyo.TableFill(mono, self.in_table)
+        self.in_tables = [pyo.DataTable(1 << 15) for _ in range(1 + len(self.tracks))]
+        self.in_bufs = [np.asarray(t.getBuffer()) for t in self.in_tables]
+        # Made together, the fills write the same positions: track 1's stands for all.
+        self.fills = [pyo.TableFill(src, t) for src, t in zip([mono, *self.tracks], self.in_tables, strict=True)]
+        self.fill = self.fills[0]
         n_out = 1 << 15
         self.out_tables = [pyo.DataTable(n_out) for _ in range(2)]
         self.out_bufs = [np.asarray(t.getBuffer()) for t in self.out_tables]
@@ -165,7 +171,7 @@ class _Graph:
         """Once per block, after pyo computed it: this block's input to the ear and the streams, now."""
         pos = self.fill.getCurrentPos()
         if pos != self.last_in:
-            new = _since(self.in_buf, self.last_in, pos)
+            new = np.stack([_since(buf, self.last_in, pos) for buf in self.in_bufs], axis=1)  # (n, tracks)
             self.last_in = pos
             self.inp.write(new)
             if self.wake is not None:
@@ -175,7 +181,7 @@ class _Graph:
                     pass
             now, bs = time.time(), self.config.block
             for i in range(0, new.shape[0] - bs + 1, bs):
-                self.blocks.on_block(new[i : i + bs], now - (new.shape[0] - i - bs) / self.config.sample_rate)
+                self.blocks.on_block(new[i : i + bs, 0], now - (new.shape[0] - i - bs) / self.config.sample_rate)
         pos = self.mon_fill[0].getCurrentPos()
         if pos != self.last_mon:
             self.monitor.write(np.stack([_since(buf, self.last_mon, pos) for buf in self.mon_bufs], axis=1))

@@ -44,6 +44,7 @@ from .sources import Source, demo_files, validate_source
 log = logging.getLogger(__name__)
 
 DEMO = Source()
+MAX_INPUTS = 16
 
 class AudioEngine:
     """Parent-side handle of the audio process. Thread-safe: control calls are serialised."""
@@ -56,8 +57,11 @@ class AudioEngine:
         self.send_socket = send_socket
         self.source = validate_source(source)
         capacity = int(config.ring_seconds * config.sample_rate)
-        self.input = Ring(capacity, 1)
-        """Mono input after gain, written by the audio process; read by the ear worker."""
+        if not 1 <= config.inputs <= MAX_INPUTS:
+            raise BadRequest(f"inputs must be 1-{MAX_INPUTS}, got {config.inputs}")
+        self.input = Ring(capacity, config.inputs)
+        """Input, a column per track (track 1: the source after gain, mono), written by the audio
+        process; read by the ear worker."""
         self.output = Ring(capacity, 2)
         """Stereo sonified audio, written by the sonifier; mixed into the output."""
         self.monitor = Ring(capacity, 2)

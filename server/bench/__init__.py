@@ -18,6 +18,8 @@ Not a test: it prints what this machine does. Sections:
 - link: the server and a second Ableton Link peer, in a network namespace of their own: how soon they
   find each other, tempo agreement after either changes it, the beat stream's phase against the
   peer's at the same moment, and how far commands quantised to the bar land from it.
+- tracks: 4 tracks of one ear (--inputs 4) through JACK at 48 kHz/256: each track's real-time
+  ratio, the ear worker's load and JACK xruns, beside one track in the same run.
 - picture: does the picture move with the music (:mod:`earsight.render.picture`): silence vs
   music and clicks in grey levels, onset following, distinct pixels, fps per view with a viewer;
   the light's change mode beside the raw mode (the baseline).
@@ -35,7 +37,7 @@ from typing import Any
 from ..ears import registry
 from .common import show
 
-SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream", "match", "link")
+SECTIONS = ("ears", "latency", "xruns", "osc", "fuzz", "stages", "soak", "layout", "picture", "dream", "match", "link", "tracks")
 DEFAULT = ("ears", "latency", "xruns", "osc", "stages")
 """Run when no --only is given (fuzz and soak take minutes: ask for them)."""
 
@@ -125,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
 
         results["link"] = bench_link(min(args.seconds, 10.0))
         show("link: the server and a second Link peer (a network namespace with only loopback)", results["link"])
+    if "tracks" in args.only:
+        from .tracks import bench_tracks
+
+        for name in args.ears or [registry.DEFAULT]:
+            results[f"tracks {name}"] = bench_tracks(name, seconds=min(args.seconds, 30.0))
+            show(f"tracks: {name} on 1 and 4 tracks, JACK dummy 48 kHz/256, two cores", results[f"tracks {name}"])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=str)

@@ -3,11 +3,13 @@ and the machine's own xrun baselines."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import EarsightError
@@ -62,6 +64,18 @@ def ensure_jack(sample_rate: int, block: int) -> Any:
     if jackmod.running():
         return None
     return jackmod.start_dummy(sample_rate, block)
+
+
+@contextlib.contextmanager
+def jack_server(sample_rate: int = 48000, block: int = 256) -> Iterator[None]:
+    """A JACK server for the block: the one running, or a dummy of ours, stopped afterwards."""
+    jackd = ensure_jack(sample_rate, block)
+    try:
+        yield
+    finally:
+        if jackd is not None:
+            jackd.terminate()
+            jackd.wait(5)
 
 
 BUSY_LOOP = "while True: pass"

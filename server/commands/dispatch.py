@@ -8,6 +8,7 @@ Address patterns are matched by python-osc's own OSC 1.0 matcher.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATTERN_CHARS = "?*[{"
+TRACK_SERVICES = ("state", "ear", "embed", "streams")
+"""The services every track has of its own: ``/ear/<track>/<command>`` reaches track ``<track>``'s
+(``/ear/select`` is ``/ear/1/select``); the others (audio, view, sonify, ...) are the server's."""
+_TRACK = re.compile(r"/ear/(\d{1,3})(/.*)")
+
+
+def split_track(address: str) -> tuple[int, str]:
+    """``/ear/2/select`` -> ``(2, "/ear/select")``; an address without a track is track 1's."""
+    m = _TRACK.fullmatch(address)
+    return (int(m.group(1)), "/ear" + m.group(2)) if m else (1, address)
 
 
 def pattern_error(address: str) -> str | None:
@@ -73,6 +84,8 @@ class Dispatcher:
         self.folders = folders or Folders()
         self.until: Callable[[str], float] = at_once
         """Seconds to the next beat or bar (the Link service's clock, once it is there)."""
+        self.tracks: Sequence[Mapping[str, object]] = ()
+        """The :data:`TRACK_SERVICES` of tracks 2, 3, ... (track 1's are in ``services``)."""
         self._send = send
         self._matcher = _Matcher()
         for command in self.table:
@@ -104,14 +117,29 @@ class Dispatcher:
         if bad:
             self.send(reply_to, "/ear/fail", [item.address, f"bad address pattern: {bad}"])
             return
-        matched = self.commands_for(item.address)
+        track, address = split_track(item.address)
+        matched = self.commands_for(address)
         if not matched:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
             return
+        services: Mapping[str, object | None] = self.services
+        if track != 1 or address != item.address:
+            if not 1 <= track <= 1 + len(self.tracks):
+                self.send(reply_to, "/ear/fail", [item.address, f"no track {track} (the server hears "
+                                                  f"{1 + len(self.tracks)}: earsight serve --inputs N)"])
+                return
+            matched = [c for c in matched if c.service in TRACK_SERVICES]
+            if not matched:
+                self.send(reply_to, "/ear/fail", [item.address, f"{address} is the server's, not a track's: send it "
+                                                  "without the track number"])
+                return
+            if track != 1:
+                services = {**self.services, **self.tracks[track - 2]}
         for command in matched:
-            req = Request(command.address, item.sender, reply_to, self.send, self.folders, self.until)
+            shown = command.address if address == item.address else f"/ear/{track}{command.address[4:]}"
+            req = Request(shown, item.sender, reply_to, self.send, self.folders, self.until)
             try:
-                self._run(command, req, item.args)
+                self._run(command, req, item.args, services)
             except EarsightError as exc:
                 req.fail(str(exc))
             except Exception as exc:  # a bug in a handler: logged with its traceback, answered, and we go on
@@ -119,13 +147,14 @@ class Dispatcher:
                 log.exception("handler for %s", command.address)
                 req.fail(f"internal error: {type(exc).__name__}: {exc}")
 
-    def _run(self, command: Command, req: Request, values: Sequence[object]) -> None:
-        service = self.services.get(command.service)
+    def _run(self, command: Command, req: Request, values: Sequence[object],
+             services: Mapping[str, object | None]) -> None:
+        service = services.get(command.service)
         if service is None:
             raise EarsightError(self.unavailable.get(command.service, f"{command.service} is not running"))
         args = command.coerce(values)
         result = command.handler(service, req, *args)
         if result is DEFERRED:
             return
-        for address, reply in result or [("/ear/done", [command.address])]:
+        for address, reply in result or [("/ear/done", [req.address])]:
             self.send(req.reply_to, address, reply)

@@ -8,21 +8,21 @@ from .base import DEFERRED, Arg, Command, Reply, Request
 
 if TYPE_CHECKING:
     from ..embed import EmbedFitter
-    from ..listen import Listener
+    from ..listen import Track
     from ..state import EarState
 
 
-def _model_list(listener: Listener, req: Request) -> list[Reply]:
-    return [("/ear/model/list.reply", listener.names())]
+def _model_list(track: Track, req: Request) -> list[Reply]:
+    return [("/ear/model/list.reply", track.names())]
 
 
-def _model_load(listener: Listener, req: Request, name: str) -> object:
-    listener.load(name, req)
+def _model_load(track: Track, req: Request, name: str) -> object:
+    track.load(name, req)
     return DEFERRED
 
 
-def _model_info(listener: Listener, req: Request) -> list[Reply]:
-    return [("/ear/model/info.reply", listener.info())]
+def _model_info(track: Track, req: Request) -> list[Reply]:
+    return [("/ear/model/info.reply", track.info())]
 
 
 def _select(state: EarState, req: Request, layer: str, *channels: int) -> None:

@@ -65,6 +65,10 @@ def _fps(display: Display, req: Request, fps: float) -> None:
     display.set_fps(fps)
 
 
+def _track(display: Display, req: Request, number: int) -> None:
+    display.show_track(number)
+
+
 def _url(display: Display, req: Request) -> list[Reply]:
     return [("/ear/view/url.reply", [display.url])]
 
@@ -73,7 +77,7 @@ COALESCED = ("/ear/view/size", "/ear/view/fps", "/ear/view/tau", "/ear/view/gain
 """Faders: a burst of them keeps only the latest value."""
 SCENE = {
     "/ear/view": "switch", "/ear/view/colormap": "switch", "/ear/view/mode": "switch", "/ear/view/labels": "switch",
-    "/ear/view/size": "switch", "/ear/view/fps": "switch", "/ear/view/layout": "switch",
+    "/ear/view/size": "switch", "/ear/view/fps": "switch", "/ear/view/layout": "switch", "/ear/view/track": "switch",
     "/ear/view/tau": "glide", "/ear/view/gain": "glide", "/ear/view/decay": "glide", "/ear/view/glow": "glide",
 }
 """What a scene holds of the view (the highlight follows /ear/select; a shuffle is a redraw, not a setting)."""
@@ -108,6 +112,8 @@ COMMANDS: tuple[Command, ...] = tuple(
         ("/ear/view/fps", (Arg("fps", "n", "1-120"),), _fps, "/ear/done", "Frames per second while someone watches."),
         ("/ear/view/layout", (Arg("seed", "i", "0 is the shipped layout"),), _relayout, "/ear/done",
          "Lay the neurons out again from another seed (cached per seed; the first time takes seconds)."),
+        ("/ear/view/track", (Arg("track", "i", "1 (default) to the number of inputs (--inputs)"),), _track, "/ear/done",
+         "Which track's ear the picture shows (its layout and activations, redrawn)."),
         ("/ear/view/url", (), _url, "/ear/view/url.reply", "The address of the web page with the live picture."),
     )
 )

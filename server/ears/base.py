@@ -11,10 +11,13 @@ after the resampler; ``tests/test_ear_contract.py`` holds every registered ear t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -81,6 +84,23 @@ class Ear(ABC):
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop
+
+    # --- several tracks with one ear (earsight.listen)
+
+    def family(self) -> object:
+        r"""A token this ear shares with its :meth:`twin`\ s (and no other ear): the same weights."""
+        token = self.__dict__.get("_family")
+        if token is None:
+            token = self.__dict__["_family"] = object()
+        return token
+
+    def twin(self) -> Ear:
+        """A copy that shares this ear's weights and has streaming state of its own, from a reset:
+        a second track listening with the same model costs no second copy of it."""
+        other = copy.copy(self)  # shallow: the networks (and their weights) are shared
+        other.__dict__["_family"] = self.family()
+        other.reset()  # each ear's reset makes its streaming state anew
+        return other
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -206,7 +226,7 @@ class Ear(ABC):
             "layers": [(layer.name, list(layer.shape), layer.unit, layer.kind) for layer in self.layers],
         }
         h = hashlib.sha256(json.dumps(structure, sort_keys=True).encode())
-        for attr, module in vars(self).items():
+        for attr, module in list(vars(self).items()):  # a snapshot: another thread may add to it
             if not isinstance(module, torch.nn.Module):
                 continue
             for key, tensor in module.state_dict().items():
@@ -223,6 +243,9 @@ class WindowedEar(Ear):
     """
 
     batch: int = 256
+    batches_twins: bool = True
+    """Whether :meth:`infer` is a pure function of each window, so twins' windows may run as one
+    batch (:func:`process_together`); False for an ear that reuses work between its own windows."""
 
     def __init__(self) -> None:
         self._buffer = np.zeros(self.window - self.hop, np.float32)
@@ -262,11 +285,15 @@ class WindowedEar(Ear):
         return t.unfold(0, self.window, self.hop)
 
     def process(self, block: np.ndarray) -> Frames:
+        return self._run(self._take(block))
+
+    def _take(self, block: np.ndarray) -> torch.Tensor:
+        """The windows ``block`` completes (``(n, window)``); the rest waits in the buffer."""
         signal = np.concatenate([self._buffer, np.asarray(block, np.float32).reshape(-1)])
         n = (signal.shape[0] - (self.window - self.hop)) // self.hop
-        frames = self._run(self._windows(signal[: self.window - self.hop + n * self.hop]))
+        windows = self._windows(signal[: self.window - self.hop + n * self.hop])
         self._buffer = signal[n * self.hop :]
-        return frames
+        return windows
 
     def analyse(self, audio: np.ndarray) -> Frames:
         audio = np.asarray(audio, np.float32).reshape(-1)
@@ -281,6 +308,29 @@ class WindowedEar(Ear):
         n = windows.shape[1]
         out = self.frames(windows.reshape(batch * n, self.window))
         return {k: v.reshape(batch, n, *v.shape[1:]) for k, v in out.items()}
+
+
+def batchable(ears: Sequence[Ear]) -> bool:
+    """Whether these ears are twins whose windows may run as one batch."""
+    first = ears[0] if ears else None
+    return (len(ears) > 1 and isinstance(first, WindowedEar) and first.batches_twins
+            and all(type(e) is type(first) and e.family() is first.family() for e in ears))
+
+
+def process_together(ears: Sequence[Ear], blocks: Sequence[np.ndarray]) -> list[Frames]:
+    """Each ear's :meth:`~Ear.process` of its block; twins of a :class:`WindowedEar` that
+    :attr:`~WindowedEar.batches_twins` run their windows as one batch (one pass of the network for
+    every track that hears with it)."""
+    if not batchable(ears):
+        return [ear.process(block) for ear, block in zip(ears, blocks, strict=True)]
+    twins = cast(Sequence[WindowedEar], ears)
+    windows = [ear._take(block) for ear, block in zip(twins, blocks, strict=True)]
+    frames = twins[0]._run(torch.cat(windows))
+    out, start = [], 0
+    for w in windows:
+        out.append({name: values[start : start + w.shape[0]] for name, values in frames.items()})
+        start += w.shape[0]
+    return out
 
 
 def pitch_onset_latency(ear: Ear, hz: float = 440.0, amplitude: float = 0.5, phases: int = 16) -> float:

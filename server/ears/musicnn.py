@@ -345,6 +345,7 @@ class MusicnnEar(WindowedEar):
     hop = HOP
     latency = WINDOW // 2
     """A tag weighs the whole window evenly; its middle is the honest single number."""
+    batches_twins = False  # infer reuses the front end between one stream's windows
     batch = 1
     """One window per forward. Each window is ~1.3 GMAC, plenty to keep the cores busy: on one
     thread a batch of 1 ran ~20 % faster than 8; on two threads of a badly overloaded machine 8 did

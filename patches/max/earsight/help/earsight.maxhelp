@@ -13,7 +13,7 @@
    100.0,
    100.0,
    800.0,
-   4316.0
+   4382.0
   ],
   "boxes": [
    {
@@ -437,7 +437,7 @@
     "box": {
      "id": "obj-25",
      "maxclass": "comment",
-     "text": "/ear/status  -> /ear/status.reply: Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status), frames, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread.",
+     "text": "/ear/status  -> /ear/status.reply: Key-value pairs: ear, backend, input, sample_rate, block, frame_rate, latency_ms, pitch_latency_ms (from a note's onset reaching the server to the first confident pitch message, on average; 0 when the ear hears no pitch), cpu, xruns, late_blocks, audio_restarts, audio (running, or waiting for JACK when it went away), rss_mb (the server's resident memory), audio_realtime (whether the thread computing the blocks has real-time scheduling, or why not), view_fps (the picture rate now: lower than asked while the machine is behind the audio), dropped, output_underruns (blocks of sonified audio that ran dry), ear_skipped (input samples the ear skipped to stay live), lag_ms, ear_load (busy fraction of the ear worker since the last status, every track's ear), frames, tracks (--inputs), batched (hops run in one batch with another track's), ear.<k> and frames.<k> for each track after the first, subscribers, received (datagrams read), coalesced (setter messages superseded by the same sender's later one before they were applied), inbox_dropped (datagrams dropped: the inbox held 8 MB), inbox_bytes (read, not yet applied), inbox_peak (the most it held), malformed, errors (datagrams or handlers that raised), refused (future messages over the limits), fails_suppressed (/ear/fail answers over 50/s to one address), link (1 while Ableton Link is on: /ear/link), tempo, beat, phase, peers (of the Link session), restarts (supervised threads restarted), restarts.<thread> per thread.",
      "patching_rect": [
       20.0,
       492.0,
@@ -447,7 +447,7 @@
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 13
+     "linecount": 14
     }
    },
    {
@@ -457,7 +457,7 @@
      "text": "/ear/sync <id>  -> /ear/synced: Answers /ear/synced <id> once every earlier command has been handled (SuperCollider's /sync).",
      "patching_rect": [
       20.0,
-      778.0,
+      800.0,
       760.0,
       20.0
      ],
@@ -474,7 +474,7 @@
      "text": "/ear/notify [<port>] [<format>] [<bundle>]  -> /ear/done: Subscribe the sender (its host, at port) to streams; replies go there too.",
      "patching_rect": [
       20.0,
-      822.0,
+      844.0,
       760.0,
       20.0
      ],
@@ -491,7 +491,7 @@
      "text": "/ear/notify/off [<port>]  -> /ear/done: Unsubscribe: no more streams.",
      "patching_rect": [
       20.0,
-      866.0,
+      888.0,
       760.0,
       20.0
      ],
@@ -508,7 +508,7 @@
      "text": "/ear/stream <name> <rate> [<port>]  -> /ear/done: Turn a stream on or off for the sender (subscribing it with defaults if needed). Values arrive at /ear/<name> (list) or /ear/<name>/<value> (flat).",
      "patching_rect": [
       20.0,
-      888.0,
+      910.0,
       760.0,
       20.0
      ],
@@ -525,7 +525,7 @@
      "text": "/ear/select <layer> <channels> ...  -> /ear/done: Choose the neurons of the act stream (and the highlighted ones in the view).",
      "patching_rect": [
       20.0,
-      932.0,
+      954.0,
       760.0,
       20.0
      ],
@@ -542,7 +542,7 @@
      "text": "/ear/model/list  -> /ear/model/list.reply: The names of the ears.",
      "patching_rect": [
       20.0,
-      976.0,
+      998.0,
       760.0,
       20.0
      ],
@@ -559,7 +559,7 @@
      "text": "/ear/model/load <name>  -> /ear/done: Switch ears while audio plays; /ear/done once the new ear is listening.",
      "patching_rect": [
       20.0,
-      998.0,
+      1020.0,
       760.0,
       20.0
      ],
@@ -576,7 +576,7 @@
      "text": "/ear/model/info  -> /ear/model/info.reply: name, sample_rate, frame_rate, latency_ms, labels (count), layers (count), then per layer: name, channels, units.",
      "patching_rect": [
       20.0,
-      1020.0,
+      1042.0,
       760.0,
       20.0
      ],
@@ -593,7 +593,7 @@
      "text": "/ear/top <count> <threshold>  -> /ear/done: The selection of the top stream (audio-visual hallucinations: the P most probable labels above a threshold).",
      "patching_rect": [
       20.0,
-      1064.0,
+      1086.0,
       760.0,
       20.0
      ],
@@ -610,7 +610,7 @@
      "text": "/ear/embed/fit <layer> [<seconds>] [<dims>]  -> /ear/done: Fit the embed stream (PCA of a layer, each dimension scaled to 0-1) on the coming seconds; answers /ear/done /ear/embed/fit <layer> <dims> when fitted.",
      "patching_rect": [
       20.0,
-      1108.0,
+      1130.0,
       760.0,
       20.0
      ],
@@ -627,7 +627,7 @@
      "text": "/ear/input <kind> [<name>] [<value>]  -> /ear/done: What the server listens to. Files (wav, aif, flac, ogg, mp3) loop; they are read only from the folders the server allows (--allow-dir; relative names: under the first).",
      "patching_rect": [
       20.0,
-      1152.0,
+      1174.0,
       760.0,
       20.0
      ],
@@ -644,7 +644,7 @@
      "text": "/ear/input/gain <gain>  -> /ear/done: Input gain (smoothed).",
      "patching_rect": [
       20.0,
-      1218.0,
+      1240.0,
       760.0,
       20.0
      ],
@@ -661,7 +661,7 @@
      "text": "/ear/output/mix <dry> <wet>  -> /ear/done: Output levels: dry (the input passed through) and wet (the sonification).",
      "patching_rect": [
       20.0,
-      1240.0,
+      1262.0,
       760.0,
       20.0
      ],
@@ -678,7 +678,7 @@
      "text": "/ear/onset/threshold <db>  -> /ear/done: How far (dB) a block's power must rise above the recent level to be an onset.",
      "patching_rect": [
       20.0,
-      1284.0,
+      1306.0,
       760.0,
       20.0
      ],
@@ -695,7 +695,7 @@
      "text": "/ear/view <name>  -> /ear/done: What the picture shows: every neuron laid out, a generative image steered by the tags, or the embed features mapped to shapes.",
      "patching_rect": [
       20.0,
-      1328.0,
+      1350.0,
       760.0,
       20.0
      ],
@@ -712,7 +712,7 @@
      "text": "/ear/view/colormap <name>  -> /ear/done: The colour map of the neurons.",
      "patching_rect": [
       20.0,
-      1372.0,
+      1394.0,
       760.0,
       20.0
      ],
@@ -729,7 +729,7 @@
      "text": "/ear/view/mode <name>  -> /ear/done: How a neuron lights: change (the default: its deviation from its own running level, in its own running spreads; silence is dark, a change lights what changed) or raw (its level, scaled per layer).",
      "patching_rect": [
       20.0,
-      1394.0,
+      1416.0,
       760.0,
       20.0
      ],
@@ -746,7 +746,7 @@
      "text": "/ear/view/tau <seconds>  -> /ear/done: Time constant of each neuron's running level in change mode (its spread follows ten times slower): short shows onsets, long shows whole passages.",
      "patching_rect": [
       20.0,
-      1460.0,
+      1482.0,
       760.0,
       20.0
      ],
@@ -763,7 +763,7 @@
      "text": "/ear/view/gain <gain>  -> /ear/done: Light per deviation: at gain 1 a neuron 3 spreads off its level (change) or at the top of its layer's range (raw) is fully lit.",
      "patching_rect": [
       20.0,
-      1504.0,
+      1526.0,
       760.0,
       20.0
      ],
@@ -780,7 +780,7 @@
      "text": "/ear/view/decay <seconds>  -> /ear/done: Time constant of the light's fade (it rises at once).",
      "patching_rect": [
       20.0,
-      1548.0,
+      1570.0,
       760.0,
       20.0
      ],
@@ -797,7 +797,7 @@
      "text": "/ear/view/glow <strength>  -> /ear/done: How brightly the space between neurons glows with their light.",
      "patching_rect": [
       20.0,
-      1570.0,
+      1592.0,
       760.0,
       20.0
      ],
@@ -814,7 +814,7 @@
      "text": "/ear/view/labels <on>  -> /ear/done: Layer labels and the legend (colour map and what full light means) over the layout view.",
      "patching_rect": [
       20.0,
-      1592.0,
+      1614.0,
       760.0,
       20.0
      ],
@@ -831,7 +831,7 @@
      "text": "/ear/view/highlight <layer> <channels> ...  -> /ear/done: Highlight neurons in the picture only (/ear/select highlights and streams).",
      "patching_rect": [
       20.0,
-      1636.0,
+      1658.0,
       760.0,
       20.0
      ],
@@ -848,7 +848,7 @@
      "text": "/ear/view/shuffle [<seed>]  -> /ear/done: Redraw which embed feature drives which visual parameter (10! mappings); answers /ear/done /ear/view/shuffle <permutation...>.",
      "patching_rect": [
       20.0,
-      1680.0,
+      1702.0,
       760.0,
       20.0
      ],
@@ -865,7 +865,7 @@
      "text": "/ear/view/snapshot [<name>]  -> /ear/done: Draw now and save a PNG; answers /ear/done /ear/view/snapshot <path>.",
      "patching_rect": [
       20.0,
-      1724.0,
+      1746.0,
       760.0,
       20.0
      ],
@@ -882,7 +882,7 @@
      "text": "/ear/view/size <width> <height>  -> /ear/done: Picture size in pixels.",
      "patching_rect": [
       20.0,
-      1768.0,
+      1790.0,
       760.0,
       20.0
      ],
@@ -899,7 +899,7 @@
      "text": "/ear/view/fps <fps>  -> /ear/done: Frames per second while someone watches.",
      "patching_rect": [
       20.0,
-      1790.0,
+      1812.0,
       760.0,
       20.0
      ],
@@ -916,7 +916,7 @@
      "text": "/ear/view/layout <seed>  -> /ear/done: Lay the neurons out again from another seed (cached per seed; the first time takes seconds).",
      "patching_rect": [
       20.0,
-      1812.0,
+      1834.0,
       760.0,
       20.0
      ],
@@ -930,44 +930,10 @@
     "box": {
      "id": "obj-54",
      "maxclass": "comment",
-     "text": "/ear/view/url  -> /ear/view/url.reply: The address of the web page with the live picture.",
-     "patching_rect": [
-      20.0,
-      1856.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 1
-    }
-   },
-   {
-    "box": {
-     "id": "obj-55",
-     "maxclass": "comment",
-     "text": "/ear/sonify <mode> [<quantise>]  -> /ear/done: Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).",
+     "text": "/ear/view/track <track>  -> /ear/done: Which track's ear the picture shows (its layout and activations, redrawn).",
      "patching_rect": [
       20.0,
       1878.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 3
-    }
-   },
-   {
-    "box": {
-     "id": "obj-56",
-     "maxclass": "comment",
-     "text": "/ear/sonify/render <seconds> <name> [<overwrite>]  -> /ear/done: Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.",
-     "patching_rect": [
-      20.0,
-      1944.0,
       760.0,
       20.0
      ],
@@ -979,29 +945,12 @@
    },
    {
     "box": {
-     "id": "obj-57",
+     "id": "obj-55",
      "maxclass": "comment",
-     "text": "/ear/sonify/status  -> /ear/sonify/status.reply: Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump over the input's: above 1 a click), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...",
+     "text": "/ear/view/url  -> /ear/view/url.reply: The address of the web page with the live picture.",
      "patching_rect": [
       20.0,
-      1988.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 6
-    }
-   },
-   {
-    "box": {
-     "id": "obj-58",
-     "maxclass": "comment",
-     "text": "/ear/sonify/layer <value>  -> /ear/done: layer to sonify; empty: the server's selection (/ear/select)",
-     "patching_rect": [
-      20.0,
-      2120.0,
+      1922.0,
       760.0,
       20.0
      ],
@@ -1013,12 +962,63 @@
    },
    {
     "box": {
-     "id": "obj-59",
+     "id": "obj-56",
      "maxclass": "comment",
-     "text": "/ear/sonify/channel <value>  -> /ear/done: channel of that layer; -1: the selection's channels",
+     "text": "/ear/sonify <mode> [<quantise>]  -> /ear/done: Make audible what the selected neurons hear: dream (optimise the input so they respond more) or auralise (their feature map run back to a mask on the input's spectrum); mixed into the output (see /ear/output/mix).",
      "patching_rect": [
       20.0,
-      2142.0,
+      1944.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-57",
+     "maxclass": "comment",
+     "text": "/ear/sonify/render <seconds> <name> [<overwrite>]  -> /ear/done: Render the sonification of the last seconds to a file; answers /ear/done /ear/sonify/render <path> when written.",
+     "patching_rect": [
+      20.0,
+      2010.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-58",
+     "maxclass": "comment",
+     "text": "/ear/sonify/status  -> /ear/sonify/status.reply: Key-value pairs: mode, steps per second, last_rise_spreads (how far the last measured dream raised the selected neurons, in units of their spread on reference audio: the same yardstick for every unit), last_rise (after minus before), last_loudness_db (that dream's output over its input, dB), last_jump (its change's largest sample-to-sample jump over the input's: above 1 a click), last_peak (the last auralisation's mask peak), largest jump at crossfades, steps_live (the dream steps per update now: fewer than asked while the machine cannot keep up, counted in degraded), ...",
+     "patching_rect": [
+      20.0,
+      2054.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-59",
+     "maxclass": "comment",
+     "text": "/ear/sonify/layer <value>  -> /ear/done: layer to sonify; empty: the server's selection (/ear/select)",
+     "patching_rect": [
+      20.0,
+      2186.0,
       760.0,
       20.0
      ],
@@ -1032,24 +1032,7 @@
     "box": {
      "id": "obj-60",
      "maxclass": "comment",
-     "text": "/ear/sonify/lr <value>  -> /ear/done: dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)",
-     "patching_rect": [
-      20.0,
-      2164.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-61",
-     "maxclass": "comment",
-     "text": "/ear/sonify/steps <value>  -> /ear/done: dream: gradient steps per live update",
+     "text": "/ear/sonify/channel <value>  -> /ear/done: channel of that layer; -1: the selection's channels",
      "patching_rect": [
       20.0,
       2208.0,
@@ -1064,12 +1047,29 @@
    },
    {
     "box": {
-     "id": "obj-62",
+     "id": "obj-61",
      "maxclass": "comment",
-     "text": "/ear/sonify/iterations <value>  -> /ear/done: dream: gradient steps for a render or an offline file",
+     "text": "/ear/sonify/lr <value>  -> /ear/done: dream step size (Adam's, on unit-scale coefficients; wave: x the input's RMS)",
      "patching_rect": [
       20.0,
       2230.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-62",
+     "maxclass": "comment",
+     "text": "/ear/sonify/steps <value>  -> /ear/done: dream: gradient steps per live update",
+     "patching_rect": [
+      20.0,
+      2274.0,
       760.0,
       20.0
      ],
@@ -1083,27 +1083,10 @@
     "box": {
      "id": "obj-63",
      "maxclass": "comment",
-     "text": "/ear/sonify/frames <value>  -> /ear/done: dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame",
+     "text": "/ear/sonify/iterations <value>  -> /ear/done: dream: gradient steps for a render or an offline file",
      "patching_rect": [
       20.0,
-      2252.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 3
-    }
-   },
-   {
-    "box": {
-     "id": "obj-64",
-     "maxclass": "comment",
-     "text": "/ear/sonify/mix <value>  -> /ear/done: 0 plays the input, 1 the sonification, between: both",
-     "patching_rect": [
-      20.0,
-      2318.0,
+      2296.0,
       760.0,
       20.0
      ],
@@ -1115,29 +1098,46 @@
    },
    {
     "box": {
-     "id": "obj-65",
+     "id": "obj-64",
      "maxclass": "comment",
-     "text": "/ear/sonify/strength <value>  -> /ear/done: dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)",
+     "text": "/ear/sonify/frames <value>  -> /ear/done: dream: ear frames evaluated per step, drawn at random from the region; 0: as many as half a second of audio holds (CREPE 8, musicnn 1), more where the iterations would not read each frame about 5 times (a long file); an ear that hears the whole signal at once uses every frame",
      "patching_rect": [
       20.0,
-      2340.0,
+      2318.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 2
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-65",
+     "maxclass": "comment",
+     "text": "/ear/sonify/mix <value>  -> /ear/done: 0 plays the input, 1 the sonification, between: both",
+     "patching_rect": [
+      20.0,
+      2384.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
     }
    },
    {
     "box": {
      "id": "obj-66",
      "maxclass": "comment",
-     "text": "/ear/sonify/param <value>  -> /ear/done: dream: what is optimised: change (a change added to the input, as pink-weighted Fourier coefficients), wave (its samples) or spectrum (a gain per STFT bin); auto: change",
+     "text": "/ear/sonify/strength <value>  -> /ear/done: dream: largest change allowed, as RMS of the change over RMS of the input (the output keeps the input's loudness)",
      "patching_rect": [
       20.0,
-      2384.0,
+      2406.0,
       760.0,
       20.0
      ],
@@ -1151,27 +1151,27 @@
     "box": {
      "id": "obj-67",
      "maxclass": "comment",
-     "text": "/ear/sonify/window <value>  -> /ear/done: live: seconds of input each update looks at",
+     "text": "/ear/sonify/param <value>  -> /ear/done: dream: what is optimised: change (a change added to the input, as pink-weighted Fourier coefficients), wave (its samples) or spectrum (a gain per STFT bin); auto: change",
      "patching_rect": [
       20.0,
-      2428.0,
+      2450.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 2
     }
    },
    {
     "box": {
      "id": "obj-68",
      "maxclass": "comment",
-     "text": "/ear/sonify/chunk <value>  -> /ear/done: live: seconds between updates, and of new audio each update plays",
+     "text": "/ear/sonify/window <value>  -> /ear/done: live: seconds of input each update looks at",
      "patching_rect": [
       20.0,
-      2450.0,
+      2494.0,
       760.0,
       20.0
      ],
@@ -1185,24 +1185,7 @@
     "box": {
      "id": "obj-69",
      "maxclass": "comment",
-     "text": "/ear/sonify/queue <value>  -> /ear/done: live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency",
-     "patching_rect": [
-      20.0,
-      2472.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-70",
-     "maxclass": "comment",
-     "text": "/ear/sonify/fade <value>  -> /ear/done: live: crossfade between consecutive versions, seconds",
+     "text": "/ear/sonify/chunk <value>  -> /ear/done: live: seconds between updates, and of new audio each update plays",
      "patching_rect": [
       20.0,
       2516.0,
@@ -1217,9 +1200,9 @@
    },
    {
     "box": {
-     "id": "obj-71",
+     "id": "obj-70",
      "maxclass": "comment",
-     "text": "/ear/sonify/region_start <value>  -> /ear/done: time region of the objective: start, as a fraction of the window",
+     "text": "/ear/sonify/queue <value>  -> /ear/done: live: output queued beyond one chunk, seconds: absorbs slow updates, adds latency",
      "patching_rect": [
       20.0,
       2538.0,
@@ -1234,9 +1217,9 @@
    },
    {
     "box": {
-     "id": "obj-72",
+     "id": "obj-71",
      "maxclass": "comment",
-     "text": "/ear/sonify/region_end <value>  -> /ear/done: time region of the objective: end, as a fraction of the window",
+     "text": "/ear/sonify/fade <value>  -> /ear/done: live: crossfade between consecutive versions, seconds",
      "patching_rect": [
       20.0,
       2582.0,
@@ -1251,9 +1234,9 @@
    },
    {
     "box": {
-     "id": "obj-73",
+     "id": "obj-72",
      "maxclass": "comment",
-     "text": "/ear/sonify/position_start <value>  -> /ear/done: frequency/position region of the layer's second axis: start (fraction)",
+     "text": "/ear/sonify/region_start <value>  -> /ear/done: time region of the objective: start, as a fraction of the window",
      "patching_rect": [
       20.0,
       2604.0,
@@ -1268,12 +1251,29 @@
    },
    {
     "box": {
-     "id": "obj-74",
+     "id": "obj-73",
      "maxclass": "comment",
-     "text": "/ear/sonify/position_end <value>  -> /ear/done: frequency/position region of the layer's second axis: end (fraction)",
+     "text": "/ear/sonify/region_end <value>  -> /ear/done: time region of the objective: end, as a fraction of the window",
      "patching_rect": [
       20.0,
       2648.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-74",
+     "maxclass": "comment",
+     "text": "/ear/sonify/position_start <value>  -> /ear/done: frequency/position region of the layer's second axis: start (fraction)",
+     "patching_rect": [
+      20.0,
+      2670.0,
       760.0,
       20.0
      ],
@@ -1287,27 +1287,27 @@
     "box": {
      "id": "obj-75",
      "maxclass": "comment",
-     "text": "/ear/sonify/jitter <value>  -> /ear/done: dream: largest random time shift per step, seconds",
+     "text": "/ear/sonify/position_end <value>  -> /ear/done: frequency/position region of the layer's second axis: end (fraction)",
      "patching_rect": [
       20.0,
-      2692.0,
+      2714.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 2
     }
    },
    {
     "box": {
      "id": "obj-76",
      "maxclass": "comment",
-     "text": "/ear/sonify/time_mask <value>  -> /ear/done: dream: fraction of the window silenced at random per step",
+     "text": "/ear/sonify/jitter <value>  -> /ear/done: dream: largest random time shift per step, seconds",
      "patching_rect": [
       20.0,
-      2714.0,
+      2758.0,
       760.0,
       20.0
      ],
@@ -1321,24 +1321,7 @@
     "box": {
      "id": "obj-77",
      "maxclass": "comment",
-     "text": "/ear/sonify/freq_mask <value>  -> /ear/done: dream: width of a random frequency band removed per step (fraction of the spectrum)",
-     "patching_rect": [
-      20.0,
-      2736.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-78",
-     "maxclass": "comment",
-     "text": "/ear/sonify/act_penalty <value>  -> /ear/done: dream: penalise the layer's other channels (selectivity)",
+     "text": "/ear/sonify/time_mask <value>  -> /ear/done: dream: fraction of the window silenced at random per step",
      "patching_rect": [
       20.0,
       2780.0,
@@ -1353,12 +1336,29 @@
    },
    {
     "box": {
-     "id": "obj-79",
+     "id": "obj-78",
      "maxclass": "comment",
-     "text": "/ear/sonify/noise_penalty <value>  -> /ear/done: dream: penalise the energy of the change",
+     "text": "/ear/sonify/freq_mask <value>  -> /ear/done: dream: width of a random frequency band removed per step (fraction of the spectrum)",
      "patching_rect": [
       20.0,
       2802.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-79",
+     "maxclass": "comment",
+     "text": "/ear/sonify/act_penalty <value>  -> /ear/done: dream: penalise the layer's other channels (selectivity)",
+     "patching_rect": [
+      20.0,
+      2846.0,
       760.0,
       20.0
      ],
@@ -1372,27 +1372,27 @@
     "box": {
      "id": "obj-80",
      "maxclass": "comment",
-     "text": "/ear/sonify/hf_penalty <value>  -> /ear/done: dream: penalise the change's high frequencies (its first difference)",
+     "text": "/ear/sonify/noise_penalty <value>  -> /ear/done: dream: penalise the energy of the change",
      "patching_rect": [
       20.0,
-      2824.0,
+      2868.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 2
+     "linecount": 1
     }
    },
    {
     "box": {
      "id": "obj-81",
      "maxclass": "comment",
-     "text": "/ear/sonify/stride <value>  -> /ear/done: auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)",
+     "text": "/ear/sonify/hf_penalty <value>  -> /ear/done: dream: penalise the change's high frequencies (its first difference)",
      "patching_rect": [
       20.0,
-      2868.0,
+      2890.0,
       760.0,
       20.0
      ],
@@ -1406,27 +1406,27 @@
     "box": {
      "id": "obj-82",
      "maxclass": "comment",
-     "text": "/ear/sonify/dry <value>  -> /ear/done: output level of the input passed through",
+     "text": "/ear/sonify/stride <value>  -> /ear/done: auralise: ear frames between deconvolved frames (1: every frame, 3: a third of the work)",
      "patching_rect": [
       20.0,
-      2912.0,
+      2934.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 2
     }
    },
    {
     "box": {
      "id": "obj-83",
      "maxclass": "comment",
-     "text": "/ear/sonify/wet <value>  -> /ear/done: output level of the sonification",
+     "text": "/ear/sonify/dry <value>  -> /ear/done: output level of the input passed through",
      "patching_rect": [
       20.0,
-      2934.0,
+      2978.0,
       760.0,
       20.0
      ],
@@ -1440,44 +1440,10 @@
     "box": {
      "id": "obj-84",
      "maxclass": "comment",
-     "text": "/ear/match <image> [<quantise>]  -> /ear/match.reply: Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting. Quantised, the crossfade starts on the next beat or bar after the match is ready.",
+     "text": "/ear/sonify/wet <value>  -> /ear/done: output level of the sonification",
      "patching_rect": [
       20.0,
-      2956.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 6
-    }
-   },
-   {
-    "box": {
-     "id": "obj-85",
-     "maxclass": "comment",
-     "text": "/ear/match/follow <seconds>  -> /ear/done: Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade.",
-     "patching_rect": [
-      20.0,
-      3088.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-86",
-     "maxclass": "comment",
-     "text": "/ear/match/off  -> /ear/done: Fade the bed out and stop following the view.",
-     "patching_rect": [
-      20.0,
-      3132.0,
+      3000.0,
       760.0,
       20.0
      ],
@@ -1489,29 +1455,29 @@
    },
    {
     "box": {
-     "id": "obj-87",
+     "id": "obj-85",
      "maxclass": "comment",
-     "text": "/ear/match/library <folder>  -> /ear/done: The sounds to match from: every audio file with a sidecar .txt naming the ImageNet classes it evokes (class names, #index or #first-last, or words of class names; a number after an entry weighs it). Answers /ear/done /ear/match/library <folder> <sounds>. default: the synthesised library.",
+     "text": "/ear/match <image> [<quantise>]  -> /ear/match.reply: Match a picture to a bed of up to three ambient sounds and crossfade to it. Answers one /ear/match.reply <rank> <divergence> <coverage> <sound> <weight> ... per bed, best first (the first plays): the KL divergence of the picture's ImageNet classes from the bed's, the share of the picture's classes the library can express, and each sound's share of the bed's power. A newer /ear/match supersedes one still waiting. Quantised, the crossfade starts on the next beat or bar after the match is ready.",
      "patching_rect": [
       20.0,
-      3154.0,
+      3022.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 4
+     "linecount": 6
     }
    },
    {
     "box": {
-     "id": "obj-88",
+     "id": "obj-86",
      "maxclass": "comment",
-     "text": "/ear/match/level <level>  -> /ear/done: The bed's gain in the output (beside /ear/output/mix's dry and wet; the bed plays at -26 dBFS RMS at 1).",
+     "text": "/ear/match/follow <seconds>  -> /ear/done: Match the view's picture again every so many seconds (its replies go to whoever asked), so the ear's own picture chooses what it hears next; each change is a crossfade.",
      "patching_rect": [
       20.0,
-      3242.0,
+      3154.0,
       760.0,
       20.0
      ],
@@ -1523,12 +1489,46 @@
    },
    {
     "box": {
-     "id": "obj-89",
+     "id": "obj-87",
      "maxclass": "comment",
-     "text": "/ear/match/input <on>  -> /ear/done: Whether the bed is mixed into what the ear listens to (then it reaches the output as dry input).",
+     "text": "/ear/match/off  -> /ear/done: Fade the bed out and stop following the view.",
      "patching_rect": [
       20.0,
-      3286.0,
+      3198.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-88",
+     "maxclass": "comment",
+     "text": "/ear/match/library <folder>  -> /ear/done: The sounds to match from: every audio file with a sidecar .txt naming the ImageNet classes it evokes (class names, #index or #first-last, or words of class names; a number after an entry weighs it). Answers /ear/done /ear/match/library <folder> <sounds>. default: the synthesised library.",
+     "patching_rect": [
+      20.0,
+      3220.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 4
+    }
+   },
+   {
+    "box": {
+     "id": "obj-89",
+     "maxclass": "comment",
+     "text": "/ear/match/level <level>  -> /ear/done: The bed's gain in the output (beside /ear/output/mix's dry and wet; the bed plays at -26 dBFS RMS at 1).",
+     "patching_rect": [
+      20.0,
+      3308.0,
       760.0,
       20.0
      ],
@@ -1542,10 +1542,10 @@
     "box": {
      "id": "obj-90",
      "maxclass": "comment",
-     "text": "/ear/match/fade <seconds>  -> /ear/done: Length of the crossfade from one bed to the next (equal power: the level does not dip).",
+     "text": "/ear/match/input <on>  -> /ear/done: Whether the bed is mixed into what the ear listens to (then it reaches the output as dry input).",
      "patching_rect": [
       20.0,
-      3330.0,
+      3352.0,
       760.0,
       20.0
      ],
@@ -1559,10 +1559,27 @@
     "box": {
      "id": "obj-91",
      "maxclass": "comment",
+     "text": "/ear/match/fade <seconds>  -> /ear/done: Length of the crossfade from one bed to the next (equal power: the level does not dip).",
+     "patching_rect": [
+      20.0,
+      3396.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-92",
+     "maxclass": "comment",
      "text": "/ear/match/status  -> /ear/match/status.reply: Key-value pairs: library, sounds, bed (the one playing), level, input, fade, follow, matches, changes, superseded, failed, and the last match's read_ms, classify_ms, match_ms, mix_ms.",
      "patching_rect": [
       20.0,
-      3374.0,
+      3440.0,
       760.0,
       20.0
      ],
@@ -1574,12 +1591,12 @@
    },
    {
     "box": {
-     "id": "obj-92",
+     "id": "obj-93",
      "maxclass": "comment",
      "text": "/ear/scene/save <name>  -> /ear/done: Save every setting a command can set (the table marks them *scene*), the subscribers and their streams, the fitted embedding and the bed playing, as readable JSON under the output folder's scenes/ (written whole or not at all); answers /ear/done /ear/scene/save <name> <path>. Saving again replaces it.",
      "patching_rect": [
       20.0,
-      3440.0,
+      3506.0,
       760.0,
       20.0
      ],
@@ -1591,12 +1608,12 @@
    },
    {
     "box": {
-     "id": "obj-93",
+     "id": "obj-94",
      "maxclass": "comment",
      "text": "/ear/scene/recall <name> [<fade>] [<quantise>]  -> /ear/done: Recall a scene: the settings marked *scene: glide* crossfade over the fade, the rest switch at its end (a new ear first), then /ear/done /ear/scene/recall <name> [services not running, whose settings were skipped]. The file is checked before anything changes: a corrupt one, or a setting refused on the way (what the recall had changed is put back), answers /ear/fail with the field at fault. A later recall supersedes one still fading (or waiting for its beat).",
      "patching_rect": [
       20.0,
-      3528.0,
+      3594.0,
       760.0,
       20.0
      ],
@@ -1608,29 +1625,12 @@
    },
    {
     "box": {
-     "id": "obj-94",
+     "id": "obj-95",
      "maxclass": "comment",
      "text": "/ear/scene/list  -> /ear/scene/list.reply: The names of the saved scenes.",
      "patching_rect": [
       20.0,
-      3638.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 1
-    }
-   },
-   {
-    "box": {
-     "id": "obj-95",
-     "maxclass": "comment",
-     "text": "/ear/scene/delete <name>  -> /ear/done: Delete a saved scene.",
-     "patching_rect": [
-      20.0,
-      3660.0,
+      3704.0,
       760.0,
       20.0
      ],
@@ -1644,24 +1644,24 @@
     "box": {
      "id": "obj-96",
      "maxclass": "comment",
-     "text": "/ear/scene/show [<name>]  -> /ear/scene/show.reply: One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>.",
+     "text": "/ear/scene/delete <name>  -> /ear/done: Delete a saved scene.",
      "patching_rect": [
       20.0,
-      3682.0,
+      3726.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 3
+     "linecount": 1
     }
    },
    {
     "box": {
      "id": "obj-97",
      "maxclass": "comment",
-     "text": "/ear/link <on>  -> /ear/done: Ableton Link (off until asked for): share tempo and beat with Live, LinkClock and other peers. Then the beat stream runs, /ear/status has tempo, beat, phase and peers, and scene recalls, matches and the sonify mode can wait for the next beat or bar.",
+     "text": "/ear/scene/show [<name>]  -> /ear/scene/show.reply: One /ear/scene/show.reply per setting (<address> <arguments...>), per subscriber (subscriber <host> <port> <format> <bundle> <stream> <rate> ...), then embedding <layer> <dims> and bed <sound> <weight> ... (or none); then /ear/done /ear/scene/show <lines>.",
      "patching_rect": [
       20.0,
       3748.0,
@@ -1678,10 +1678,27 @@
     "box": {
      "id": "obj-98",
      "maxclass": "comment",
-     "text": "/ear/link/quantum <beats>  -> /ear/done: Beats in a bar: what 'bar' waits for, and the beat stream's phase.",
+     "text": "/ear/link <on>  -> /ear/done: Ableton Link (off until asked for): share tempo and beat with Live, LinkClock and other peers. Then the beat stream runs, /ear/status has tempo, beat, phase and peers, and scene recalls, matches and the sonify mode can wait for the next beat or bar.",
      "patching_rect": [
       20.0,
       3814.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-99",
+     "maxclass": "comment",
+     "text": "/ear/link/quantum <beats>  -> /ear/done: Beats in a bar: what 'bar' waits for, and the beat stream's phase.",
+     "patching_rect": [
+      20.0,
+      3880.0,
       760.0,
       20.0
      ],
@@ -1693,29 +1710,12 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-100",
      "maxclass": "comment",
      "text": "/ear/link/tempo <bpm>  -> /ear/done: Set the session's tempo (every peer follows; a peer's change reaches the server the same way).",
      "patching_rect": [
       20.0,
-      3836.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-100",
-     "maxclass": "comment",
-     "text": "/ear/link/status  -> /ear/link/status.reply: Key-value pairs: link (1 while on), tempo, beat, phase, peers, quantum.",
-     "patching_rect": [
-      20.0,
-      3880.0,
+      3902.0,
       760.0,
       20.0
      ],
@@ -1729,27 +1729,27 @@
     "box": {
      "id": "obj-101",
      "maxclass": "comment",
-     "text": "stream act: mean activation of each selected channel (see /ear/select) (conv6_0, conv6_1, conv6_2, conv6_3)",
+     "text": "/ear/link/status  -> /ear/link/status.reply: Key-value pairs: link (1 while on), tempo, beat, phase, peers, quantum.",
      "patching_rect": [
       20.0,
-      3924.0,
+      3946.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 1
+     "linecount": 2
     }
    },
    {
     "box": {
      "id": "obj-102",
      "maxclass": "comment",
-     "text": "stream layers: energy (RMS) of every layer (conv1, conv2, conv3, conv4, conv5, conv6, pitch)",
+     "text": "stream act: mean activation of each selected channel (see /ear/select) (conv6_0, conv6_1, conv6_2, conv6_3)",
      "patching_rect": [
       20.0,
-      3946.0,
+      3990.0,
       760.0,
       20.0
      ],
@@ -1763,10 +1763,10 @@
     "box": {
      "id": "obj-103",
      "maxclass": "comment",
-     "text": "stream pitch: pitch in Hz and its confidence (0-1) (hz, confidence)",
+     "text": "stream layers: energy (RMS) of every layer (conv1, conv2, conv3, conv4, conv5, conv6, pitch)",
      "patching_rect": [
       20.0,
-      3968.0,
+      4012.0,
       760.0,
       20.0
      ],
@@ -1780,44 +1780,10 @@
     "box": {
      "id": "obj-104",
      "maxclass": "comment",
-     "text": "stream level: input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed (rms, peak)",
-     "patching_rect": [
-      20.0,
-      3990.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 2
-    }
-   },
-   {
-    "box": {
-     "id": "obj-105",
-     "maxclass": "comment",
-     "text": "stream onset: an attack: strength (dB above the recent level) and age (s from the attack to the send); sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time) (strength, age)",
+     "text": "stream pitch: pitch in Hz and its confidence (0-1) (hz, confidence)",
      "patching_rect": [
       20.0,
       4034.0,
-      760.0,
-      20.0
-     ],
-     "numinlets": 1,
-     "numoutlets": 0,
-     "outlettype": [],
-     "linecount": 3
-    }
-   },
-   {
-    "box": {
-     "id": "obj-106",
-     "maxclass": "comment",
-     "text": "stream envelope: the input's peak envelope (attack 5 ms, release 150 ms), per audio block (value)",
-     "patching_rect": [
-      20.0,
-      4100.0,
       760.0,
       20.0
      ],
@@ -1829,12 +1795,46 @@
    },
    {
     "box": {
-     "id": "obj-107",
+     "id": "obj-105",
      "maxclass": "comment",
-     "text": "stream tags: probability of every label ((not with the default ear))",
+     "text": "stream level: input RMS and peak (linear) since the last message; per audio block, sent the moment the block is computed (rms, peak)",
      "patching_rect": [
       20.0,
-      4122.0,
+      4056.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-106",
+     "maxclass": "comment",
+     "text": "stream onset: an attack: strength (dB above the recent level) and age (s from the attack to the send); sent when one happens, the rate caps how often (threshold: /ear/onset/threshold; bundles carry the attack's time) (strength, age)",
+     "patching_rect": [
+      20.0,
+      4100.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 3
+    }
+   },
+   {
+    "box": {
+     "id": "obj-107",
+     "maxclass": "comment",
+     "text": "stream envelope: the input's peak envelope (attack 5 ms, release 150 ms), per audio block (value)",
+     "patching_rect": [
+      20.0,
+      4166.0,
       760.0,
       20.0
      ],
@@ -1848,27 +1848,27 @@
     "box": {
      "id": "obj-108",
      "maxclass": "comment",
-     "text": "stream top: the most probable labels (see /ear/top): probability where chosen, else 0 ((not with the default ear))",
+     "text": "stream tags: probability of every label ((not with the default ear))",
      "patching_rect": [
       20.0,
-      4144.0,
+      4188.0,
       760.0,
       20.0
      ],
      "numinlets": 1,
      "numoutlets": 0,
      "outlettype": [],
-     "linecount": 2
+     "linecount": 1
     }
    },
    {
     "box": {
      "id": "obj-109",
      "maxclass": "comment",
-     "text": "stream embed: low-dimensional code of a layer, 0-1 (see /ear/embed/fit) (e0, e1, e2, e3, e4, e5, ... (32 values))",
+     "text": "stream top: the most probable labels (see /ear/top): probability where chosen, else 0 ((not with the default ear))",
      "patching_rect": [
       20.0,
-      4188.0,
+      4210.0,
       760.0,
       20.0
      ],
@@ -1882,10 +1882,27 @@
     "box": {
      "id": "obj-110",
      "maxclass": "comment",
+     "text": "stream embed: low-dimensional code of a layer, 0-1 (see /ear/embed/fit) (e0, e1, e2, e3, e4, e5, ... (32 values))",
+     "patching_rect": [
+      20.0,
+      4254.0,
+      760.0,
+      20.0
+     ],
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "linecount": 2
+    }
+   },
+   {
+    "box": {
+     "id": "obj-111",
+     "maxclass": "comment",
      "text": "stream beat: the Link session's beat (counting from when the session began), phase in the bar (0 to the quantum) and tempo (BPM); up to 100 a second while /ear/link is on (beat, phase, tempo)",
      "patching_rect": [
       20.0,
-      4232.0,
+      4298.0,
       760.0,
       20.0
      ],

@@ -1591,6 +1591,89 @@
       22
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-78",
+     "maxclass": "live.toggle",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "parameter_enable": 1,
+     "presentation": 1,
+     "presentation_rect": [
+      250,
+      76,
+      18,
+      18
+     ],
+     "varname": "Link",
+     "saved_attribute_attributes": {
+      "valueof": {
+       "parameter_longname": "Link",
+       "parameter_shortname": "Link",
+       "parameter_type": 2,
+       "parameter_mmax": 1,
+       "parameter_enum": [
+        "off",
+        "on"
+       ],
+       "parameter_initial_enable": 1,
+       "parameter_initial": [
+        0
+       ]
+      }
+     },
+     "patching_rect": [
+      1100,
+      420,
+      18,
+      18
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-79",
+     "maxclass": "message",
+     "text": "/ear/link $1",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "outlettype": [
+      ""
+     ],
+     "patching_rect": [
+      1100,
+      450,
+      80,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-80",
+     "maxclass": "comment",
+     "text": "Link: the server follows Live's tempo (Ableton Link)",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "outlettype": [],
+     "presentation": 1,
+     "presentation_rect": [
+      270,
+      76,
+      104,
+      30
+     ],
+     "patching_rect": [
+      1124,
+      420,
+      200,
+      20
+     ]
+    }
    }
   ],
   "lines": [
@@ -2478,6 +2561,30 @@
      ],
      "destination": [
       "obj-77",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-78",
+      0
+     ],
+     "destination": [
+      "obj-79",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-79",
+      0
+     ],
+     "destination": [
+      "obj-4",
       0
      ]
     }
