@@ -7,7 +7,9 @@ A scene is a JSON file under the output folder's ``scenes/``:
   (``Command.scene``);
 - ``subscribers``: who receives which streams, in what format, at what rate;
 - ``embedding``: the fitted embed stream (its arrays as base64 little-endian float64);
-- ``bed``: the ambient sounds playing and their shares of its power.
+- ``bed``: the ambient sounds playing and their shares of its power;
+- with several tracks, track k's settings at ``/ear/<k>/...`` addresses, and its subscribers and
+  embedding under ``tracks``.
 
 Recall reads and checks the whole file before it changes anything, glides the continuous settings
 over the fade, then switches the rest (the ear first, so the selection is checked against the
@@ -24,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ import numpy as np
 
 from . import __version__
 from .commands.base import DEFERRED, Command, Request
+from .commands.dispatch import TRACK_SERVICES, split_track
 from .errors import BadRequest, EarsightError, NotFound
 from .features import STREAMS, Embedding
 from .paths import Folders, write_atomically
@@ -43,7 +46,7 @@ log = logging.getLogger(__name__)
 FORMAT = "earsight scene"
 VERSION = 1
 """The scene format this server writes; it reads this one and older ones."""
-FIELDS = ("format", "version", "earsight", "saved", "settings", "subscribers", "embedding", "bed")
+FIELDS = ("format", "version", "earsight", "saved", "settings", "subscribers", "embedding", "bed", "tracks")
 NAME = re.compile(r"\w[\w .-]{0,63}")
 GLIDE_RATE = 30.0
 """Steps per second of a glide."""
@@ -76,7 +79,7 @@ def encode(scene: Scene) -> str:
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "earsight": __version__,
                             "saved": datetime.now(UTC).isoformat(timespec="seconds"), "settings": scene.settings}
     for key, value in scene.parts.items():
-        data[key] = _encode_embedding(value) if key == "embedding" and value is not None else value
+        data[key] = _encode_parts(value) if key == "tracks" else _encode_parts({key: value})[key]
     lines = []  # one line per setting and per subscriber: a scene reads (and diffs) like a patch
     for key, value in data.items():
         if key == "settings":
@@ -112,8 +115,9 @@ def decode(text: str, table: Mapping[str, Command], where: str) -> Scene:
     if not isinstance(settings, dict):
         raise BadRequest(f"{where}: field 'settings' must be an object of address: [arguments]")
     for address, args in settings.items():
-        command = table.get(address)
-        if command is None or not command.scene:
+        track, base = split_track(address)
+        command = table.get(base)
+        if command is None or not command.scene or track != 1 and command.service not in TRACK_SERVICES:
             raise BadRequest(f"{where}: field settings[{address!r}] is not a setting this version keeps")
         if not isinstance(args, list):
             raise BadRequest(f"{where}: field settings[{address!r}] must be a list of arguments")
@@ -121,14 +125,32 @@ def decode(text: str, table: Mapping[str, Command], where: str) -> Scene:
             command.coerce(args)
         except BadRequest as exc:
             raise BadRequest(f"{where}: field settings[{address!r}]: {exc}") from exc
+    parts = _parts(data, where)
+    if "tracks" in data:
+        if not isinstance(data["tracks"], dict) or not all(k.isdigit() and int(k) > 1 for k in data["tracks"]):
+            raise BadRequest(f"{where}: field 'tracks' must be an object of track numbers (2, 3, ...)")
+        if not all(isinstance(v, dict) for v in data["tracks"].values()):
+            raise BadRequest(f"{where}: field 'tracks': each track's parts must be an object")
+        parts["tracks"] = {int(k): _parts(v, f"{where}: track {k}") for k, v in data["tracks"].items()}
+    return Scene(settings, parts)
+
+
+def _parts(data: Any, where: str) -> dict[str, Any]:
+    """The parts no command sets, checked: subscribers, embedding, bed (each only where present)."""
     parts: dict[str, Any] = {}
     for key, check in (("subscribers", _subscribers), ("embedding", _embedding), ("bed", _bed)):
-        if key in data:
+        if isinstance(data, dict) and key in data:
             try:
                 parts[key] = None if data[key] is None and key != "subscribers" else check(data[key])
             except (BadRequest, KeyError, TypeError, ValueError, binascii.Error) as exc:
                 raise BadRequest(f"{where}: field {key!r}: {_reason(exc)}") from exc
-    return Scene(settings, parts)
+    return parts
+
+
+def _encode_parts(parts: Mapping[Any, Any]) -> dict[str, Any]:
+    """Parts as JSON holds them (an embedding's arrays as base64); a track's under its number."""
+    return {str(k): _encode_embedding(v) if k == "embedding" and v is not None
+            else _encode_parts(v) if isinstance(k, int) else v for k, v in parts.items()}
 
 
 def _reason(exc: Exception) -> str:
@@ -223,9 +245,12 @@ class Scenes:
     it later); each with settings has ``settings() -> {address: arguments}``; ``streams``, ``state``
     and ``match`` also keep the parts no command sets."""
 
-    def __init__(self, table: Mapping[str, Command], services: Mapping[str, object | None]) -> None:
+    def __init__(self, table: Mapping[str, Command], services: Mapping[str, object | None],
+                 tracks: Sequence[Mapping[str, Any]] = ()) -> None:
+        """``tracks``: every track's own services (:data:`TRACK_SERVICES`), track 1 first."""
         self.table = table
         self.services = services
+        self.tracks = tracks
         self._lock = threading.Lock()
         self._latest = 0
         self.counters = {"saved": 0, "recalled": 0, "superseded": 0, "rolled_back": 0}
@@ -283,13 +308,36 @@ class Scenes:
         matching = self.services.get("match")
         if matching is not None:
             parts["bed"] = matching.bed()  # type: ignore[attr-defined]
+        if len(self.tracks) > 1:
+            parts["tracks"] = {}
+        for number, own in enumerate(self.tracks[1:], 2):
+            for name in TRACK_SERVICES:
+                get = getattr(own[name], "settings", None)
+                for address, args in (get() if get else {}).items():
+                    if self.table[address].scene:
+                        settings[f"/ear/{number}{address[4:]}"] = [_plain(a) for a in args]
+            parts["tracks"][number] = {"subscribers": own["streams"].subscriptions(), "embedding": own["state"].embedding}
         return Scene(settings, parts)
 
-    def _service(self, name: str) -> Any:
-        service = self.services.get(name)
+    def _service(self, name: str, services: Mapping[str, object | None] | None = None) -> Any:
+        service = (self.services if services is None else services).get(name)
         if service is None:
             raise EarsightError(f"{name} is not running")
         return service
+
+    def _where(self, address: str) -> tuple[Command, Mapping[str, object | None] | None]:
+        """A setting's command, and the services of its track (None: the server has no such track)."""
+        track, base = split_track(address)
+        if track == 1:
+            return self.table[base], self.services
+        return self.table[base], {**self.services, **self.tracks[track - 1]} if track <= len(self.tracks) else None
+
+    def _skipped(self, address: str) -> str | None:
+        """Why a setting of a scene is not set here: a service not running or a track the server lacks."""
+        command, services = self._where(address)
+        if services is None:
+            return f"track {split_track(address)[0]}"
+        return command.service if services.get(command.service) is None else None
 
     # ------------------------------------------------------------ recall
 
@@ -314,8 +362,7 @@ class Scenes:
             if ticket != self._latest:
                 raise Superseded("superseded by a later /ear/scene/recall")
             before = self.capture()
-            skipped = sorted({self.table[a].service for a in scene.settings
-                              if self.services.get(self.table[a].service) is None})
+            skipped = sorted({why for a in scene.settings if (why := self._skipped(a))})
             try:
                 glided = self._glide(before, scene, fade, ticket, req)
                 self._switch(before, scene, glided, req)
@@ -335,8 +382,8 @@ class Scenes:
     def _glide(self, before: Scene, scene: Scene, fade: float, ticket: int, req: Request) -> set[str]:
         pairs = []
         for address, args in scene.settings.items():
-            command = self.table[address]
-            if command.scene == "glide" and address in before.settings and self.services.get(command.service) is not None:
+            command = self.table[address] if address in self.table else None  # (glides are the server's)
+            if command and command.scene == "glide" and address in before.settings and not self._skipped(address):
                 a = np.asarray(command.coerce(before.settings[address]), float)
                 pairs.append((command, a, np.asarray(command.coerce(args), float)))
         if fade <= 0 or not pairs:
@@ -349,7 +396,7 @@ class Scenes:
                 raise Superseded("superseded by a later /ear/scene/recall")
             w = i / steps
             for command, a, b in pairs:
-                self._apply(command, [float(v) for v in a + (b - a) * w], req, command.address)
+                self._apply(command, [float(v) for v in a + (b - a) * w], req, command.address, self.services)
         return {c.address for c, _, _ in pairs}
 
     def _switch(self, now: Scene, scene: Scene, glided: set[str], req: Request) -> None:
@@ -357,30 +404,34 @@ class Scenes:
         (a sonify chunk and its fade, a mode and its target) are tried again after the rest."""
         pending = []
         for address, args in scene.settings.items():
-            command = self.table[address]
-            if address in glided or self.services.get(command.service) is None:
+            command, services = self._where(address)
+            if address in glided or self._skipped(address) or services is None:
                 continue
             if address in now.settings and command.coerce(now.settings[address]) == command.coerce(args):
                 continue
-            if address == LOAD:
-                self._apply(command, args, req, address)
+            if command.address == LOAD:
+                self._apply(command, args, req, address, services)
             else:
-                pending.append((command, args))
+                pending.append((command, args, address, services))
         while pending:
             refused = []
-            for command, args in pending:
+            for command, args, address, services in pending:
                 try:
-                    self._apply(command, args, req, command.address)
+                    self._apply(command, args, req, address, services)
                 except (BadRequest, NotFound) as exc:
-                    refused.append((command, args, exc))
+                    refused.append((command, args, address, services, exc))
             if len(refused) == len(pending):
-                raise type(refused[0][2])(f"{refused[0][0].address}: {refused[0][2]}")
-            pending = [(c, a) for c, a, _ in refused]
-        self._parts(scene.parts, req)
+                raise type(refused[0][-1])(f"{refused[0][2]}: {refused[0][-1]}")
+            pending = [r[:4] for r in refused]
+        self._restore(scene.parts, req, self.services)
+        for number, parts in scene.parts.get("tracks", {}).items():
+            if number <= len(self.tracks):
+                self._restore(parts, req, {**self.services, **self.tracks[number - 1]})
 
-    def _parts(self, parts: Mapping[str, Any], req: Request) -> None:
+    def _restore(self, parts: Mapping[str, Any], req: Request, services: Mapping[str, object | None]) -> None:
+        """The parts no command sets, on the track whose ``services`` these are."""
         if "embedding" in parts:
-            state = self._service("state")
+            state = self._service("state", services)
             emb: Embedding | None = parts["embedding"]
             if emb is not None:
                 layer = state.ear.layer(emb.layer)  # NotFound for a layer the ear lacks
@@ -390,7 +441,7 @@ class Scenes:
             state.set_embedding(emb)
         if "subscribers" in parts:
             try:
-                self._service("streams").restore(parts["subscribers"])
+                self._service("streams", services).restore(parts["subscribers"])
             except EarsightError as exc:
                 raise type(exc)(f"subscribers: {exc}") from exc
         if "bed" in parts and self.services.get("match") is not None:
@@ -401,12 +452,14 @@ class Scenes:
             except EarsightError as exc:
                 raise type(exc)(f"bed: {exc}") from exc
 
-    def _apply(self, command: Command, args: list[object], req: Request, where: str) -> None:
-        """Set one setting through its command's handler, waiting for one that answers later."""
+    def _apply(self, command: Command, args: list[object], req: Request, where: str,
+               services: Mapping[str, object | None]) -> None:
+        """Set one setting (at address ``where``) through its command's handler, waiting for one that
+        answers later."""
         answer = _Answer(req)
         try:
-            service = self._service(command.service)
-            result = command.handler(service, self._sub_request(req, command.address, answer), *command.coerce(args))
+            service = self._service(command.service, services)
+            result = command.handler(service, self._sub_request(req, where, answer), *command.coerce(args))
             if result is DEFERRED:
                 answer.wait(WAIT)
             else:
@@ -425,12 +478,14 @@ class Scenes:
         """A scene as lines of OSC arguments: each setting's address and arguments, then each subscriber,
         the embedding and the bed (what /ear/scene/show answers)."""
         out: list[list[object]] = [[address, *args] for address, args in scene.settings.items()]
-        for sub in scene.parts.get("subscribers") or []:
-            streams = [x for name, rate in sub["streams"].items() for x in (name, float(rate))]
-            out.append(["subscriber", sub["host"], sub["port"], sub["format"], sub["bundle"], *streams])
-        if "embedding" in scene.parts:
-            emb = scene.parts["embedding"]
-            out.append(["embedding", *([emb.layer, emb.dims] if emb is not None else ["none"])])
+        for number, parts in [(1, scene.parts), *sorted(scene.parts.get("tracks", {}).items())]:
+            suffix = "" if number == 1 else f".{number}"
+            for sub in parts.get("subscribers") or []:
+                streams = [x for name, rate in sub["streams"].items() for x in (name, float(rate))]
+                out.append([f"subscriber{suffix}", sub["host"], sub["port"], sub["format"], sub["bundle"], *streams])
+            if "embedding" in parts:
+                emb = parts["embedding"]
+                out.append([f"embedding{suffix}", *([emb.layer, emb.dims] if emb is not None else ["none"])])
         if "bed" in scene.parts:
             bed = scene.parts["bed"]
             out.append(["bed", *([x for s, w in zip(bed["sounds"], bed["weights"], strict=True) for x in (s, w)]

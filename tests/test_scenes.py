@@ -240,3 +240,20 @@ def test_a_later_recall_supersedes_one_still_fading(client: OscClient, server: A
 
 def test_a_scene_holds_every_setting_the_table_marks_and_nothing_else(server: App) -> None:
     assert set(server.scenes.capture().settings) == {c.address for c in COMMANDS if c.scene}
+
+
+def test_a_scene_of_more_tracks_than_the_server_has_sets_what_it_can(client: OscClient, server: App) -> None:
+    folder = server.dispatcher.folders.out_dir / "scenes"
+    folder.mkdir(exist_ok=True)
+    (folder / "band.json").write_text(json.dumps({
+        "format": FORMAT, "version": VERSION,
+        "settings": {"/ear/view/tau": [3.0], "/ear/2/select": ["conv6", 1], "/ear/2/model/load": ["crepe"]},
+        "tracks": {"2": {"subscribers": [], "embedding": None}},
+    }))
+    assert client.request("/ear/scene/recall", "band", timeout=30) == ["/ear/scene/recall", "band", "track 2"]
+    assert server.display is not None and server.display.settings()["/ear/view/tau"] == [3.0]
+    (folder / "band.json").write_text(json.dumps({"format": FORMAT, "version": VERSION,
+                                                  "settings": {"/ear/2/view": ["layout"]}}))
+    client.drain()
+    client.send("/ear/scene/recall", "band")
+    assert "settings['/ear/2/view'] is not a setting" in str(client.expect("/ear/fail")[1])

@@ -185,3 +185,29 @@ def test_two_tracks_with_different_ears_stream_at_once_through_jack(tmp_path: Pa
             app.stop()
         jackd.terminate()
         jackd.wait(10)
+
+
+def test_a_scene_holds_every_tracks_ear_selection_and_streams(two_tracks: App) -> None:
+    c = OscClient(two_tracks.osc.address)
+    track2 = two_tracks.tracks[1]
+    try:
+        c.request("/ear/2/select", "conv6", 3)
+        c.request("/ear/2/top", 2, 0.5)
+        c.request("/ear/2/stream", "act", 20.0)
+        c.request("/ear/scene/save", "both")
+        lines = {}
+        c.send("/ear/scene/show", "both")
+        while "/ear/done" not in lines:
+            for address, args in c.receive(5.0):
+                if address in ("/ear/scene/show.reply", "/ear/done"):
+                    lines[str(args[0]) if address != "/ear/done" else address] = args[1:]
+        assert lines["/ear/2/select"] == ["conv6", 3] and lines["/ear/2/model/load"] == ["crepe"]
+        assert "act" in lines["subscriber.2"]
+        c.request("/ear/2/select", "conv6", 4)
+        c.request("/ear/2/top", 5, 0.1)
+        c.request("/ear/2/stream", "act", 0.0)
+        c.request("/ear/scene/recall", "both", timeout=60)
+        assert track2["state"].selection.channels == (3,) and track2["state"].top == (2, 0.5)
+        assert track2["streams"].subscribers[("127.0.0.1", c.port)].rates == {"act": 20.0}
+    finally:
+        c.close()
