@@ -69,7 +69,7 @@ def _parameters(ear: Ear) -> list:  # type: ignore[type-arg]
 
 @pytest.fixture(scope="module")
 def two_tracks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    app = App(AppConfig(port=free_port(), ear="crepe", source=Source("test", "sine", 440.0),
+    app = App(AppConfig(port=free_port(), ear="crepe", source=Source("test", "sine", 440.0), view_port=0,
                         audio=AudioConfig(backend="manual", inputs=2), out_dir=tmp_path_factory.mktemp("tracks")))
     app.start()
     try:
@@ -209,5 +209,25 @@ def test_a_scene_holds_every_tracks_ear_selection_and_streams(two_tracks: App) -
         c.request("/ear/scene/recall", "both", timeout=60)
         assert track2["state"].selection.channels == (3,) and track2["state"].top == (2, 0.5)
         assert track2["streams"].subscribers[("127.0.0.1", c.port)].rates == {"act": 20.0}
+    finally:
+        c.close()
+
+
+def test_the_picture_shows_the_track_asked_for(two_tracks: App) -> None:
+    display = two_tracks.display
+    assert display is not None
+    c = OscClient(two_tracks.osc.address)
+    try:
+        c.request("/ear/2/model/load", "cpc", timeout=60)
+        c.request("/ear/view/track", 2, timeout=60)
+        assert display.renderer is not None and display.renderer.ear.name == "cpc"  # track 2's ear, laid out
+        c.request("/ear/2/select", "conv3", 5)  # the shown track's selection lights in the picture
+        assert wait_until(lambda: display.renderer is not None and display.renderer.selection == ("conv3", [5]))
+        c.drain()
+        c.send("/ear/view/track", 3)
+        assert "no track 3" in str(c.expect("/ear/fail")[1])
+        c.request("/ear/view/track", 1, timeout=60)
+        assert display.renderer is not None and display.renderer.ear.name == "crepe"
+        c.request("/ear/2/model/load", "crepe", timeout=60)
     finally:
         c.close()
