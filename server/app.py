@@ -159,7 +159,7 @@ class App:
             unavailable={"view": "no view: start the server with --view-port"},
             folders=Folders(config.out_dir, config.allow_dirs),
         )
-        self.scenes = Scenes(BY_ADDRESS, self.dispatcher.services, self.tracks)  # the same map: it sees the view join
+        self.scenes = Scenes(BY_ADDRESS, self.dispatcher.services_of)
         self.link = LinkClock(on_tick=self.streams.on_clock)
         self.dispatcher.services.update(scenes=self.scenes, link=self.link)
         self.dispatcher.until = self.link.until

@@ -56,7 +56,6 @@ class LinkClock:
         self._ready = threading.Event()
         self._running = False
         self._thread: threading.Thread | None = None
-        self.ticks = 0
 
     # ------------------------------------------------------------ life cycle
 
@@ -91,7 +90,6 @@ class LinkClock:
             if self.on_tick is not None and self.enabled:
                 state = self.now()
                 if state is not None:
-                    self.ticks += 1
                     self.on_tick(time.time(), np.array(state[:3], np.float32))
 
     # ------------------------------------------------------------ control

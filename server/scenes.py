@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,19 +241,24 @@ class _Answer:
 
 
 class Scenes:
-    """The ``scenes`` service. ``services``: the dispatcher's own map of the services (the view joins
-    it later); each with settings has ``settings() -> {address: arguments}``; ``streams``, ``state``
-    and ``match`` also keep the parts no command sets."""
+    """The ``scenes`` service. ``services_of(track)``: the services a command of that track reaches
+    (the dispatcher's, so the view is seen when it joins; None past the last track). Each with
+    settings has ``settings() -> {address: arguments}``; ``streams``, ``state`` and ``match`` also
+    keep the parts no command sets."""
 
-    def __init__(self, table: Mapping[str, Command], services: Mapping[str, object | None],
-                 tracks: Sequence[Mapping[str, Any]] = ()) -> None:
-        """``tracks``: every track's own services (:data:`TRACK_SERVICES`), track 1 first."""
+    def __init__(self, table: Mapping[str, Command],
+                 services_of: Callable[[int], Mapping[str, object | None] | None]) -> None:
         self.table = table
-        self.services = services
-        self.tracks = tracks
+        self.services_of = services_of
         self._lock = threading.Lock()
         self._latest = 0
-        self.counters = {"saved": 0, "recalled": 0, "superseded": 0, "rolled_back": 0}
+
+    @property
+    def services(self) -> Mapping[str, object | None]:
+        """Track 1's, which are the server's."""
+        services = self.services_of(1)
+        assert services is not None
+        return services
 
     # ------------------------------------------------------------ files
 
@@ -283,7 +288,6 @@ class Scenes:
     def save(self, name: str, files: Folders) -> Path:
         path = self.path(name, files, exists=False)
         text = encode(self.capture())
-        self.counters["saved"] += 1
         return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def delete(self, name: str, files: Folders) -> None:
@@ -292,31 +296,31 @@ class Scenes:
     # ------------------------------------------------------------ now
 
     def capture(self) -> Scene:
-        """Every setting as it is now, from each running service."""
-        found: dict[str, list[object]] = {}
-        for service_name, service in self.services.items():
-            get = getattr(service, "settings", None)
-            if get is None:
-                continue
-            for address, args in get().items():
-                command = self.table.get(address)
-                if command is not None and command.scene and command.service == service_name:
-                    found[address] = [_plain(a) for a in args]
-        settings = {a: found[a] for a in self.table if a in found}  # in the table's order
-        parts: dict[str, Any] = {"subscribers": self._service("streams").subscriptions(),
-                                 "embedding": self._service("state").embedding}
-        matching = self.services.get("match")
-        if matching is not None:
-            parts["bed"] = matching.bed()  # type: ignore[attr-defined]
-        if len(self.tracks) > 1:
-            parts["tracks"] = {}
-        for number, own in enumerate(self.tracks[1:], 2):
-            for name in TRACK_SERVICES:
-                get = getattr(own[name], "settings", None)
-                for address, args in (get() if get else {}).items():
-                    if self.table[address].scene:
-                        settings[f"/ear/{number}{address[4:]}"] = [_plain(a) for a in args]
-            parts["tracks"][number] = {"subscribers": own["streams"].subscriptions(), "embedding": own["state"].embedding}
+        """Every setting as it is now, from each running service; track k's at /ear/<k>/... addresses."""
+        settings: dict[str, list[object]] = {}
+        parts: dict[str, Any] = {}
+        track = 1
+        while (services := self.services_of(track)) is not None:
+            found: dict[str, list[object]] = {}
+            for service_name, service in services.items():
+                get = getattr(service, "settings", None)
+                if get is None or track != 1 and service_name not in TRACK_SERVICES:
+                    continue
+                for address, args in get().items():
+                    command = self.table.get(address)
+                    if command is not None and command.scene and command.service == service_name:
+                        found[address] = [_plain(a) for a in args]
+            prefix = "/ear" if track == 1 else f"/ear/{track}"
+            settings.update((prefix + a[4:], found[a]) for a in self.table if a in found)  # in the table's order
+            own = {"subscribers": self._service("streams", services).subscriptions(),
+                   "embedding": self._service("state", services).embedding}
+            if track == 1:
+                parts.update(own)
+                if services.get("match") is not None:
+                    parts["bed"] = self._service("match").bed()
+            else:
+                parts.setdefault("tracks", {})[track] = own
+            track += 1
         return Scene(settings, parts)
 
     def _service(self, name: str, services: Mapping[str, object | None] | None = None) -> Any:
@@ -328,9 +332,7 @@ class Scenes:
     def _where(self, address: str) -> tuple[Command, Mapping[str, object | None] | None]:
         """A setting's command, and the services of its track (None: the server has no such track)."""
         track, base = split_track(address)
-        if track == 1:
-            return self.table[base], self.services
-        return self.table[base], {**self.services, **self.tracks[track - 1]} if track <= len(self.tracks) else None
+        return self.table[base], self.services_of(track)
 
     def _skipped(self, address: str) -> str | None:
         """Why a setting of a scene is not set here: a service not running or a track the server lacks."""
@@ -367,16 +369,13 @@ class Scenes:
                 glided = self._glide(before, scene, fade, ticket, req)
                 self._switch(before, scene, glided, req)
             except Superseded:
-                self.counters["superseded"] += 1
                 raise  # the newer recall starts from where this one got to
             except EarsightError:
-                self.counters["rolled_back"] += 1
                 try:
                     self._switch(self.capture(), before, set(), req)
                 except EarsightError as exc:
                     log.warning("scene recall: putting back the settings before it: %s", exc)
                 raise
-            self.counters["recalled"] += 1
             return skipped
 
     def _glide(self, before: Scene, scene: Scene, fade: float, ticket: int, req: Request) -> set[str]:
@@ -425,8 +424,8 @@ class Scenes:
             pending = [r[:4] for r in refused]
         self._restore(scene.parts, req, self.services)
         for number, parts in scene.parts.get("tracks", {}).items():
-            if number <= len(self.tracks):
-                self._restore(parts, req, {**self.services, **self.tracks[number - 1]})
+            if (services := self.services_of(number)) is not None:
+                self._restore(parts, req, services)
 
     def _restore(self, parts: Mapping[str, Any], req: Request, services: Mapping[str, object | None]) -> None:
         """The parts no command sets, on the track whose ``services`` these are."""

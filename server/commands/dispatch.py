@@ -103,6 +103,13 @@ class Dispatcher:
                 log.warning("fail %s", " ".join(str(a) for a in args))
         self._send(to, address, args)
 
+    def services_of(self, track: int) -> Mapping[str, object | None] | None:
+        """The services a command of track ``track`` reaches: its own :data:`TRACK_SERVICES` and the
+        server's others (None: the server has no such track)."""
+        if track == 1:
+            return self.services
+        return {**self.services, **self.tracks[track - 2]} if 2 <= track <= 1 + len(self.tracks) else None
+
     def commands_for(self, address: str) -> list[Command]:
         if not any(c in address for c in PATTERN_CHARS):
             command = self.by_address.get(address)
@@ -122,19 +129,17 @@ class Dispatcher:
         if not matched:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
             return
-        services: Mapping[str, object | None] = self.services
-        if track != 1 or address != item.address:
-            if not 1 <= track <= 1 + len(self.tracks):
-                self.send(reply_to, "/ear/fail", [item.address, f"no track {track} (the server hears "
-                                                  f"{1 + len(self.tracks)}: earsight serve --inputs N)"])
-                return
+        services = self.services_of(track)
+        if services is None:
+            self.send(reply_to, "/ear/fail", [item.address, f"no track {track} (the server hears "
+                                              f"{1 + len(self.tracks)}: earsight serve --inputs N)"])
+            return
+        if address != item.address:
             matched = [c for c in matched if c.service in TRACK_SERVICES]
             if not matched:
                 self.send(reply_to, "/ear/fail", [item.address, f"{address} is the server's, not a track's: send it "
                                                   "without the track number"])
                 return
-            if track != 1:
-                services = {**self.services, **self.tracks[track - 2]}
         for command in matched:
             shown = command.address if address == item.address else f"/ear/{track}{command.address[4:]}"
             req = Request(shown, item.sender, reply_to, self.send, self.folders, self.until)
