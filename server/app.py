@@ -144,7 +144,9 @@ class App:
             fitter = EmbedFitter(track_state)
             ear = self.listener.add_track(track_state, track_pipeline, [streams.on_frame, fitter.on_frame])
             self.tracks.append({"state": track_state, "streams": streams, "embed": fitter, "ear": ear})
-        self.osc.route = self._route
+        # Every datagram asks where its replies go: one track's table answers that without a loop.
+        route = self.streams.route if len(self.tracks) == 1 else self._route
+        self.osc.route = route
         self.sonifier = Sonifier(
             state, recent=self.recent, output=self.audio.output, set_mix=self.audio.set_mix,
             sample_rate=config.audio.sample_rate, block=config.audio.block,
@@ -155,7 +157,7 @@ class App:
             COMMANDS,
             {"server": self, "streams": self.streams, "state": state, "embed": self.fitter, "ear": self.listener.first,
              "audio": self.audio, "view": None, "sonify": self.sonifier, "match": self.matching},
-            self.osc.reply, route=self._route,
+            self.osc.reply, route=route,
             unavailable={"view": "no view: start the server with --view-port"},
             folders=Folders(config.out_dir, config.allow_dirs),
         )

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 TICK = 1.0 / CLOCK_RATE
 """Seconds between ticks of the beat stream."""
+IDLE = 0.25
+"""Seconds between the thread's looks while Link is off (how soon ticks begin after /ear/link 1)."""
 EARLY = 0.001
 """A boundary closer than this many seconds counts as now (not the one after it)."""
 
@@ -86,7 +88,9 @@ class LinkClock:
 
     async def _ticks(self) -> None:
         while self._running:
-            await asyncio.sleep(TICK)
+            # Off (the default), the thread naps: 100 wake-ups a second would take the GIL from the
+            # OSC thread and the ear for nothing.
+            await asyncio.sleep(TICK if self.enabled else IDLE)
             if self.on_tick is not None and self.enabled:
                 state = self.now()
                 if state is not None:

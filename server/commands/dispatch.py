@@ -33,6 +33,8 @@ _TRACK = re.compile(r"/ear/(\d{1,3})(/.*)")
 
 def split_track(address: str) -> tuple[int, str]:
     """``/ear/2/select`` -> ``(2, "/ear/select")``; an address without a track is track 1's."""
+    if not address[5:6].isdigit():  # nearly every message: no pattern to run
+        return 1, address
     m = _TRACK.fullmatch(address)
     return (int(m.group(1)), "/ear" + m.group(2)) if m else (1, address)
 
@@ -129,7 +131,7 @@ class Dispatcher:
         if not matched:
             self.send(reply_to, "/ear/fail", [item.address, "unknown command (the README's OSC reference lists them)"])
             return
-        services = self.services_of(track)
+        services = self.services if address == item.address else self.services_of(track)
         if services is None:
             self.send(reply_to, "/ear/fail", [item.address, f"no track {track} (the server hears "
                                               f"{1 + len(self.tracks)}: earsight serve --inputs N)"])
